@@ -1,0 +1,77 @@
+//! Log output on stderr.
+//!
+//! Script `print`s are INFO events of target `script`; in text format they are shown as
+//! plain lines (a playbook's output should read like a program's, not like a log), and
+//! warnings and errors get a `warning:`/`error:` prefix. `--log-format json` emits one JSON
+//! object per line for log shippers. `DOCKHAND_LOG` (tracing filter syntax) overrides -v/-q.
+
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{EnvFilter, prelude::*};
+
+use super::{GlobalOpts, LogFormat};
+
+struct Plain;
+
+impl<S, N> FormatEvent<S, N> for Plain
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        match *event.metadata().level() {
+            Level::ERROR => write!(writer, "error: ")?,
+            Level::WARN => write!(writer, "warning: ")?,
+            Level::INFO => {}
+            Level::DEBUG => write!(writer, "debug: ")?,
+            Level::TRACE => write!(writer, "trace: ")?,
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+pub fn init(opts: &GlobalOpts) {
+    let level = match (opts.quiet, opts.verbose) {
+        (q, _) if q >= 2 => "error",
+        (1, _) => "warn",
+        (_, 0) => "info",
+        (_, 1) => "debug",
+        _ => "trace",
+    };
+    let deps = if opts.verbose >= 2 {
+        ""
+    } else {
+        ",hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,h2=warn"
+    };
+    let filter = std::env::var("DOCKHAND_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(format!("{level}{deps}")));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match opts.log_format {
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .event_format(Plain),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .json(),
+            )
+            .try_init(),
+    };
+}

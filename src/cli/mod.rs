@@ -1,0 +1,220 @@
+//! The `dockhand` command line. `main.rs` only calls [`main`]; each subcommand lives in its
+//! own file and talks to the library through [`crate::Runtime`].
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::error::Error;
+use crate::host::Mode;
+
+mod check;
+mod docs;
+pub mod logging;
+mod run;
+
+const EXAMPLES: &str = "\
+Examples:
+  dockhand run playbooks/hello.rhai                 run a playbook
+  dockhand run playbooks/hello.rhai --help          list the playbook's own options
+  dockhand run playbooks/hello.rhai --name ops --dry-run
+  dockhand check playbooks/*.rhai                   compile without running
+  dockhand docs > API.md                            reference of every host function
+  dockhand completions bash > /etc/bash_completion.d/dockhand
+
+Exit codes: 0 ok, 1 a check or step failed (or --timeout), 2 usage/script/config error,
+130 interrupted (Ctrl-C).";
+
+/// An embeddable scripting runtime for fleets of docker-compose services.
+///
+/// Playbooks are Rhai scripts that call host primitives (time, http, fs, state, parallel,
+/// check, ...). Run `dockhand docs` for the full API.
+#[derive(Debug, Parser)]
+#[command(name = "dockhand", version, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts (also after the playbook name, for `run`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct GlobalOpts {
+    /// Show what mutating primitives would do (a plan) without doing it; builds nothing.
+    #[arg(long, global = true, conflicts_with = "read_only")]
+    pub dry_run: bool,
+    /// Refuse every mutating primitive (for team-authored validations).
+    #[arg(long, global = true)]
+    pub read_only: bool,
+    /// Print the result (checks, plan, errors) as JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output (-q hides script prints, -qq shows only errors).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Workspace root: scripts may only touch files under it [default: current directory].
+    #[arg(long, global = true, env = "DOCKHAND_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Stop the run after this long, e.g. 90s, 5m, 1h (exit code 1).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Allow primitives that run processes (docker exec, test commands).
+    #[arg(long, global = true)]
+    pub allow_exec: bool,
+    /// Load `import "stdlib/x"` from this directory instead of the built-in copy.
+    #[arg(long, global = true, env = "DOCKHAND_STDLIB", value_name = "DIR")]
+    pub stdlib: Option<PathBuf>,
+    /// Stop a script after this many operations (0 = no limit).
+    #[arg(long, global = true, value_name = "N")]
+    pub max_operations: Option<u64>,
+}
+
+impl GlobalOpts {
+    pub fn mode(&self) -> Mode {
+        if self.dry_run {
+            Mode::DryRun
+        } else if self.read_only {
+            Mode::ReadOnly
+        } else {
+            Mode::Normal
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a playbook. Options after the playbook name are the playbook's own (see
+    /// `dockhand run PLAYBOOK --help`).
+    #[command(disable_help_flag = true)]
+    Run {
+        /// Print help (of the playbook, when one is named).
+        #[arg(short, long)]
+        help: bool,
+        /// The playbook file (.rhai).
+        playbook: Option<PathBuf>,
+        /// The playbook's options, e.g. --batch-size 8.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "OPTIONS"
+        )]
+        args: Vec<String>,
+    },
+    /// Compile playbooks without running them: syntax, parameter declarations, imports.
+    Check {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the Markdown reference of every host function (from the engine itself).
+    Docs {
+        /// Write Rhai language-server definition files (.d.rhai) into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        definitions: Option<PathBuf>,
+        /// Write the Markdown to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::host::time::parse_duration(s)
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    logging::init(&cli.global);
+    let result = match cli.command {
+        Command::Run {
+            help,
+            playbook,
+            mut args,
+        } => match playbook {
+            Some(p) => {
+                if help {
+                    args.push("--help".into());
+                }
+                run::run(&cli.global, &p, &args)
+            }
+            None => {
+                let mut cmd = Cli::command();
+                let _ = cmd.find_subcommand_mut("run").map(|c| c.print_help());
+                Ok(if help { 0 } else { 2 })
+            }
+        },
+        Command::Check { files } => check::check(&cli.global, &files),
+        Command::Docs {
+            definitions,
+            output,
+        } => docs::docs(&cli.global, definitions, output),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "dockhand", &mut std::io::stdout());
+            Ok(0)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => report(&e, cli.global.json),
+    }
+}
+
+/// Prints an error (stderr; JSON on stdout with `--json`) and returns its exit code.
+pub fn report(e: &Error, json: bool) -> i32 {
+    let code = e.exit_code();
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    match e {
+        Error::Script(_) | Error::Scripts(_) => {
+            let _ = write!(err, "{e}");
+        }
+        Error::Interrupted => {
+            let _ = writeln!(err, "interrupted");
+        }
+        other => {
+            let _ = writeln!(err, "error: {other}");
+        }
+    }
+    if json {
+        let v = serde_json::json!({
+            "status": if code == 130 { "interrupted" } else { "error" },
+            "exit_code": code,
+            "error": error_json(e),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    code
+}
+
+fn error_json(e: &Error) -> serde_json::Value {
+    match e {
+        Error::Script(se) => serde_json::to_value(se).unwrap_or_default(),
+        Error::Scripts(list) => serde_json::to_value(list).unwrap_or_default(),
+        other => serde_json::json!({ "message": other.to_string() }),
+    }
+}

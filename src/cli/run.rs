@@ -1,0 +1,268 @@
+//! `dockhand run PLAYBOOK [OPTIONS]`.
+//!
+//! The playbook's options are not known to clap's derive structs: they come from the
+//! playbook's `params(...)` declaration. So `run` compiles the script first (nothing runs),
+//! builds a clap `Command` from the declaration — one flag per parameter, plus dockhand's own
+//! run options so `--dry-run` works after the playbook name too — and parses the rest of the
+//! command line with it. That gives `--help`, "did you mean" suggestions and type errors for
+//! free, all before the first line of the script executes.
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use rhai::Map;
+
+use super::GlobalOpts;
+use crate::diagnostic::SourceMap;
+use crate::engine::{self, Limits};
+use crate::error::{Error, Result};
+use crate::host::params::{Kind, Param};
+use crate::runtime::{RunOutcome, Runtime, Script, compile_source};
+
+/// The clap command for one playbook.
+pub fn playbook_command(script: &Script) -> Command {
+    let mut doc_lines = script.doc.lines().map(|l| l.trim());
+    let about = doc_lines.next().unwrap_or("").to_string();
+    let mut cmd = Command::new(format!("dockhand run {}", script.name))
+        .no_binary_name(true)
+        .about(about)
+        .max_term_width(100)
+        .disable_version_flag(true)
+        .after_help("Run options may also be given before `run`; see `dockhand --help`.");
+    if script.doc.trim().lines().count() > 1 {
+        cmd = cmd.long_about(script.doc.trim().to_string());
+    }
+    for p in &script.params {
+        cmd = cmd.arg(param_arg(p));
+    }
+    cmd.args(run_option_args())
+}
+
+fn param_arg(p: &Param) -> Arg {
+    let param = p.clone();
+    let mut help = p.help.clone();
+    if p.kind == Kind::Duration {
+        help.push_str(if help.is_empty() {
+            "(duration: 30s, 5m, 1h)"
+        } else {
+            " (duration: 30s, 5m, 1h)"
+        });
+    }
+    if p.kind == Kind::List {
+        help.push_str(if help.is_empty() {
+            "(comma-separated)"
+        } else {
+            " (comma-separated)"
+        });
+    }
+    let mut arg = Arg::new(p.name.clone())
+        .long(p.flag())
+        .help(help)
+        .help_heading("Playbook options")
+        .required(p.required)
+        .value_parser(move |s: &str| param.convert(s).map(|_| s.to_string()));
+    arg = match p.kind {
+        Kind::Bool => arg
+            .num_args(0..=1)
+            .require_equals(true)
+            .default_missing_value("true")
+            .value_name("BOOL"),
+        Kind::Int => arg.value_name("INT"),
+        Kind::Float => arg.value_name("NUMBER"),
+        Kind::Duration => arg.value_name("DURATION"),
+        Kind::List => arg.value_name("A,B,.."),
+        Kind::String => arg.value_name("TEXT"),
+    };
+    if !p.choices.is_empty() {
+        let choices: Vec<clap::builder::PossibleValue> = p
+            .choices
+            .iter()
+            .map(|c| clap::builder::PossibleValue::new(c.clone()))
+            .collect();
+        arg = arg.value_parser(clap::builder::PossibleValuesParser::new(choices));
+    }
+    if let Some(d) = &p.default
+        && p.kind != Kind::Bool
+    {
+        arg = arg.default_value(d.clone());
+    }
+    arg
+}
+
+fn run_option_args() -> Vec<Arg> {
+    let flag = |name: &'static str, help: &'static str| {
+        Arg::new(name)
+            .long(name)
+            .action(ArgAction::SetTrue)
+            .help(help)
+            .help_heading("Run options")
+    };
+    vec![
+        flag(
+            "dry-run",
+            "Record what mutating primitives would do, do nothing",
+        ),
+        flag("read-only", "Refuse every mutating primitive"),
+        flag("json", "Print the result as JSON on stdout"),
+        flag("allow-exec", "Allow primitives that run processes"),
+        Arg::new("timeout")
+            .long("timeout")
+            .value_name("DURATION")
+            .help("Stop the run after this long")
+            .help_heading("Run options")
+            .value_parser(super::parse_duration),
+    ]
+}
+
+fn values(script: &Script, m: &ArgMatches) -> Result<Map> {
+    let mut out = Map::new();
+    for p in &script.params {
+        if m.value_source(&p.name) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        if let Some(text) = m.get_one::<String>(&p.name) {
+            let v = p.convert(text).map_err(Error::Usage)?;
+            out.insert(p.name.as_str().into(), v);
+        }
+    }
+    Ok(out)
+}
+
+pub fn build_runtime(opts: &GlobalOpts) -> Result<Runtime> {
+    let mut limits = Limits::default();
+    if let Some(n) = opts.max_operations {
+        limits.max_operations = n;
+    }
+    Runtime::builder()
+        .root(opts.root.clone().unwrap_or_else(|| ".".into()))
+        .mode(opts.mode())
+        .allow_exec(opts.allow_exec)
+        .timeout(opts.timeout)
+        .stdlib_dir(opts.stdlib.clone())
+        .limits(limits)
+        .handle_ctrl_c(true)
+        .build()
+}
+
+pub fn run(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i32> {
+    // `--json` after the playbook name is only parsed once the playbook compiled; errors
+    // before that must still honour it.
+    let json = global.json || args.iter().any(|a| a == "--json");
+    match run_inner(global, playbook, args) {
+        Ok(code) => Ok(code),
+        Err(e) => Ok(super::report(&e, json)),
+    }
+}
+
+fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i32> {
+    let text = std::fs::read_to_string(playbook).map_err(|source| Error::Io {
+        path: playbook.to_path_buf(),
+        source,
+    })?;
+    let name = playbook.to_string_lossy().into_owned();
+    // Read the declaration with a compile-only engine: nothing runs before the options parse.
+    let declared = compile_source(
+        &engine::bare(&Limits::default()),
+        &SourceMap::default(),
+        &name,
+        &text,
+    )?;
+    let matches = match playbook_command(&declared).try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let mut opts = global.clone();
+    opts.dry_run |= matches.get_flag("dry-run");
+    opts.read_only |= matches.get_flag("read-only");
+    opts.json |= matches.get_flag("json");
+    opts.allow_exec |= matches.get_flag("allow-exec");
+    if let Some(t) = matches.get_one::<std::time::Duration>("timeout") {
+        opts.timeout = Some(*t);
+    }
+    if opts.dry_run && opts.read_only {
+        return Err(Error::Usage(
+            "--dry-run and --read-only cannot be used together".into(),
+        ));
+    }
+    let values = values(&declared, &matches)?;
+    let rt = build_runtime(&opts)?;
+    let script = rt.compile_file(playbook)?;
+    match rt.run(&script, values) {
+        Ok(outcome) => Ok(finish(&opts, &outcome)),
+        Err(e) => Ok(super::report(&e, opts.json)),
+    }
+}
+
+/// Prints the end-of-run summary and returns the exit code.
+fn finish(opts: &GlobalOpts, outcome: &RunOutcome) -> i32 {
+    let code = outcome.exit_code();
+    if opts.json {
+        let value = rhai::serde::from_dynamic::<serde_json::Value>(&outcome.value)
+            .unwrap_or(serde_json::Value::Null);
+        let v = serde_json::json!({
+            "status": if code == 0 { "ok" } else { "failed" },
+            "exit_code": code,
+            "mode": opts.mode(),
+            "value": value,
+            "checks": outcome.checks,
+            "plan": outcome.plan,
+            "duration_ms": outcome.duration_ms,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return code;
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if opts.dry_run {
+        if outcome.plan.is_empty() {
+            let _ = writeln!(out, "dry run: nothing would change");
+        } else {
+            let _ = writeln!(
+                out,
+                "dry run: {} change(s) would be made:",
+                outcome.plan.len()
+            );
+            for (i, a) in outcome.plan.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "  {:>3}. {} {} {}",
+                    i + 1,
+                    a.action,
+                    a.target,
+                    a.detail
+                );
+            }
+        }
+    }
+    if !outcome.checks.is_empty() {
+        let width = outcome
+            .checks
+            .iter()
+            .map(|c| c.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let _ = writeln!(out, "{:<width$}  RESULT  REASON", "CHECK");
+        for c in &outcome.checks {
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:<6}  {}",
+                c.name,
+                if c.ok { "pass" } else { "FAIL" },
+                c.reason
+            );
+        }
+        let failed = outcome.failed_checks().len();
+        let _ = writeln!(
+            out,
+            "{} passed, {} failed",
+            outcome.checks.len() - failed,
+            failed
+        );
+    }
+    code
+}

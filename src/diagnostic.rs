@@ -1,0 +1,246 @@
+//! Script errors as people need to read them.
+//!
+//! A Rhai error arrives as a nest: "error in module 'stdlib/rebuild' ← error in call to
+//! function 'gate' ← variable not found". We flatten it into the innermost error (with the
+//! file, line, column, the source line and a caret under the column) plus the chain of places
+//! it was reached through, outermost first, rendered like rustc:
+//!
+//! ```text
+//! error: variable not found: helth
+//!   --> stdlib/util.rhai:4:12
+//!    |
+//!  4 |     return helth.ok;
+//!    |            ^
+//!    = in call to function 'gate' at playbooks/x.rhai:10:5
+//! ```
+//!
+//! The error's *kind* decides the exit code: a syntax or script bug is 2, a failed step
+//! (an HTTP call that failed, a `throw`) is 1.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use rhai::{EvalAltResult, ParseError, Position};
+use serde::Serialize;
+
+use crate::host::{INVALID_ARGUMENT, REFUSED};
+
+/// Source texts by name (a file path, or `stdlib/x` for an embedded module), so errors can
+/// quote the offending line even from inside imported modules.
+#[derive(Clone, Default, Debug)]
+pub struct SourceMap(Arc<Mutex<HashMap<String, Arc<str>>>>);
+
+impl SourceMap {
+    pub fn insert(&self, name: impl Into<String>, text: impl Into<Arc<str>>) {
+        crate::host::lock(&self.0).insert(name.into(), text.into());
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<str>> {
+        crate::host::lock(&self.0).get(name).cloned()
+    }
+
+    /// The names of every source seen so far (used by watch mode to know what to watch).
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = crate::host::lock(&self.0).keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// How an error should end the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The script does not compile (exit 2).
+    Syntax,
+    /// A bug in the script or a host call used wrongly (exit 2).
+    Script,
+    /// A step failed: a `throw`, a failed HTTP call, a failed build (exit 1).
+    Failure,
+    /// Stopped by Ctrl-C or `--timeout`.
+    Terminated,
+}
+
+/// A place in a script.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub source: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.source, self.line, self.column)
+    }
+}
+
+/// One step of the chain an error travelled through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Frame {
+    /// "in call to function 'gate'", "in closure call", "importing module 'stdlib/x'".
+    pub what: String,
+    pub at: Option<Location>,
+}
+
+/// A script error, flattened and ready to render.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub location: Option<Location>,
+    /// The source line at `location`.
+    pub snippet: Option<String>,
+    /// Outermost first.
+    pub chain: Vec<Frame>,
+}
+
+impl ScriptError {
+    pub fn from_parse(err: &ParseError, source: &str, sources: &SourceMap) -> Self {
+        let location = locate(source, err.position());
+        let snippet = location.as_ref().and_then(|l| line_of(sources, l));
+        Self {
+            kind: ErrorKind::Syntax,
+            message: format!("syntax error: {}", err.err_type()),
+            location,
+            snippet,
+            chain: Vec::new(),
+        }
+    }
+
+    pub fn from_eval(err: &EvalAltResult, main_source: &str, sources: &SourceMap) -> Self {
+        let mut chain = Vec::new();
+        let mut current = main_source.to_string();
+        let mut e = err;
+        loop {
+            match e {
+                EvalAltResult::ErrorInFunctionCall(name, src, inner, pos) => {
+                    let what = if name.starts_with("anon$") {
+                        "in closure call".to_string()
+                    } else {
+                        format!("in call to function '{name}'")
+                    };
+                    chain.push(Frame {
+                        what,
+                        at: locate(&current, *pos),
+                    });
+                    if !src.is_empty() {
+                        current = src.clone();
+                    }
+                    e = inner;
+                }
+                EvalAltResult::ErrorInModule(path, inner, pos) => {
+                    chain.push(Frame {
+                        what: format!("importing module '{path}'"),
+                        at: locate(&current, *pos),
+                    });
+                    if !path.is_empty() {
+                        current = path.clone();
+                    }
+                    e = inner;
+                }
+                _ => break,
+            }
+        }
+        let location = locate(&current, e.position());
+        let snippet = location.as_ref().and_then(|l| line_of(sources, l));
+        let message = message_of(e);
+        let kind = match e {
+            EvalAltResult::ErrorParsing(..) => ErrorKind::Syntax,
+            EvalAltResult::ErrorTerminated(..) => ErrorKind::Terminated,
+            EvalAltResult::ErrorRuntime(..)
+                if !(message.starts_with(INVALID_ARGUMENT) || message.starts_with(REFUSED)) =>
+            {
+                ErrorKind::Failure
+            }
+            _ => ErrorKind::Script,
+        };
+        // Innermost frame last reads naturally as "reached through"; rustc lists outermost
+        // last, but operators read top-down from the playbook they ran.
+        Self {
+            kind,
+            message,
+            location,
+            snippet,
+            chain,
+        }
+    }
+
+    /// Exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self.kind {
+            ErrorKind::Syntax | ErrorKind::Script => 2,
+            ErrorKind::Failure => 1,
+            ErrorKind::Terminated => 130,
+        }
+    }
+}
+
+impl fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "error: {}", self.message)?;
+        if let Some(loc) = &self.location {
+            let num = loc.line.to_string();
+            let pad = " ".repeat(num.len());
+            writeln!(f, "{pad}--> {loc}")?;
+            if let Some(line) = &self.snippet {
+                // Tabs would shift the caret; show them as spaces.
+                let shown = line.replace('\t', "    ");
+                let before: String = line.chars().take(loc.column.saturating_sub(1)).collect();
+                let caret_col = before.replace('\t', "    ").chars().count();
+                writeln!(f, "{pad} |")?;
+                writeln!(f, "{num} | {shown}")?;
+                writeln!(f, "{pad} | {}^", " ".repeat(caret_col))?;
+            }
+        }
+        for frame in &self.chain {
+            match &frame.at {
+                Some(at) => writeln!(f, "  = {} at {at}", frame.what)?,
+                None => writeln!(f, "  = {}", frame.what)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn locate(source: &str, pos: Position) -> Option<Location> {
+    let line = pos.line()?;
+    Some(Location {
+        source: source.to_string(),
+        line,
+        column: pos.position().unwrap_or(1).max(1),
+    })
+}
+
+fn line_of(sources: &SourceMap, loc: &Location) -> Option<String> {
+    let text = sources.get(&loc.source)?;
+    text.lines()
+        .nth(loc.line.checked_sub(1)?)
+        .map(str::to_string)
+}
+
+/// The innermost message of an error, without Rhai's position suffix or wrapper text.
+pub fn message_of(err: &EvalAltResult) -> String {
+    let inner = err.unwrap_inner();
+    match inner {
+        EvalAltResult::ErrorRuntime(d, _) if !d.is_unit() => d.to_string(),
+        EvalAltResult::ErrorParsing(p, _) => format!("syntax error: {p}"),
+        EvalAltResult::ErrorTerminated(..) => "stopped (Ctrl-C or --timeout)".to_string(),
+        other => {
+            let full = other.to_string();
+            let pos = other.position();
+            let suffix = format!(" ({pos})");
+            let s = if pos.is_none() {
+                full.clone()
+            } else {
+                full.strip_suffix(&suffix).unwrap_or(&full).to_string()
+            };
+            let mut c = s.chars();
+            match c.next() {
+                Some(first) => first.to_lowercase().collect::<String>() + c.as_str(),
+                None => s,
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Builds the `rhai::Engine` every dockhand script runs in.
+//!
+//! The choices here are the runtime's safety net:
+//! * **Limits** on operations, call depth, expression depth and data sizes, so a runaway
+//!   script fails with a clear error instead of eating the machine.
+//! * **Cancellation** through `on_progress`: the hook polls this thread's cancellation token,
+//!   so Ctrl-C and `--timeout` stop even `loop {}` (checked every 256 operations, i.e. a few
+//!   microseconds apart).
+//! * **Strict variables**: a misspelled variable is a compile error that `dockhand check`
+//!   reports before anything runs.
+//! * **`print`/`debug` go to `tracing`**, so they obey `-q`/`-v` and `--log-format json`.
+
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine, OptimizationLevel};
+
+use crate::host::{self, HostCtx};
+use crate::resolver::Resolver;
+
+/// Safety limits for scripts.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Maximum operations per run (0 = unlimited).
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_expr_depth: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_operations: 1_000_000_000,
+            max_call_levels: 64,
+            max_expr_depth: 128,
+            max_string_size: 64 * 1024 * 1024,
+            max_array_size: 1_000_000,
+            max_map_size: 100_000,
+        }
+    }
+}
+
+/// An engine with the host modules but no host context: enough to compile a script and read
+/// its parameters (strict mode needs the module names), not to run host calls.
+pub fn bare(limits: &Limits) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_optimization_level(OptimizationLevel::Simple);
+    engine.set_strict_variables(true);
+    engine.set_max_operations(limits.max_operations);
+    engine.set_max_call_levels(limits.max_call_levels);
+    engine.set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth / 2);
+    engine.set_max_string_size(limits.max_string_size);
+    engine.set_max_array_size(limits.max_array_size);
+    engine.set_max_map_size(limits.max_map_size);
+    host::register_all(&mut engine);
+    engine
+}
+
+/// The full engine: host modules, resolver, cancellation, output routing.
+pub fn build(ctx: Arc<HostCtx>, resolver: Arc<Resolver>, limits: &Limits) -> Engine {
+    let mut engine = bare(limits);
+    engine.set_module_resolver(ResolverRef(resolver));
+    engine.set_default_tag(Dynamic::from(ctx));
+    engine.on_progress(|ops| {
+        if ops & 0xff == 0 && crate::cancel::current_is_cancelled() {
+            Some(Dynamic::from("cancelled"))
+        } else {
+            None
+        }
+    });
+    engine.on_print(|text| tracing::info!(target: "script", "{text}"));
+    engine.on_debug(|text, source, pos| match (source, pos.line()) {
+        (Some(src), Some(line)) => tracing::debug!(target: "script", "{src}:{line}: {text}"),
+        (None, Some(line)) => tracing::debug!(target: "script", "line {line}: {text}"),
+        _ => tracing::debug!(target: "script", "{text}"),
+    });
+    engine
+}
+
+/// Lets the runtime keep a handle on the resolver it gave the engine.
+struct ResolverRef(Arc<Resolver>);
+
+impl rhai::ModuleResolver for ResolverRef {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: rhai::Position,
+    ) -> Result<rhai::Shared<rhai::Module>, Box<rhai::EvalAltResult>> {
+        self.0.resolve(engine, source, path, pos)
+    }
+}

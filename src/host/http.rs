@@ -1,0 +1,326 @@
+//! `http::` — HTTP requests and health probes.
+//!
+//! One pooled client serves the whole run, so a validation that probes forty endpoints every
+//! few seconds reuses connections instead of paying a TCP handshake each time. Requests race
+//! the run's cancellation, so Ctrl-C never waits for a hung server.
+//!
+//! `get`/`post`/`head` fail only when no HTTP answer came back (refused, timed out, DNS); a
+//! 500 is still an answer, returned with its status so the script decides. `probe` never
+//! fails: it is the primitive for health checks and reports `ok: false` with the reason.
+//!
+//! Every response is a map `#{ status, ok, ms, body, headers, json }` (`json` is the parsed
+//! body when the server sent JSON, `()` otherwise).
+//!
+//! ```rhai
+//! let r = http::probe("http://localhost:8006/health", #{ timeout: "2s" });
+//! if !r.ok { print(`data-api: ${r.error}`); }
+//! let r = http::post("http://localhost:8086/write?db=lab", "cpu v=1", #{ timeout_ms: 500 });
+//! ```
+
+use std::time::{Duration, Instant};
+
+use rhai::plugin::*;
+use rhai::{Dynamic, Engine, EvalAltResult, INT, Map};
+
+use super::time::{human, to_duration};
+use super::{HostCtx, HostResult, fail, host, invalid};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Request {
+    method: reqwest::Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<Dynamic>,
+    timeout: Duration,
+}
+
+fn options(opts: &Map, default_timeout: Duration) -> HostResult<(Vec<(String, String)>, Duration)> {
+    let mut headers = Vec::new();
+    if let Some(h) = opts.get("headers") {
+        let map = h
+            .read_lock::<Map>()
+            .ok_or_else(|| invalid("option 'headers' must be a map of name: value"))?;
+        for (k, v) in map.iter() {
+            headers.push((k.to_string(), v.to_string()));
+        }
+    }
+    let mut timeout = default_timeout;
+    for key in ["timeout", "timeout_ms"] {
+        if let Some(v) = opts.get(key) {
+            timeout = to_duration(v)?;
+        }
+    }
+    for key in opts.keys() {
+        if !matches!(
+            key.as_str(),
+            "headers"
+                | "timeout"
+                | "timeout_ms"
+                | "json"
+                | "body"
+                | "expect"
+                | "budget"
+                | "budget_ms"
+        ) {
+            return Err(invalid(format!(
+                "unknown http option '{key}' (known: headers, timeout, timeout_ms, budget, expect)"
+            )));
+        }
+    }
+    Ok((headers, timeout))
+}
+
+fn describe_error(
+    method: &reqwest::Method,
+    url: &str,
+    timeout: Duration,
+    e: &reqwest::Error,
+) -> String {
+    if e.is_timeout() {
+        return format!("{method} {url} timed out after {}", human(timeout));
+    }
+    let mut root = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        root = s.to_string();
+        src = s.source();
+    }
+    if e.is_connect() {
+        format!(
+            "{method} {url} failed: cannot connect ({root}); is the service running and listening there?"
+        )
+    } else if e.is_builder() {
+        format!("{method} {url}: invalid request ({root})")
+    } else {
+        format!("{method} {url} failed: {root}")
+    }
+}
+
+/// Performs a request; `Err(text)` when no HTTP answer came back.
+fn perform(h: &HostCtx, req: Request) -> HostResult<Result<Map, String>> {
+    let client = h.http();
+    let mut rb = client
+        .request(req.method.clone(), &req.url)
+        .timeout(req.timeout);
+    for (k, v) in &req.headers {
+        rb = rb.header(k, v);
+    }
+    if let Some(body) = req.body {
+        if body.is_string() {
+            rb = rb.body(body.to_string());
+        } else {
+            rb = rb.json(&super::fs::dynamic_to_json(&body)?);
+        }
+    }
+    let start = Instant::now();
+    let method = req.method.clone();
+    let url = req.url.clone();
+    let timeout = req.timeout;
+    h.block_on(async move {
+        let resp = match rb.send().await {
+            Ok(r) => r,
+            Err(e) => return Err(describe_error(&method, &url, timeout, &e)),
+        };
+        let status = resp.status().as_u16();
+        let mut headers = Map::new();
+        for (k, v) in resp.headers() {
+            headers.insert(k.as_str().into(), v.to_str().unwrap_or("").into());
+        }
+        let is_json = headers
+            .get("content-type")
+            .is_some_and(|c| c.to_string().contains("json"));
+        let body = match resp.text().await {
+            Ok(b) => b,
+            Err(e) => return Err(describe_error(&method, &url, timeout, &e)),
+        };
+        let ms = INT::try_from(start.elapsed().as_millis()).unwrap_or(INT::MAX);
+        let mut m = Map::new();
+        let json = if is_json {
+            serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| rhai::serde::to_dynamic(v).ok())
+                .unwrap_or(Dynamic::UNIT)
+        } else {
+            Dynamic::UNIT
+        };
+        m.insert("status".into(), (status as INT).into());
+        m.insert("ok".into(), (200..300).contains(&status).into());
+        m.insert("ms".into(), ms.into());
+        m.insert("body".into(), body.into());
+        m.insert("headers".into(), headers.into());
+        m.insert("json".into(), json);
+        Ok(m)
+    })
+}
+
+fn request(
+    ctx: &NativeCallContext,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Dynamic>,
+    opts: &Map,
+) -> HostResult<Map> {
+    let h = host(ctx)?;
+    let (headers, timeout) = options(opts, DEFAULT_TIMEOUT)?;
+    perform(
+        &h,
+        Request {
+            method,
+            url: url.to_string(),
+            headers,
+            body,
+            timeout,
+        },
+    )?
+    .map_err(fail)
+}
+
+#[export_module]
+pub mod http_api {
+    use super::*;
+
+    /// GET a URL. Returns `#{status, ok, ms, body, headers, json}`; fails only when no answer
+    /// came back. Options: `headers` (map), `timeout` (default 30 s).
+    #[rhai_fn(return_raw)]
+    pub fn get(ctx: NativeCallContext, url: &str) -> Result<Map, Box<EvalAltResult>> {
+        request(&ctx, reqwest::Method::GET, url, None, &Map::new())
+    }
+
+    /// GET with options (`headers`, `timeout`).
+    #[rhai_fn(name = "get", return_raw)]
+    pub fn get_with(
+        ctx: NativeCallContext,
+        url: &str,
+        opts: Map,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        request(&ctx, reqwest::Method::GET, url, None, &opts)
+    }
+
+    /// POST a body: a string is sent as is, a map or array as JSON.
+    #[rhai_fn(return_raw)]
+    pub fn post(
+        ctx: NativeCallContext,
+        url: &str,
+        body: Dynamic,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        request(&ctx, reqwest::Method::POST, url, Some(body), &Map::new())
+    }
+
+    /// POST with options (`headers`, `timeout`).
+    #[rhai_fn(name = "post", return_raw)]
+    pub fn post_with(
+        ctx: NativeCallContext,
+        url: &str,
+        body: Dynamic,
+        opts: Map,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        request(&ctx, reqwest::Method::POST, url, Some(body), &opts)
+    }
+
+    /// HEAD a URL (status and headers, no body).
+    #[rhai_fn(return_raw)]
+    pub fn head(ctx: NativeCallContext, url: &str) -> Result<Map, Box<EvalAltResult>> {
+        request(&ctx, reqwest::Method::HEAD, url, None, &Map::new())
+    }
+
+    /// HEAD with options (`headers`, `timeout`).
+    #[rhai_fn(name = "head", return_raw)]
+    pub fn head_with(
+        ctx: NativeCallContext,
+        url: &str,
+        opts: Map,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        request(&ctx, reqwest::Method::HEAD, url, None, &opts)
+    }
+
+    /// Health probe: GET `url` and report, never fail. Returns
+    /// `#{ok, status, ms, body, error}`: `ok` is true when the status is 2xx (or equals
+    /// option `expect`) and, if option `budget` is given ("500ms"), the answer came within it.
+    /// `error` says why `ok` is false. Default timeout 5 s.
+    #[rhai_fn(return_raw)]
+    pub fn probe(ctx: NativeCallContext, url: &str) -> Result<Map, Box<EvalAltResult>> {
+        probe_with(ctx, url, Map::new())
+    }
+
+    /// Health probe with options: `timeout`, `budget` (latency limit), `expect` (status),
+    /// `headers`.
+    #[rhai_fn(name = "probe", return_raw)]
+    pub fn probe_with(
+        ctx: NativeCallContext,
+        url: &str,
+        opts: Map,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        let h = host(&ctx)?;
+        let (headers, timeout) = options(&opts, PROBE_TIMEOUT)?;
+        let budget = match opts.get("budget").or_else(|| opts.get("budget_ms")) {
+            Some(b) => Some(to_duration(b)?),
+            None => None,
+        };
+        let expect = match opts.get("expect") {
+            Some(e) => Some(
+                e.as_int()
+                    .map_err(|_| invalid("option 'expect' must be a status code like 200"))?,
+            ),
+            None => None,
+        };
+        let start = Instant::now();
+        let mut out = Map::new();
+        match perform(
+            &h,
+            Request {
+                method: reqwest::Method::GET,
+                url: url.to_string(),
+                headers,
+                body: None,
+                timeout,
+            },
+        )? {
+            Ok(resp) => {
+                let status = resp
+                    .get("status")
+                    .and_then(|s| s.as_int().ok())
+                    .unwrap_or(0);
+                let ms = resp.get("ms").and_then(|s| s.as_int().ok()).unwrap_or(0);
+                let status_ok = match expect {
+                    Some(e) => status == e,
+                    None => (200..300).contains(&status),
+                };
+                let mut error = String::new();
+                if !status_ok {
+                    error = match expect {
+                        Some(e) => format!("status {status}, expected {e}"),
+                        None => format!("status {status}"),
+                    };
+                } else if let Some(b) = budget
+                    && ms as u128 > b.as_millis()
+                {
+                    error = format!("answered in {ms} ms, over the {} budget", human(b));
+                }
+                out.insert("ok".into(), error.is_empty().into());
+                out.insert("status".into(), status.into());
+                out.insert("ms".into(), ms.into());
+                out.insert("body".into(), resp.get("body").cloned().unwrap_or_default());
+                out.insert("error".into(), error.into());
+            }
+            Err(e) => {
+                out.insert("ok".into(), false.into());
+                out.insert("status".into(), (0 as INT).into());
+                out.insert(
+                    "ms".into(),
+                    INT::try_from(start.elapsed().as_millis())
+                        .unwrap_or(INT::MAX)
+                        .into(),
+                );
+                out.insert("body".into(), "".into());
+                out.insert("error".into(), e.into());
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub fn register(engine: &mut Engine) {
+    engine.register_static_module("http", exported_module!(http_api).into());
+}

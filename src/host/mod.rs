@@ -1,0 +1,248 @@
+//! Host modules: the primitives a playbook can call.
+//!
+//! Every module lives in its own file and is written as a Rhai plugin module
+//! (`#[export_module]`), so the doc comment on each function *is* its Rhai documentation:
+//! `dockhand docs` and the REPL's `:help` read them from the engine's metadata, never from a
+//! second copy that could drift.
+//!
+//! Host functions reach the run's shared state ([`HostCtx`]) through the engine's *tag*: the
+//! runtime stores an `Arc<HostCtx>` there and [`host`] fetches it from the
+//! `NativeCallContext`. That keeps the functions plain (no closures capturing state) while
+//! still letting one process embed several independent runtimes.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext, Position};
+use serde::Serialize;
+
+use crate::cancel::{self, RunCancel};
+
+pub mod check;
+pub mod fs;
+pub mod http;
+pub mod parallel;
+pub mod params;
+pub mod state;
+pub mod time;
+
+/// Result type of every host function.
+pub type HostResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// What the run may change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Mutating primitives act.
+    #[default]
+    Normal,
+    /// Mutating primitives do nothing and record what they would have done into the plan.
+    DryRun,
+    /// Mutating primitives raise an error (team-authored validations run like this).
+    ReadOnly,
+}
+
+/// One thing a `--dry-run` would have done.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PlannedAction {
+    /// `module::function`, e.g. `fs::write`.
+    pub action: String,
+    /// What it acts on: a path, a service, an image.
+    pub target: String,
+    /// Human-readable detail (sizes, options).
+    pub detail: String,
+}
+
+/// The outcome of one `check(name, ...)` call.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CheckResult {
+    pub name: String,
+    pub ok: bool,
+    /// Why it failed (or a note on success); empty when there is nothing to say.
+    pub reason: String,
+    /// Time spent evaluating the check, when it was given a closure.
+    pub ms: u64,
+    /// `file:line` of the `check` call.
+    pub location: String,
+}
+
+/// State shared by every host function of one runtime.
+pub struct HostCtx {
+    /// The tokio runtime host calls block on. Scripts never run on its worker threads.
+    pub handle: tokio::runtime::Handle,
+    /// Canonical workspace root: the fs sandbox and the `.dockhand/` directory live here.
+    pub root: PathBuf,
+    pub mode: Mode,
+    /// `--allow-exec`: whether primitives that run processes may do so.
+    pub allow_exec: bool,
+    cancel: Mutex<RunCancel>,
+    http: OnceLock<reqwest::Client>,
+    checks: Mutex<Vec<CheckResult>>,
+    plan: Mutex<Vec<PlannedAction>>,
+    pub(crate) journals: state::Journals,
+    pub(crate) params: params::ParamValues,
+}
+
+impl std::fmt::Debug for HostCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostCtx")
+            .field("root", &self.root)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostCtx {
+    pub fn new(
+        handle: tokio::runtime::Handle,
+        root: PathBuf,
+        mode: Mode,
+        allow_exec: bool,
+    ) -> Self {
+        Self {
+            handle,
+            root,
+            mode,
+            allow_exec,
+            cancel: Mutex::new(RunCancel::new()),
+            http: OnceLock::new(),
+            checks: Mutex::new(Vec::new()),
+            plan: Mutex::new(Vec::new()),
+            journals: state::Journals::default(),
+            params: params::ParamValues::default(),
+        }
+    }
+
+    /// The cancellation of the current run.
+    pub fn run_cancel(&self) -> RunCancel {
+        lock(&self.cancel).clone()
+    }
+
+    /// Starts a fresh run: new cancellation, empty checks and plan.
+    pub fn reset_run(&self) -> RunCancel {
+        let fresh = RunCancel::new();
+        *lock(&self.cancel) = fresh.clone();
+        lock(&self.checks).clear();
+        lock(&self.plan).clear();
+        self.journals.clear();
+        fresh
+    }
+
+    /// One HTTP client for the whole run, created on first use: it pools connections, and
+    /// creating it (TLS roots) costs milliseconds that a run without HTTP should not pay.
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(concat!("dockhand/", env!("CARGO_PKG_VERSION")))
+                .pool_idle_timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
+    }
+
+    /// Sets the parameter values the script's `params(...)` call returns.
+    pub fn set_params(&self, values: rhai::Map) {
+        *lock(&self.params.0) = values;
+    }
+
+    pub fn record_check(&self, c: CheckResult) {
+        lock(&self.checks).push(c);
+    }
+
+    pub fn checks(&self) -> Vec<CheckResult> {
+        lock(&self.checks).clone()
+    }
+
+    pub fn plan(&self) -> Vec<PlannedAction> {
+        lock(&self.plan).clone()
+    }
+
+    /// Gate for every mutating primitive. Returns `Ok(true)` when the caller should act,
+    /// `Ok(false)` in `--dry-run` (the action is recorded in the plan instead), and an error
+    /// in `--read-only`.
+    pub fn mutation(&self, action: &str, target: &str, detail: &str) -> HostResult<bool> {
+        match self.mode {
+            Mode::Normal => Ok(true),
+            Mode::DryRun => {
+                tracing::info!(target: "dockhand::plan", "[dry-run] {action} {target} {detail}");
+                lock(&self.plan).push(PlannedAction {
+                    action: action.to_string(),
+                    target: target.to_string(),
+                    detail: detail.to_string(),
+                });
+                Ok(false)
+            }
+            Mode::ReadOnly => Err(refused(format!(
+                "{action} would change {target}, and this run is --read-only; \
+                 run it without --read-only (or with --dry-run to see what it would do)"
+            ))),
+        }
+    }
+
+    /// Runs `fut` to completion on the runtime, unless this thread's current cancellation
+    /// fires first. Must be called from a plain thread (scripts always run on one).
+    pub fn block_on<F: Future>(&self, fut: F) -> HostResult<F::Output> {
+        let token = cancel::current().unwrap_or_else(|| self.run_cancel().token().clone());
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(fail(
+                "a dockhand host call ran on a tokio worker thread; embedders must run scripts \
+                 on a plain thread (e.g. tokio::task::spawn_blocking)",
+            ));
+        }
+        self.handle.block_on(async {
+            tokio::select! {
+                biased;
+                _ = token.cancelled() => Err(terminated()),
+                out = fut => Ok(out),
+            }
+        })
+    }
+}
+
+/// Poison-tolerant lock: a panic in one worker must not wedge the run's bookkeeping.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The host context of the engine behind `ctx`.
+pub fn host(ctx: &NativeCallContext) -> HostResult<Arc<HostCtx>> {
+    ctx.tag()
+        .and_then(|t| t.read_lock::<Arc<HostCtx>>().map(|h| Arc::clone(&h)))
+        .ok_or_else(|| fail("this engine was not built by dockhand::Runtime (no host context)"))
+}
+
+/// A step failed (exit code 1): a probe, a file that is not there, a Docker error.
+pub fn fail(msg: impl Into<String>) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(Dynamic::from(msg.into()), Position::NONE).into()
+}
+
+/// Prefix of messages for host calls used wrongly: a bad argument is a bug in the script,
+/// so the run ends with exit code 2 like any other script error.
+pub const INVALID_ARGUMENT: &str = "invalid argument: ";
+/// Prefix of messages for calls the sandbox refuses (exit code 2).
+pub const REFUSED: &str = "refused: ";
+
+pub fn invalid(msg: impl AsRef<str>) -> Box<EvalAltResult> {
+    fail(format!("{INVALID_ARGUMENT}{}", msg.as_ref()))
+}
+
+pub fn refused(msg: impl AsRef<str>) -> Box<EvalAltResult> {
+    fail(format!("{REFUSED}{}", msg.as_ref()))
+}
+
+/// The error a cancelled host call returns; Rhai propagates it past `try`/`catch`.
+pub fn terminated() -> Box<EvalAltResult> {
+    EvalAltResult::ErrorTerminated(Dynamic::from("cancelled"), Position::NONE).into()
+}
+
+/// Registers every host module into `engine`.
+pub fn register_all(engine: &mut Engine) {
+    time::register(engine);
+    http::register(engine);
+    fs::register(engine);
+    state::register(engine);
+    parallel::register(engine);
+    check::register(engine);
+    params::register(engine);
+}

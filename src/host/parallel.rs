@@ -1,0 +1,153 @@
+//! `parallel(items, limit, |item| ...)` — run a closure over items on worker threads.
+//!
+//! The seeds' bash started every build with `&` and then `wait`ed for all of them: no cap, no
+//! per-item result, one failure invisible until the end. `parallel` runs at most `limit`
+//! calls at once on plain threads (Rhai's `sync` feature makes the engine shareable), returns
+//! the results **in the order of `items`**, and turns an error in one item into that item's
+//! result — an `ItemError` — instead of aborting the others.
+//!
+//! Ctrl-C and `--timeout` stop every worker: each one races the run's cancellation.
+//!
+//! ```rhai
+//! let results = parallel(services, 4, |svc| http::probe(`http://localhost:${svc.port}/health`));
+//! for r in results {
+//!     if is_error(r) { print(`failed: ${r.message}`); }
+//! }
+//! ```
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, INT};
+
+use super::time::is_terminated;
+use super::{host, invalid, terminated};
+use crate::cancel;
+
+/// Where a worker leaves one item's result.
+type Slot = Mutex<Option<Result<Dynamic, Box<EvalAltResult>>>>;
+
+/// The result of an item whose closure failed.
+#[derive(Debug, Clone)]
+pub struct ItemError {
+    pub index: INT,
+    pub item: Dynamic,
+    pub message: String,
+}
+
+#[export_module]
+pub mod parallel_api {
+    use super::*;
+
+    pub type ItemError = super::ItemError;
+
+    /// Calls `f(item)` for every item, at most `limit` at a time, and returns the results in
+    /// the order of `items`. An item whose call throws yields an `ItemError` (test it with
+    /// `is_error(r)`; read `r.message`, `r.item`, `r.index`) and the others carry on.
+    #[rhai_fn(return_raw)]
+    pub fn parallel(
+        ctx: NativeCallContext,
+        items: Array,
+        limit: INT,
+        f: FnPtr,
+    ) -> Result<Array, Box<EvalAltResult>> {
+        let h = host(&ctx)?;
+        if limit < 1 {
+            return Err(invalid(format!(
+                "parallel limit must be at least 1, got {limit}"
+            )));
+        }
+        if items.is_empty() {
+            return Ok(Array::new());
+        }
+        let workers = usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .min(items.len());
+        let token = cancel::current().unwrap_or_else(|| h.run_cancel().token().clone());
+        #[allow(deprecated)]
+        let store = ctx.store_data();
+        let engine = ctx.engine();
+        let next = AtomicUsize::new(0);
+        let results: Vec<Slot> = items.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    let _current = cancel::enter(token.clone());
+                    #[allow(deprecated)]
+                    let call_ctx = store.create_context(engine);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        if i >= items.len() {
+                            break;
+                        }
+                        if token.is_cancelled() {
+                            *super::super::lock(&results[i]) = Some(Err(terminated()));
+                            continue;
+                        }
+                        let item = items[i].clone();
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            f.call_raw(&call_ctx, None, [item])
+                        }))
+                        .unwrap_or_else(|_| {
+                            Err(super::super::fail(
+                                "internal error: a parallel worker panicked",
+                            ))
+                        });
+                        *super::super::lock(&results[i]) = Some(r);
+                    }
+                });
+            }
+        });
+        let mut out = Array::with_capacity(items.len());
+        for (i, slot) in results.into_iter().enumerate() {
+            let r = slot
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Err(terminated()));
+            match r {
+                Ok(v) => out.push(v),
+                Err(e) if is_terminated(&e) => return Err(e),
+                Err(e) => out.push(Dynamic::from(ItemError {
+                    index: i as INT,
+                    item: items[i].clone(),
+                    message: crate::diagnostic::message_of(&e),
+                })),
+            }
+        }
+        Ok(out)
+    }
+
+    /// True if `value` is an `ItemError` from `parallel`.
+    pub fn is_error(value: Dynamic) -> bool {
+        value.is::<ItemError>()
+    }
+
+    /// What went wrong.
+    #[rhai_fn(global, get = "message", pure)]
+    pub fn message(e: &mut ItemError) -> String {
+        e.message.clone()
+    }
+
+    /// The item whose call failed.
+    #[rhai_fn(global, get = "item", pure)]
+    pub fn item(e: &mut ItemError) -> Dynamic {
+        e.item.clone()
+    }
+
+    /// The item's position in `items`.
+    #[rhai_fn(global, get = "index", pure)]
+    pub fn index(e: &mut ItemError) -> INT {
+        e.index
+    }
+
+    #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
+    pub fn to_string(e: &mut ItemError) -> String {
+        format!("error in item {}: {}", e.index, e.message)
+    }
+}
+
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<ItemError>("ItemError");
+    engine.register_global_module(exported_module!(parallel_api).into());
+}

@@ -1,0 +1,393 @@
+//! `params(#{...})` — playbook parameters the host can read without running the script.
+//!
+//! A playbook declares its options once, as a literal map in a top-level `params(...)` call:
+//!
+//! ```rhai
+//! //! Rebuild services in parallel.
+//! let opts = params(#{
+//!     batch_size: #{ type: "int", default_value: 5, help: "Concurrent builds" },
+//!     category:   #{ type: "string", help: "Only this category", choices: ["integration", "ai-ml"] },
+//!     no_cache:   #{ type: "bool", help: "Build without the layer cache" },
+//!     wait:       #{ type: "duration", default_value: "30s", help: "How long to wait" },
+//!     services:   #{ type: "list", help: "Comma-separated service names" },
+//!     greeting:   "hello",          // shorthand: default value, type inferred
+//! });
+//! print(opts.batch_size);
+//! ```
+//!
+//! Because the map is a literal, `dockhand` reads it from the compiled AST: `dockhand run
+//! X --help` lists the options with their types, defaults and help; `--batch-size 8` sets
+//! `opts.batch_size`; an unknown option, a missing required one or a value of the wrong type
+//! is reported **before anything runs**. At run time `params` returns the map of values.
+//!
+//! Types: `string` (default), `int`, `float`, `bool` (a flag), `duration` (given as "30s",
+//! received as milliseconds), `list` (comma-separated, received as an array of strings).
+//! Keys: `type`, `default_value` (Rhai reserves the word `default`; `"default"` quoted works
+//! too), `help`, `required`, `choices`.
+
+use rhai::plugin::*;
+use rhai::{AST, Array, Dynamic, Engine, EvalAltResult, Expr, INT, Map, Position, Stmt};
+
+use super::{host, invalid};
+
+/// A parameter's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    String,
+    Int,
+    Float,
+    Bool,
+    Duration,
+    List,
+}
+
+impl Kind {
+    fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "string" | "str" => Kind::String,
+            "int" | "integer" => Kind::Int,
+            "float" | "number" => Kind::Float,
+            "bool" | "flag" => Kind::Bool,
+            "duration" => Kind::Duration,
+            "list" | "array" => Kind::List,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Int => "int",
+            Kind::Float => "float",
+            Kind::Bool => "bool",
+            Kind::Duration => "duration",
+            Kind::List => "list",
+        }
+    }
+
+    fn infer(v: &Dynamic) -> Kind {
+        if v.is_int() {
+            Kind::Int
+        } else if v.is_float() {
+            Kind::Float
+        } else if v.is_bool() {
+            Kind::Bool
+        } else if v.is_array() {
+            Kind::List
+        } else {
+            Kind::String
+        }
+    }
+}
+
+/// One declared parameter.
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// As written in the script (`batch_size`).
+    pub name: String,
+    pub kind: Kind,
+    /// Default as text (for `--help` and for parsing), if any.
+    pub default: Option<String>,
+    pub help: String,
+    pub required: bool,
+    pub choices: Vec<String>,
+}
+
+impl Param {
+    /// The command-line flag: `batch_size` → `batch-size`.
+    pub fn flag(&self) -> String {
+        self.name.replace('_', "-")
+    }
+
+    /// Converts command-line text to the value the script receives.
+    pub fn convert(&self, text: &str) -> Result<Dynamic, String> {
+        let bad = |what: &str| {
+            format!(
+                "invalid value '{text}' for --{}: expected {what}",
+                self.flag()
+            )
+        };
+        if !self.choices.is_empty() && !self.choices.iter().any(|c| c == text) {
+            return Err(format!(
+                "invalid value '{text}' for --{}: choose one of {}",
+                self.flag(),
+                self.choices.join(", ")
+            ));
+        }
+        Ok(match self.kind {
+            Kind::String => text.into(),
+            Kind::Int => text
+                .trim()
+                .parse::<INT>()
+                .map_err(|_| bad("a whole number"))?
+                .into(),
+            Kind::Float => text
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| bad("a number"))?
+                .into(),
+            Kind::Bool => match text.trim() {
+                "true" | "yes" | "1" | "on" => true.into(),
+                "false" | "no" | "0" | "off" => false.into(),
+                _ => return Err(bad("true or false")),
+            },
+            Kind::Duration => {
+                let d = super::time::parse_duration(text)
+                    .map_err(|e| format!("--{}: {e}", self.flag()))?;
+                INT::try_from(d.as_millis()).unwrap_or(INT::MAX).into()
+            }
+            Kind::List => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Dynamic::from(s.to_string()))
+                .collect::<Array>()
+                .into(),
+        })
+    }
+}
+
+/// Why a `params(...)` declaration cannot be read.
+#[derive(Debug, Clone)]
+pub struct SpecError {
+    pub message: String,
+    pub position: Position,
+}
+
+fn spec_err(message: impl Into<String>, position: Position) -> SpecError {
+    SpecError {
+        message: message.into(),
+        position,
+    }
+}
+
+fn params_call(stmt: &Stmt) -> Option<(&rhai::FnCallExpr, Position)> {
+    let expr = match stmt {
+        Stmt::Var(x, ..) => &x.1,
+        Stmt::Expr(e) => e.as_ref(),
+        Stmt::FnCall(call, pos) => {
+            return (call.name == "params" && call.namespace.is_empty())
+                .then_some((call.as_ref(), *pos));
+        }
+        _ => return None,
+    };
+    match expr {
+        Expr::FnCall(call, pos) if call.name == "params" && call.namespace.is_empty() => {
+            Some((call.as_ref(), *pos))
+        }
+        _ => None,
+    }
+}
+
+/// Reads the parameter declaration of a compiled script. `Ok(vec![])` when it declares none.
+pub fn extract(ast: &AST) -> Result<Vec<Param>, SpecError> {
+    let mut found = None;
+    for stmt in ast.statements() {
+        if let Some((call, pos)) = params_call(stmt) {
+            if found.is_some() {
+                return Err(spec_err(
+                    "params(...) may be called only once, at the top level",
+                    pos,
+                ));
+            }
+            found = Some((call, pos));
+        }
+    }
+    let Some((call, pos)) = found else {
+        return Ok(Vec::new());
+    };
+    if call.args.len() != 1 {
+        return Err(spec_err(
+            "params takes one map: params(#{ name: #{ type: \"int\", default_value: 1 } })",
+            pos,
+        ));
+    }
+    let arg = &call.args[0];
+    let value = arg.get_literal_value(None).ok_or_else(|| {
+        spec_err(
+            "params(...) must be given a literal map of constants, so dockhand can read it without running the script",
+            arg.position(),
+        )
+    })?;
+    let map = value.try_cast::<Map>().ok_or_else(|| {
+        spec_err(
+            "params(...) takes a map: params(#{ name: ... })",
+            arg.position(),
+        )
+    })?;
+    parse_spec(&map).map_err(|m| spec_err(m, arg.position()))
+}
+
+/// Turns a declaration map into parameters.
+pub fn parse_spec(map: &Map) -> Result<Vec<Param>, String> {
+    let mut out = Vec::new();
+    for (name, decl) in map {
+        let name = name.to_string();
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with('_') {
+            return Err(format!(
+                "parameter name '{name}' must be letters, digits and '_'"
+            ));
+        }
+        if RESERVED.contains(&name.replace('_', "-").as_str()) {
+            return Err(format!(
+                "parameter '{name}' clashes with dockhand's own --{} option; the script can read the run mode with mode()",
+                name.replace('_', "-")
+            ));
+        }
+        let param = match decl.read_lock::<Map>() {
+            Some(d) => {
+                for k in d.keys() {
+                    if !matches!(
+                        k.as_str(),
+                        "type" | "default_value" | "default" | "help" | "required" | "choices"
+                    ) {
+                        return Err(format!(
+                            "parameter '{name}': unknown key '{k}' (known: type, default_value, help, required, choices)"
+                        ));
+                    }
+                }
+                let default = d
+                    .get("default_value")
+                    .or_else(|| d.get("default"))
+                    .filter(|v| !v.is_unit());
+                let kind = match d.get("type") {
+                    Some(t) => {
+                        let t = t.to_string();
+                        Kind::parse(&t).ok_or_else(|| {
+                            format!("parameter '{name}': unknown type '{t}' (use string, int, float, bool, duration or list)")
+                        })?
+                    }
+                    None => default.map(Kind::infer).unwrap_or(Kind::String),
+                };
+                let help = d.get("help").map(|h| h.to_string()).unwrap_or_default();
+                let required = match d.get("required") {
+                    Some(r) => r.as_bool().map_err(|_| {
+                        format!("parameter '{name}': 'required' must be true or false")
+                    })?,
+                    None => false,
+                };
+                let choices = match d.get("choices") {
+                    Some(c) => c
+                        .read_lock::<Array>()
+                        .ok_or_else(|| format!("parameter '{name}': 'choices' must be an array"))?
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect(),
+                    None => Vec::new(),
+                };
+                Param {
+                    name: name.clone(),
+                    kind,
+                    default: default.map(default_text),
+                    help,
+                    required,
+                    choices,
+                }
+            }
+            None => Param {
+                name: name.clone(),
+                kind: Kind::infer(decl),
+                default: (!decl.is_unit()).then(|| default_text(decl)),
+                help: String::new(),
+                required: false,
+                choices: Vec::new(),
+            },
+        };
+        if let Some(d) = &param.default {
+            let _ = param
+                .convert(d)
+                .map_err(|e| format!("parameter '{name}': default does not fit its type: {e}"))?;
+        }
+        out.push(param);
+    }
+    Ok(out)
+}
+
+fn default_text(v: &Dynamic) -> String {
+    match v.read_lock::<Array>() {
+        Some(a) => a
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        None => v.to_string(),
+    }
+}
+
+/// dockhand's own run options, which a playbook parameter may not shadow.
+pub const RESERVED: &[&str] = &[
+    "help",
+    "dry-run",
+    "read-only",
+    "json",
+    "timeout",
+    "root",
+    "allow-exec",
+    "verbose",
+    "quiet",
+    "log-format",
+    "stdlib",
+    "max-operations",
+];
+
+/// The value map a script receives: given values, else defaults; `()` for optional
+/// parameters without a default (and `false` for flags).
+pub fn resolve(params: &[Param], given: &Map) -> Result<Map, String> {
+    for k in given.keys() {
+        if !params.iter().any(|p| p.name == k.as_str()) {
+            return Err(format!("unknown parameter '{k}'"));
+        }
+    }
+    let mut out = Map::new();
+    for p in params {
+        let v = match given.get(p.name.as_str()) {
+            Some(v) => v.clone(),
+            None => match &p.default {
+                Some(d) => p.convert(d)?,
+                None if p.required => {
+                    return Err(format!("missing required option --{}", p.flag()));
+                }
+                None if p.kind == Kind::Bool => false.into(),
+                None => Dynamic::UNIT,
+            },
+        };
+        out.insert(p.name.as_str().into(), v);
+    }
+    Ok(out)
+}
+
+/// Values given for this run (set by the runner before the script starts).
+#[derive(Default)]
+pub struct ParamValues(pub std::sync::Mutex<Map>);
+
+#[export_module]
+pub mod params_api {
+    use super::*;
+
+    /// Declares the playbook's parameters and returns their values for this run (command-line
+    /// values over defaults). Call it once, at the top level, with a literal map — see
+    /// `dockhand docs` for the declaration format.
+    #[rhai_fn(return_raw)]
+    pub fn params(ctx: NativeCallContext, spec: Map) -> Result<Map, Box<EvalAltResult>> {
+        let h = host(&ctx)?;
+        let declared = parse_spec(&spec).map_err(invalid)?;
+        let given = super::super::lock(&h.params.0).clone();
+        resolve(&declared, &given).map_err(invalid)
+    }
+
+    /// The run mode: "normal", "dry-run" or "read-only".
+    #[rhai_fn(return_raw)]
+    pub fn mode(ctx: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
+        let h = host(&ctx)?;
+        Ok(match h.mode {
+            super::super::Mode::Normal => "normal",
+            super::super::Mode::DryRun => "dry-run",
+            super::super::Mode::ReadOnly => "read-only",
+        }
+        .to_string())
+    }
+}
+
+pub fn register(engine: &mut Engine) {
+    engine.register_global_module(exported_module!(params_api).into());
+}

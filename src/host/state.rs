@@ -1,0 +1,337 @@
+//! `state::` — the run journal: named records that survive a crash.
+//!
+//! The seeds' bash rebuild kept `.rebuild_state_phase1.json` and its `--continue` broke when
+//! the script died mid-write or when two runs raced. Here a journal is a JSON file under
+//! `.dockhand/state/<name>.json` with three guarantees:
+//!
+//! * **Never half-written.** Every change rewrites the file atomically (temporary file, fsync,
+//!   rename), so `kill -9` at any instant leaves the previous or the new version.
+//! * **One writer.** Opening a journal takes an OS lock on `<name>.lock`; a second run that
+//!   opens it is refused with the holder's pid and command. The OS drops the lock when the
+//!   process dies, so a crash never leaves a stale lock behind.
+//! * **Timestamps.** Each record gets `updated_at` (RFC 3339) on every change.
+//!
+//! In `--dry-run` the journal is read but kept in memory only; in `--read-only` use
+//! `state::load` (a snapshot, no lock).
+//!
+//! ```rhai
+//! let j = state::open("phase1");
+//! j.update("data-api", #{ phase: "built", build_ms: 5120 });
+//! if j.get("data-api")?.phase == "healthy" { print("done already"); }
+//! ```
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
+use serde_json::Value;
+
+use super::{HostCtx, HostResult, Mode, fail, host, invalid, lock, refused};
+
+/// Where journals live, relative to the workspace root.
+pub const STATE_DIR: &str = ".dockhand/state";
+
+/// An open journal (cheap to clone; all clones share the records and the lock).
+#[derive(Clone)]
+pub struct Journal(Arc<JournalInner>);
+
+struct JournalInner {
+    name: String,
+    path: PathBuf,
+    persist: bool,
+    records: Mutex<serde_json::Map<String, Value>>,
+    /// Holds the OS lock for as long as the journal is open.
+    _lock: Option<File>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "journal({})", self.0.name)
+    }
+}
+
+/// Open journals of one run, so opening the same name twice shares one lock and one view.
+#[derive(Default)]
+pub struct Journals(Mutex<HashMap<String, Journal>>);
+
+impl Journals {
+    pub fn clear(&self) {
+        lock(&self.0).clear();
+    }
+}
+
+fn check_name(name: &str) -> HostResult<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "journal name '{name}' must be letters, digits, '-', '_' or '.' (not starting with '.')"
+        )))
+    }
+}
+
+/// Reads a journal file's records; a missing file is an empty journal.
+pub fn read_records(path: &Path) -> HostResult<serde_json::Map<String, Value>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(fail(format!("cannot read journal {}: {e}", path.display()))),
+    };
+    let v: Value = serde_json::from_str(&text).map_err(|e| {
+        fail(format!(
+            "journal {} is not valid JSON (line {}, column {}): {e}; move it aside to start afresh",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    match v.get("records") {
+        Some(Value::Object(m)) => Ok(m.clone()),
+        _ => Err(fail(format!(
+            "journal {} has no \"records\" object",
+            path.display()
+        ))),
+    }
+}
+
+fn take_lock(dir: &Path, name: &str) -> HostResult<File> {
+    let lock_path = dir.join(format!("{name}.lock"));
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| fail(format!("cannot create lock {}: {e}", lock_path.display())))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                "another process".to_string()
+            } else {
+                holder.to_string()
+            };
+            return Err(fail(format!(
+                "journal '{name}' is in use by another dockhand run ({who}); \
+                 wait for it to finish or stop it, then run again (use --continue to resume)"
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(fail(format!("cannot lock {}: {e}", lock_path.display())));
+        }
+    }
+    let cmd: Vec<String> = std::env::args().collect();
+    let _ = f.set_len(0);
+    let _ = writeln!(
+        f,
+        "pid {}, started {}, command: {}",
+        std::process::id(),
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+        cmd.join(" ")
+    );
+    Ok(f)
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal `name` in `h`'s workspace.
+    pub fn open(h: &HostCtx, name: &str) -> HostResult<Journal> {
+        check_name(name)?;
+        if h.mode == Mode::ReadOnly {
+            return Err(refused(format!(
+                "state::open(\"{name}\") writes a journal, and this run is --read-only; use state::load(\"{name}\") to read it"
+            )));
+        }
+        if let Some(j) = lock(&h.journals.0).get(name) {
+            return Ok(j.clone());
+        }
+        let dir = h.root.join(STATE_DIR);
+        let path = dir.join(format!("{name}.json"));
+        let persist = h.mode == Mode::Normal;
+        let lock_file = if persist {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+            Some(take_lock(&dir, name)?)
+        } else {
+            None
+        };
+        let records = read_records(&path)?;
+        let j = Journal(Arc::new(JournalInner {
+            name: name.to_string(),
+            path,
+            persist,
+            records: Mutex::new(records),
+            _lock: lock_file,
+        }));
+        lock(&h.journals.0).insert(name.to_string(), j.clone());
+        Ok(j)
+    }
+
+    fn save(&self, records: &serde_json::Map<String, Value>) -> HostResult<()> {
+        if !self.0.persist {
+            return Ok(());
+        }
+        let doc = serde_json::json!({
+            "version": 1,
+            "name": self.0.name,
+            "updated_at": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            "records": records,
+        });
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| fail(e.to_string()))? + "\n";
+        crate::host::fs::atomic_write(&self.0.path, text.as_bytes()).map_err(|e| {
+            fail(format!(
+                "cannot write journal {}: {e}",
+                self.0.path.display()
+            ))
+        })
+    }
+
+    /// Replaces (`merge == false`) or merges into the record `key`, then saves.
+    pub fn put(&self, key: &str, value: &Dynamic, merge: bool) -> HostResult<Map> {
+        let Value::Object(mut fields) = crate::host::fs::dynamic_to_json(value)? else {
+            return Err(invalid(
+                "a journal record must be a map, like #{ phase: \"built\" }",
+            ));
+        };
+        fields.insert(
+            "updated_at".into(),
+            Value::String(
+                humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            ),
+        );
+        let mut records = lock(&self.0.records);
+        let entry = records
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
+        if merge && let Value::Object(existing) = entry {
+            existing.extend(fields);
+        } else {
+            *entry = Value::Object(fields);
+        }
+        let out = entry.clone();
+        self.save(&records)?;
+        match crate::host::fs::json_to_dynamic(out)?.try_cast::<Map>() {
+            Some(m) => Ok(m),
+            None => Ok(Map::new()),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> HostResult<Dynamic> {
+        match lock(&self.0.records).get(key) {
+            Some(v) => crate::host::fs::json_to_dynamic(v.clone()),
+            None => Ok(Dynamic::UNIT),
+        }
+    }
+
+    pub fn records(&self) -> HostResult<Dynamic> {
+        crate::host::fs::json_to_dynamic(Value::Object(lock(&self.0.records).clone()))
+    }
+}
+
+#[export_module]
+pub mod state_api {
+    use super::*;
+
+    pub type Journal = super::Journal;
+
+    /// Opens the journal `name` (`.dockhand/state/<name>.json`), creating it if needed and
+    /// locking it for this run. Fails if another dockhand process holds it.
+    #[rhai_fn(return_raw)]
+    pub fn open(ctx: NativeCallContext, name: &str) -> Result<Journal, Box<EvalAltResult>> {
+        let h = host(&ctx)?;
+        Journal::open(&h, name)
+    }
+
+    /// Reads a journal's records as a map (key → record) without locking it; `#{}` if it does
+    /// not exist. Works in `--read-only`.
+    #[rhai_fn(return_raw)]
+    pub fn load(ctx: NativeCallContext, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        check_name(name)?;
+        let h = host(&ctx)?;
+        let path = h.root.join(STATE_DIR).join(format!("{name}.json"));
+        crate::host::fs::json_to_dynamic(Value::Object(read_records(&path)?))
+    }
+
+    /// Names of the journals in this workspace, sorted.
+    #[rhai_fn(return_raw)]
+    pub fn list(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
+        let h = host(&ctx)?;
+        let dir = h.root.join(STATE_DIR);
+        let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".json"))
+                        .map(String::from)
+                })
+                .filter(|n| !n.starts_with('.'))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        Ok(names.into_iter().map(Dynamic::from).collect())
+    }
+
+    /// Replaces the record `key` with `record` (a map) and saves the journal atomically.
+    /// Returns the stored record (with `updated_at`).
+    #[rhai_fn(global, name = "set", return_raw)]
+    pub fn set(j: &mut Journal, key: &str, record: Dynamic) -> Result<Map, Box<EvalAltResult>> {
+        j.put(key, &record, false)
+    }
+
+    /// Merges the fields of `fields` into the record `key` (creating it) and saves atomically.
+    /// Returns the whole record.
+    #[rhai_fn(global, name = "update", return_raw)]
+    pub fn update(j: &mut Journal, key: &str, fields: Dynamic) -> Result<Map, Box<EvalAltResult>> {
+        j.put(key, &fields, true)
+    }
+
+    /// The record `key`, or `()` if there is none.
+    #[rhai_fn(global, name = "get", return_raw, pure)]
+    pub fn get(j: &mut Journal, key: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        j.get(key)
+    }
+
+    /// All records, as a map key → record.
+    #[rhai_fn(global, name = "records", return_raw, pure)]
+    pub fn records(j: &mut Journal) -> Result<Dynamic, Box<EvalAltResult>> {
+        j.records()
+    }
+
+    /// The record keys, sorted.
+    #[rhai_fn(global, name = "keys", pure)]
+    pub fn keys(j: &mut Journal) -> Array {
+        let mut k: Vec<String> = lock(&j.0.records).keys().cloned().collect();
+        k.sort();
+        k.into_iter().map(Dynamic::from).collect()
+    }
+
+    /// The journal's file, relative to the workspace root.
+    #[rhai_fn(global, get = "path", pure)]
+    pub fn path(j: &mut Journal) -> String {
+        format!("{STATE_DIR}/{}.json", j.0.name)
+    }
+
+    #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
+    pub fn to_string(j: &mut Journal) -> String {
+        format!("journal({})", j.0.name)
+    }
+}
+
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<Journal>("Journal");
+    engine.register_static_module("state", exported_module!(state_api).into());
+}

@@ -1,0 +1,27 @@
+//! dockhand — an embeddable scripting runtime for fleets of docker-compose services.
+//!
+//! One host binary exposes Docker, health-check, InfluxDB and timing primitives to **Rhai**
+//! scripts ("playbooks"). This crate is the library behind the `dockhand` binary: everything
+//! the CLI does goes through [`Runtime`], so another Rust program can embed the same engine.
+//!
+//! * [`runtime`] — [`Runtime`] / [`RuntimeBuilder`]: build an engine, compile, run.
+//! * [`host`] — the primitives scripts call (`time::`, `http::`, `fs::`, `state::`,
+//!   `parallel`, `check`, `params`), one file per module.
+//! * [`engine`] — limits, cancellation and output routing of the Rhai engine.
+//! * [`resolver`] — `import "stdlib/x"` and relative imports.
+//! * [`diagnostic`] — errors with `file:line:col`, the source line and a caret.
+//! * [`cli`] — the command-line interface (thin `main.rs` calls [`cli::main`]).
+
+pub mod cancel;
+pub mod cli;
+pub mod diagnostic;
+pub mod docs;
+pub mod engine;
+pub mod error;
+pub mod host;
+pub mod resolver;
+pub mod runtime;
+
+pub use error::{Error, Result};
+pub use host::Mode;
+pub use runtime::{RunOutcome, Runtime, RuntimeBuilder, Script};

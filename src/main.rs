@@ -1,0 +1,5 @@
+//! The `dockhand` binary: everything lives in the library (`dockhand::cli`).
+
+fn main() {
+    std::process::exit(dockhand::cli::main());
+}

@@ -1,0 +1,217 @@
+//! How `import "..."` finds modules.
+//!
+//! * `import "stdlib/rebuild"` — the standard library that ships *inside* the binary
+//!   (`include_str!`), so an installed `dockhand` works from any directory. A directory given
+//!   with `--stdlib DIR` (or `DOCKHAND_STDLIB`) overrides it file by file, for developing the
+//!   stdlib itself.
+//! * `import "lib/checks"` — a file relative to the importing script (`.rhai` is optional),
+//!   confined to the workspace root like every other file access.
+//!
+//! The resolver remembers the text of everything it loaded (for error snippets) and every
+//! file path (so watch mode can re-run when an imported module is saved).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rhai::module_resolvers::ModuleResolver;
+use rhai::{AST, ASTNode, Engine, EvalAltResult, Module, Position, Scope, Shared, Stmt};
+
+use crate::diagnostic::{ScriptError, SourceMap};
+use crate::host::lock;
+
+/// The embedded standard library: (import name, source).
+pub const STDLIB: &[(&str, &str)] = &[("stdlib/fmt", include_str!("../stdlib/fmt.rhai"))];
+
+/// Where a module's text came from.
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// Name used in errors (`stdlib/fmt`, `playbooks/lib/x.rhai`).
+    pub name: String,
+    pub text: String,
+    /// The file on disk, if any.
+    pub file: Option<PathBuf>,
+}
+
+pub struct Resolver {
+    root: PathBuf,
+    stdlib_dir: Option<PathBuf>,
+    sources: SourceMap,
+    /// source name → file on disk, to resolve relative imports from inside modules.
+    files: Mutex<HashMap<String, PathBuf>>,
+    cache: Mutex<HashMap<String, Shared<Module>>>,
+}
+
+impl Resolver {
+    pub fn new(root: PathBuf, stdlib_dir: Option<PathBuf>, sources: SourceMap) -> Self {
+        Self {
+            root,
+            stdlib_dir,
+            sources,
+            files: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Registers the main script so imports relative to it resolve.
+    pub fn register_file(&self, name: &str, file: PathBuf) {
+        lock(&self.files).insert(name.to_string(), file);
+    }
+
+    /// Files loaded so far (main scripts and imported modules).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = lock(&self.files).values().cloned().collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Forgets compiled modules so the next import reads the files again (watch mode).
+    pub fn clear_cache(&self) {
+        lock(&self.cache).clear();
+    }
+
+    /// Finds the text of module `path` imported from `importer`.
+    pub fn locate(&self, importer: Option<&str>, path: &str) -> Result<Located, String> {
+        if let Some(rest) = path.strip_prefix("stdlib/") {
+            let rest = rest.strip_suffix(".rhai").unwrap_or(rest);
+            let name = format!("stdlib/{rest}");
+            if let Some(dir) = &self.stdlib_dir {
+                let file = dir.join(format!("{rest}.rhai"));
+                if let Ok(text) = std::fs::read_to_string(&file) {
+                    return Ok(Located {
+                        name,
+                        text,
+                        file: Some(file),
+                    });
+                }
+            }
+            return STDLIB
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(n, t)| Located {
+                    name: n.to_string(),
+                    text: t.to_string(),
+                    file: None,
+                })
+                .ok_or_else(|| {
+                    let known: Vec<&str> = STDLIB.iter().map(|(n, _)| *n).collect();
+                    format!(
+                        "there is no standard module '{name}' (available: {})",
+                        known.join(", ")
+                    )
+                });
+        }
+        let base_dir = importer
+            .and_then(|s| lock(&self.files).get(s).cloned())
+            .and_then(|f| f.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| self.root.clone());
+        let mut rel = PathBuf::from(path);
+        if rel.extension().is_none() {
+            rel.set_extension("rhai");
+        }
+        let joined = base_dir.join(&rel);
+        let full = crate::host::fs::resolve(&self.root, &joined.to_string_lossy())
+            .map_err(|e| crate::diagnostic::message_of(&e))?;
+        let text = std::fs::read_to_string(&full)
+            .map_err(|e| format!("cannot read module '{path}' at {}: {e}", full.display()))?;
+        let name = crate::host::fs::display_rel(&self.root, &full);
+        Ok(Located {
+            name,
+            text,
+            file: Some(full),
+        })
+    }
+
+    fn compile(&self, engine: &Engine, loc: &Located) -> Result<AST, Box<EvalAltResult>> {
+        self.sources.insert(loc.name.clone(), loc.text.as_str());
+        if let Some(f) = &loc.file {
+            lock(&self.files).insert(loc.name.clone(), f.clone());
+        }
+        let mut ast = engine.compile(&loc.text).map_err(|e| {
+            let (t, p) = (e.err_type().clone(), e.position());
+            EvalAltResult::ErrorParsing(t, p)
+        })?;
+        ast.set_source(loc.name.as_str());
+        Ok(ast)
+    }
+
+    /// Compiles `ast`'s imports (recursively) without running anything, reporting modules that
+    /// cannot be found or do not compile. Used by `dockhand check`.
+    pub fn check_imports(&self, engine: &Engine, ast: &AST, source: &str) -> Vec<ScriptError> {
+        let mut errors = Vec::new();
+        let mut seen = HashSet::new();
+        self.check_rec(engine, ast, source, &mut seen, &mut errors);
+        errors
+    }
+
+    fn check_rec(
+        &self,
+        engine: &Engine,
+        ast: &AST,
+        source: &str,
+        seen: &mut HashSet<String>,
+        errors: &mut Vec<ScriptError>,
+    ) {
+        let mut imports: Vec<(String, Position)> = Vec::new();
+        ast.walk(&mut |nodes: &[ASTNode]| {
+            if let Some(ASTNode::Stmt(Stmt::Import(x, pos))) = nodes.last()
+                && let Some(p) = x.0.get_literal_value(None)
+                && let Ok(s) = p.into_immutable_string()
+            {
+                imports.push((s.to_string(), *pos));
+            }
+            true
+        });
+        for (path, pos) in imports {
+            let wrap = |inner: EvalAltResult| {
+                ScriptError::from_eval(
+                    &EvalAltResult::ErrorInModule(path.clone(), inner.into(), pos),
+                    source,
+                    &self.sources,
+                )
+            };
+            let loc = match self.locate(Some(source), &path) {
+                Ok(l) => l,
+                Err(msg) => {
+                    let e = EvalAltResult::ErrorModuleNotFound(format!("'{path}': {msg}"), pos);
+                    errors.push(ScriptError::from_eval(&e, source, &self.sources));
+                    continue;
+                }
+            };
+            if !seen.insert(loc.name.clone()) {
+                continue;
+            }
+            match self.compile(engine, &loc) {
+                Ok(module_ast) => self.check_rec(engine, &module_ast, &loc.name, seen, errors),
+                Err(e) => errors.push(wrap(*e)),
+            }
+        }
+    }
+}
+
+impl ModuleResolver for Resolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let loc = self
+            .locate(source, path)
+            .map_err(|msg| EvalAltResult::ErrorModuleNotFound(format!("'{path}': {msg}"), pos))?;
+        if let Some(m) = lock(&self.cache).get(&loc.name) {
+            return Ok(m.clone());
+        }
+        let wrap = |e: Box<EvalAltResult>| -> Box<EvalAltResult> {
+            EvalAltResult::ErrorInModule(loc.name.clone(), e, pos).into()
+        };
+        let ast = self.compile(engine, &loc).map_err(wrap)?;
+        let module: Shared<Module> = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+            .map_err(wrap)?
+            .into();
+        lock(&self.cache).insert(loc.name.clone(), module.clone());
+        Ok(module)
+    }
+}
