@@ -10,7 +10,7 @@
 //!   reports before anything runs.
 //! * **`print`/`debug` go to `tracing`**, so they obey `-q`/`-v` and `--log-format json`.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use rhai::{Dynamic, Engine, OptimizationLevel};
 
@@ -45,7 +45,14 @@ impl Default for Limits {
 /// An engine with the host modules but no host context: enough to compile a script and read
 /// its parameters (strict mode needs the module names), not to run host calls.
 pub fn bare(limits: &Limits) -> Engine {
-    let mut engine = Engine::new();
+    // `Engine::new` would build Rhai's standard library afresh; sharing one copy makes a new
+    // engine cost microseconds, which matters for `dockhand run` start-up and for the REPL.
+    static STD: LazyLock<rhai::Shared<rhai::Module>> = LazyLock::new(|| {
+        use rhai::packages::Package;
+        rhai::packages::StandardPackage::new().as_shared_module()
+    });
+    let mut engine = Engine::new_raw();
+    engine.register_global_module(STD.clone());
     engine.set_optimization_level(OptimizationLevel::Simple);
     engine.set_strict_variables(true);
     engine.set_max_operations(limits.max_operations);

@@ -188,6 +188,15 @@ pub struct Runtime {
     _owned: Option<tokio::runtime::Runtime>,
 }
 
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Do not wait for idle pooled connections or the Ctrl-C listener to wind down.
+        if let Some(rt) = self._owned.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 impl Runtime {
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder::default()

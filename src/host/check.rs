@@ -116,6 +116,11 @@ pub mod check_api {
     }
 }
 
+/// Built once per process: every engine shares it (building a plugin module costs more
+/// than running a small script).
+static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
+    std::sync::LazyLock::new(|| exported_module!(check_api).into());
+
 pub fn register(engine: &mut Engine) {
-    engine.register_global_module(exported_module!(check_api).into());
+    engine.register_global_module(MODULE.clone());
 }

@@ -387,6 +387,11 @@ pub mod fs_api {
     }
 }
 
+/// Built once per process: every engine shares it (building a plugin module costs more
+/// than running a small script).
+static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
+    std::sync::LazyLock::new(|| exported_module!(fs_api).into());
+
 pub fn register(engine: &mut Engine) {
-    engine.register_static_module("fs", exported_module!(fs_api).into());
+    engine.register_static_module("fs", MODULE.clone());
 }

@@ -100,7 +100,7 @@ fn describe_error(
 
 /// Performs a request; `Err(text)` when no HTTP answer came back.
 fn perform(h: &HostCtx, req: Request) -> HostResult<Result<Map, String>> {
-    let client = h.http();
+    let client = h.http_for(&req.url);
     let mut rb = client
         .request(req.method.clone(), &req.url)
         .timeout(req.timeout);
@@ -321,6 +321,11 @@ pub mod http_api {
     }
 }
 
+/// Built once per process: every engine shares it (building a plugin module costs more
+/// than running a small script).
+static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
+    std::sync::LazyLock::new(|| exported_module!(http_api).into());
+
 pub fn register(engine: &mut Engine) {
-    engine.register_static_module("http", exported_module!(http_api).into());
+    engine.register_static_module("http", MODULE.clone());
 }

@@ -147,7 +147,12 @@ pub mod parallel_api {
     }
 }
 
+/// Built once per process: every engine shares it (building a plugin module costs more
+/// than running a small script).
+static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
+    std::sync::LazyLock::new(|| exported_module!(parallel_api).into());
+
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<ItemError>("ItemError");
-    engine.register_global_module(exported_module!(parallel_api).into());
+    engine.register_global_module(MODULE.clone());
 }

@@ -331,7 +331,12 @@ pub mod state_api {
     }
 }
 
+/// Built once per process: every engine shares it (building a plugin module costs more
+/// than running a small script).
+static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
+    std::sync::LazyLock::new(|| exported_module!(state_api).into());
+
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Journal>("Journal");
-    engine.register_static_module("state", exported_module!(state_api).into());
+    engine.register_static_module("state", MODULE.clone());
 }

@@ -330,7 +330,12 @@ pub mod time_api {
     }
 }
 
+/// Built once per process: every engine shares it (building a plugin module costs more
+/// than running a small script).
+static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
+    std::sync::LazyLock::new(|| exported_module!(time_api).into());
+
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Stopwatch>("Stopwatch");
-    engine.register_static_module("time", exported_module!(time_api).into());
+    engine.register_static_module("time", MODULE.clone());
 }
