@@ -164,20 +164,20 @@ impl Resolver {
             true
         });
         for (path, pos) in imports {
-            let wrap = |inner: EvalAltResult| {
-                ScriptError::from_eval(
-                    &EvalAltResult::ErrorInModule(path.clone(), inner.into(), pos),
-                    source,
-                    &self.sources,
-                )
-            };
             let loc = match self.locate(Some(source), &path) {
                 Ok(l) => l,
                 Err(msg) => {
-                    let e = EvalAltResult::ErrorModuleNotFound(format!("'{path}': {msg}"), pos);
+                    let e = not_found(&path, &msg, pos);
                     errors.push(ScriptError::from_eval(&e, source, &self.sources));
                     continue;
                 }
+            };
+            let wrap = |inner: EvalAltResult| {
+                ScriptError::from_eval(
+                    &EvalAltResult::ErrorInModule(loc.name.clone(), inner.into(), pos),
+                    source,
+                    &self.sources,
+                )
             };
             if !seen.insert(loc.name.clone()) {
                 continue;
@@ -190,6 +190,15 @@ impl Resolver {
     }
 }
 
+/// The error for an import that cannot be found. Not `ErrorModuleNotFound`: Rhai replaces
+/// that with a bare "module not found: x" and our explanation would be lost.
+fn not_found(path: &str, why: &str, pos: Position) -> EvalAltResult {
+    EvalAltResult::ErrorRuntime(
+        rhai::Dynamic::from(format!("{}'{path}': {why}", crate::host::MODULE_NOT_FOUND)),
+        pos,
+    )
+}
+
 impl ModuleResolver for Resolver {
     fn resolve(
         &self,
@@ -200,7 +209,7 @@ impl ModuleResolver for Resolver {
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
         let loc = self
             .locate(source, path)
-            .map_err(|msg| EvalAltResult::ErrorModuleNotFound(format!("'{path}': {msg}"), pos))?;
+            .map_err(|msg| Box::new(not_found(path, &msg, pos)))?;
         if let Some(m) = lock(&self.cache).get(&loc.name) {
             return Ok(m.clone());
         }

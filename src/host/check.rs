@@ -101,7 +101,8 @@ pub mod check_api {
         name: &str,
         condition: Dynamic,
     ) -> Result<bool, Box<EvalAltResult>> {
-        record(&ctx, name, condition, None)
+        let call = ctx.call_position();
+        super::super::at(call, (move || record(&ctx, name, condition, None))())
     }
 
     /// Like `check(name, condition)`, with the reason to report when it fails.
@@ -112,7 +113,11 @@ pub mod check_api {
         condition: Dynamic,
         reason: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        record(&ctx, name, condition, Some(reason))
+        let call = ctx.call_position();
+        super::super::at(
+            call,
+            (move || record(&ctx, name, condition, Some(reason)))(),
+        )
     }
 }
 

@@ -228,6 +228,18 @@ pub fn host(ctx: &NativeCallContext) -> HostResult<Arc<HostCtx>> {
         .ok_or_else(|| fail("this engine was not built by dockhand::Runtime (no host context)"))
 }
 
+/// Gives an error from a host call the position of the call, when it has none: Rhai fills
+/// it in for plain calls but not for namespace-qualified ones (`fs::read(...)`), and an error
+/// without `file:line:col` is much harder to act on.
+pub fn at<T>(call: Position, r: HostResult<T>) -> HostResult<T> {
+    r.map_err(|mut e| {
+        if e.position().is_none() {
+            e.set_position(call);
+        }
+        e
+    })
+}
+
 /// A step failed (exit code 1): a probe, a file that is not there, a Docker error.
 pub fn fail(msg: impl Into<String>) -> Box<EvalAltResult> {
     EvalAltResult::ErrorRuntime(Dynamic::from(msg.into()), Position::NONE).into()
@@ -236,6 +248,8 @@ pub fn fail(msg: impl Into<String>) -> Box<EvalAltResult> {
 /// Prefix of messages for host calls used wrongly: a bad argument is a bug in the script,
 /// so the run ends with exit code 2 like any other script error.
 pub const INVALID_ARGUMENT: &str = "invalid argument: ";
+/// Prefix of messages for imports that cannot be resolved (exit code 2).
+pub const MODULE_NOT_FOUND: &str = "module not found: ";
 /// Prefix of messages for calls the sandbox refuses (exit code 2).
 pub const REFUSED: &str = "refused: ";
 
