@@ -102,7 +102,7 @@ pub mod check_api {
         condition: Dynamic,
     ) -> Result<bool, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(call, (move || record(&ctx, name, condition, None))())
+        super::super::at(call, move || record(&ctx, name, condition, None))
     }
 
     /// Like `check(name, condition)`, with the reason to report when it fails.
@@ -114,10 +114,7 @@ pub mod check_api {
         reason: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || record(&ctx, name, condition, Some(reason)))(),
-        )
+        super::super::at(call, move || record(&ctx, name, condition, Some(reason)))
     }
 }
 

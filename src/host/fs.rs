@@ -112,25 +112,30 @@ fn outside(p: &str, root: &Path) -> Box<EvalAltResult> {
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename,
 /// then fsync of the directory so the rename itself survives a power cut.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
+    // Unique per process *and* per call: `parallel` workers may write the same file at once.
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{seq}", std::process::id()));
+    let result = write_then_rename(&tmp, path, dir, bytes);
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+fn write_then_rename(tmp: &Path, path: &Path, dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = File::create(tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(tmp, path)?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// Path relative to the root, with `/` separators, for messages and `glob` results.
@@ -200,24 +205,20 @@ pub mod fs_api {
     #[rhai_fn(return_raw)]
     pub fn root(ctx: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || Ok(host(&ctx)?.root.to_string_lossy().into_owned()))(),
-        )
+        super::super::at(call, move || {
+            Ok(host(&ctx)?.root.to_string_lossy().into_owned())
+        })
     }
 
     /// Reads a text file (UTF-8).
     #[rhai_fn(return_raw)]
     pub fn read(ctx: NativeCallContext, path: &str) -> Result<String, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                let full = resolve(&h.root, path)?;
-                std::fs::read_to_string(&full).map_err(|e| io_err("read", path, e))
-            })(),
-        )
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let full = resolve(&h.root, path)?;
+            std::fs::read_to_string(&full).map_err(|e| io_err("read", path, e))
+        })
     }
 
     /// Writes a text file atomically, creating parent directories. Recorded, not done, in
@@ -225,17 +226,14 @@ pub mod fs_api {
     #[rhai_fn(return_raw)]
     pub fn write(ctx: NativeCallContext, path: &str, text: &str) -> Result<(), Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                let full = resolve(&h.root, path)?;
-                if h.mutation("fs::write", path, &format!("{} bytes", text.len()))? {
-                    atomic_write(&full, text.as_bytes()).map_err(|e| io_err("write", path, e))?;
-                }
-                Ok(())
-            })(),
-        )
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let full = resolve(&h.root, path)?;
+            if h.mutation("fs::write", path, &format!("{} bytes", text.len()))? {
+                atomic_write(&full, text.as_bytes()).map_err(|e| io_err("write", path, e))?;
+            }
+            Ok(())
+        })
     }
 
     /// Appends text to a file, creating it (and its directories) if needed. Use it for logs;
@@ -247,58 +245,48 @@ pub mod fs_api {
         text: &str,
     ) -> Result<(), Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                let full = resolve(&h.root, path)?;
-                if h.mutation("fs::append", path, &format!("{} bytes", text.len()))? {
-                    if let Some(dir) = full.parent() {
-                        std::fs::create_dir_all(dir)
-                            .map_err(|e| io_err("create the directory of", path, e))?;
-                    }
-                    let mut f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&full)
-                        .map_err(|e| io_err("open", path, e))?;
-                    f.write_all(text.as_bytes())
-                        .map_err(|e| io_err("append to", path, e))?;
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let full = resolve(&h.root, path)?;
+            if h.mutation("fs::append", path, &format!("{} bytes", text.len()))? {
+                if let Some(dir) = full.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| io_err("create the directory of", path, e))?;
                 }
-                Ok(())
-            })(),
-        )
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&full)
+                    .map_err(|e| io_err("open", path, e))?;
+                f.write_all(text.as_bytes())
+                    .map_err(|e| io_err("append to", path, e))?;
+            }
+            Ok(())
+        })
     }
 
     /// True if the path exists (file or directory).
     #[rhai_fn(return_raw)]
     pub fn exists(ctx: NativeCallContext, path: &str) -> Result<bool, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                Ok(resolve(&h.root, path)?.exists())
-            })(),
-        )
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            Ok(resolve(&h.root, path)?.exists())
+        })
     }
 
     /// Creates a directory and its parents.
     #[rhai_fn(return_raw)]
     pub fn mkdir(ctx: NativeCallContext, path: &str) -> Result<(), Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                let full = resolve(&h.root, path)?;
-                if h.mutation("fs::mkdir", path, "")? {
-                    std::fs::create_dir_all(&full)
-                        .map_err(|e| io_err("create directory", path, e))?;
-                }
-                Ok(())
-            })(),
-        )
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let full = resolve(&h.root, path)?;
+            if h.mutation("fs::mkdir", path, "")? {
+                std::fs::create_dir_all(&full).map_err(|e| io_err("create directory", path, e))?;
+            }
+            Ok(())
+        })
     }
 
     /// Removes a file, or a directory with everything in it. Removing what is not there is
@@ -306,47 +294,41 @@ pub mod fs_api {
     #[rhai_fn(return_raw)]
     pub fn remove(ctx: NativeCallContext, path: &str) -> Result<(), Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                let full = resolve(&h.root, path)?;
-                if full == h.root {
-                    return Err(refused(
-                        "fs::remove will not remove the workspace root itself",
-                    ));
-                }
-                if h.mutation("fs::remove", path, "")? {
-                    let r = match full.symlink_metadata() {
-                        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&full),
-                        Ok(_) => std::fs::remove_file(&full),
-                        Err(_) => Ok(()),
-                    };
-                    r.map_err(|e| io_err("remove", path, e))?;
-                }
-                Ok(())
-            })(),
-        )
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let full = resolve(&h.root, path)?;
+            if full == h.root {
+                return Err(refused(
+                    "fs::remove will not remove the workspace root itself",
+                ));
+            }
+            if h.mutation("fs::remove", path, "")? {
+                let r = match full.symlink_metadata() {
+                    Ok(m) if m.is_dir() => std::fs::remove_dir_all(&full),
+                    Ok(_) => std::fs::remove_file(&full),
+                    Err(_) => Ok(()),
+                };
+                r.map_err(|e| io_err("remove", path, e))?;
+            }
+            Ok(())
+        })
     }
 
     /// Entries of a directory (names only), sorted.
     #[rhai_fn(return_raw)]
     pub fn list(ctx: NativeCallContext, path: &str) -> Result<Array, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                let full = resolve(&h.root, path)?;
-                let mut names: Vec<String> = std::fs::read_dir(&full)
-                    .map_err(|e| io_err("list", path, e))?
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                names.sort();
-                Ok(names.into_iter().map(Dynamic::from).collect())
-            })(),
-        )
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let full = resolve(&h.root, path)?;
+            let mut names: Vec<String> = std::fs::read_dir(&full)
+                .map_err(|e| io_err("list", path, e))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            Ok(names.into_iter().map(Dynamic::from).collect())
+        })
     }
 
     /// Paths matching a glob pattern (`services/*/requirements.txt`, `logs/**/*.log`),
@@ -354,91 +336,82 @@ pub mod fs_api {
     #[rhai_fn(return_raw)]
     pub fn glob(ctx: NativeCallContext, pattern: &str) -> Result<Array, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                if Path::new(pattern)
-                    .components()
-                    .any(|c| matches!(c, Component::ParentDir))
-                {
-                    return Err(refused(format!(
-                        "glob pattern '{pattern}' climbs out of the workspace with '..'"
-                    )));
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            if Path::new(pattern)
+                .components()
+                .any(|c| matches!(c, Component::ParentDir))
+            {
+                return Err(refused(format!(
+                    "glob pattern '{pattern}' climbs out of the workspace with '..'"
+                )));
+            }
+            let base = resolve(&h.root, ".")?;
+            let full = if Path::new(pattern).is_absolute() {
+                resolve(&h.root, pattern)?.to_string_lossy().into_owned()
+            } else {
+                format!("{}/{}", base.to_string_lossy(), pattern)
+            };
+            let paths = ::glob::glob(&full)
+                .map_err(|e| invalid(format!("bad glob pattern '{pattern}': {e}")))?;
+            let mut out = Vec::new();
+            for p in paths.flatten() {
+                let rel = display_rel(&h.root, &p);
+                if resolve(&h.root, &rel).is_ok() {
+                    out.push(rel);
                 }
-                let base = resolve(&h.root, ".")?;
-                let full = if Path::new(pattern).is_absolute() {
-                    resolve(&h.root, pattern)?.to_string_lossy().into_owned()
-                } else {
-                    format!("{}/{}", base.to_string_lossy(), pattern)
-                };
-                let paths = ::glob::glob(&full)
-                    .map_err(|e| invalid(format!("bad glob pattern '{pattern}': {e}")))?;
-                let mut out = Vec::new();
-                for p in paths.flatten() {
-                    let rel = display_rel(&h.root, &p);
-                    if resolve(&h.root, &rel).is_ok() {
-                        out.push(rel);
-                    }
-                }
-                out.sort();
-                Ok(out.into_iter().map(Dynamic::from).collect())
-            })(),
-        )
+            }
+            out.sort();
+            Ok(out.into_iter().map(Dynamic::from).collect())
+        })
     }
 
     /// Parses JSON text into maps, arrays, numbers, strings, booleans and `()`.
     #[rhai_fn(return_raw)]
     pub fn parse_json(ctx: NativeCallContext, text: &str) -> Result<Dynamic, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(call, (move || parse_json_str(text, "text"))())
+        super::super::at(call, move || parse_json_str(text, "text"))
     }
 
     /// Serializes a value as pretty-printed JSON.
     #[rhai_fn(return_raw)]
     pub fn to_json(ctx: NativeCallContext, value: Dynamic) -> Result<String, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(call, (move || json_text(&value))())
+        super::super::at(call, move || json_text(&value))
     }
 
     /// Parses YAML text. Errors name the line and column.
     #[rhai_fn(return_raw)]
     pub fn parse_yaml(ctx: NativeCallContext, text: &str) -> Result<Dynamic, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(call, (move || parse_yaml_str(text, "text"))())
+        super::super::at(call, move || parse_yaml_str(text, "text"))
     }
 
     /// Serializes a value as YAML.
     #[rhai_fn(return_raw)]
     pub fn to_yaml(ctx: NativeCallContext, value: Dynamic) -> Result<String, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(call, (move || yaml_text(&value))())
+        super::super::at(call, move || yaml_text(&value))
     }
 
     /// Reads and parses a JSON file.
     #[rhai_fn(return_raw)]
     pub fn read_json(ctx: NativeCallContext, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let text = read(ctx, path)?;
-                parse_json_str(&text, path)
-            })(),
-        )
+        super::super::at(call, move || {
+            let text = read(ctx, path)?;
+            parse_json_str(&text, path)
+        })
     }
 
     /// Reads and parses a YAML file. Errors name the file, line and column.
     #[rhai_fn(return_raw)]
     pub fn read_yaml(ctx: NativeCallContext, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let text = read(ctx, path)?;
-                parse_yaml_str(&text, path)
-            })(),
-        )
+        super::super::at(call, move || {
+            let text = read(ctx, path)?;
+            parse_yaml_str(&text, path)
+        })
     }
 
     /// Writes a value as pretty JSON, atomically.
@@ -449,13 +422,10 @@ pub mod fs_api {
         value: Dynamic,
     ) -> Result<(), Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let text = json_text(&value)? + "\n";
-                write(ctx, path, &text)
-            })(),
-        )
+        super::super::at(call, move || {
+            let text = json_text(&value)? + "\n";
+            write(ctx, path, &text)
+        })
     }
 
     /// Writes a value as YAML, atomically.
@@ -466,13 +436,10 @@ pub mod fs_api {
         value: Dynamic,
     ) -> Result<(), Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let text = yaml_text(&value)?;
-                write(ctx, path, &text)
-            })(),
-        )
+        super::super::at(call, move || {
+            let text = yaml_text(&value)?;
+            write(ctx, path, &text)
+        })
     }
 }
 

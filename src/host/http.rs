@@ -186,10 +186,9 @@ pub mod http_api {
     #[rhai_fn(return_raw)]
     pub fn get(ctx: NativeCallContext, url: &str) -> Result<Map, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || request(&ctx, reqwest::Method::GET, url, None, &Map::new()))(),
-        )
+        super::super::at(call, move || {
+            request(&ctx, reqwest::Method::GET, url, None, &Map::new())
+        })
     }
 
     /// GET with options (`headers`, `timeout`).
@@ -200,10 +199,9 @@ pub mod http_api {
         opts: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || request(&ctx, reqwest::Method::GET, url, None, &opts))(),
-        )
+        super::super::at(call, move || {
+            request(&ctx, reqwest::Method::GET, url, None, &opts)
+        })
     }
 
     /// POST a body: a string is sent as is, a map or array as JSON.
@@ -214,10 +212,9 @@ pub mod http_api {
         body: Dynamic,
     ) -> Result<Map, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || request(&ctx, reqwest::Method::POST, url, Some(body), &Map::new()))(),
-        )
+        super::super::at(call, move || {
+            request(&ctx, reqwest::Method::POST, url, Some(body), &Map::new())
+        })
     }
 
     /// POST with options (`headers`, `timeout`).
@@ -229,20 +226,18 @@ pub mod http_api {
         opts: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || request(&ctx, reqwest::Method::POST, url, Some(body), &opts))(),
-        )
+        super::super::at(call, move || {
+            request(&ctx, reqwest::Method::POST, url, Some(body), &opts)
+        })
     }
 
     /// HEAD a URL (status and headers, no body).
     #[rhai_fn(return_raw)]
     pub fn head(ctx: NativeCallContext, url: &str) -> Result<Map, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || request(&ctx, reqwest::Method::HEAD, url, None, &Map::new()))(),
-        )
+        super::super::at(call, move || {
+            request(&ctx, reqwest::Method::HEAD, url, None, &Map::new())
+        })
     }
 
     /// HEAD with options (`headers`, `timeout`).
@@ -253,10 +248,9 @@ pub mod http_api {
         opts: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || request(&ctx, reqwest::Method::HEAD, url, None, &opts))(),
-        )
+        super::super::at(call, move || {
+            request(&ctx, reqwest::Method::HEAD, url, None, &opts)
+        })
     }
 
     /// Health probe: GET `url` and report, never fail. Returns
@@ -266,7 +260,7 @@ pub mod http_api {
     #[rhai_fn(return_raw)]
     pub fn probe(ctx: NativeCallContext, url: &str) -> Result<Map, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(call, (move || probe_with(ctx, url, Map::new()))())
+        super::super::at(call, move || probe_with(ctx, url, Map::new()))
     }
 
     /// Health probe with options: `timeout`, `budget` (latency limit), `expect` (status),
@@ -278,77 +272,74 @@ pub mod http_api {
         opts: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                let (headers, timeout) = options(&opts, PROBE_TIMEOUT)?;
-                let budget = match opts.get("budget").or_else(|| opts.get("budget_ms")) {
-                    Some(b) => Some(to_duration(b)?),
-                    None => None,
-                };
-                let expect =
-                    match opts.get("expect") {
-                        Some(e) => Some(e.as_int().map_err(|_| {
-                            invalid("option 'expect' must be a status code like 200")
-                        })?),
-                        None => None,
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let (headers, timeout) = options(&opts, PROBE_TIMEOUT)?;
+            let budget = match opts.get("budget").or_else(|| opts.get("budget_ms")) {
+                Some(b) => Some(to_duration(b)?),
+                None => None,
+            };
+            let expect = match opts.get("expect") {
+                Some(e) => Some(
+                    e.as_int()
+                        .map_err(|_| invalid("option 'expect' must be a status code like 200"))?,
+                ),
+                None => None,
+            };
+            let start = Instant::now();
+            let mut out = Map::new();
+            match perform(
+                &h,
+                Request {
+                    method: reqwest::Method::GET,
+                    url: url.to_string(),
+                    headers,
+                    body: None,
+                    timeout,
+                },
+            )? {
+                Ok(resp) => {
+                    let status = resp
+                        .get("status")
+                        .and_then(|s| s.as_int().ok())
+                        .unwrap_or(0);
+                    let ms = resp.get("ms").and_then(|s| s.as_int().ok()).unwrap_or(0);
+                    let status_ok = match expect {
+                        Some(e) => status == e,
+                        None => (200..300).contains(&status),
                     };
-                let start = Instant::now();
-                let mut out = Map::new();
-                match perform(
-                    &h,
-                    Request {
-                        method: reqwest::Method::GET,
-                        url: url.to_string(),
-                        headers,
-                        body: None,
-                        timeout,
-                    },
-                )? {
-                    Ok(resp) => {
-                        let status = resp
-                            .get("status")
-                            .and_then(|s| s.as_int().ok())
-                            .unwrap_or(0);
-                        let ms = resp.get("ms").and_then(|s| s.as_int().ok()).unwrap_or(0);
-                        let status_ok = match expect {
-                            Some(e) => status == e,
-                            None => (200..300).contains(&status),
+                    let mut error = String::new();
+                    if !status_ok {
+                        error = match expect {
+                            Some(e) => format!("status {status}, expected {e}"),
+                            None => format!("status {status}"),
                         };
-                        let mut error = String::new();
-                        if !status_ok {
-                            error = match expect {
-                                Some(e) => format!("status {status}, expected {e}"),
-                                None => format!("status {status}"),
-                            };
-                        } else if let Some(b) = budget
-                            && ms as u128 > b.as_millis()
-                        {
-                            error = format!("answered in {ms} ms, over the {} budget", human(b));
-                        }
-                        out.insert("ok".into(), error.is_empty().into());
-                        out.insert("status".into(), status.into());
-                        out.insert("ms".into(), ms.into());
-                        out.insert("body".into(), resp.get("body").cloned().unwrap_or_default());
-                        out.insert("error".into(), error.into());
+                    } else if let Some(b) = budget
+                        && ms as u128 > b.as_millis()
+                    {
+                        error = format!("answered in {ms} ms, over the {} budget", human(b));
                     }
-                    Err(e) => {
-                        out.insert("ok".into(), false.into());
-                        out.insert("status".into(), (0 as INT).into());
-                        out.insert(
-                            "ms".into(),
-                            INT::try_from(start.elapsed().as_millis())
-                                .unwrap_or(INT::MAX)
-                                .into(),
-                        );
-                        out.insert("body".into(), "".into());
-                        out.insert("error".into(), e.into());
-                    }
+                    out.insert("ok".into(), error.is_empty().into());
+                    out.insert("status".into(), status.into());
+                    out.insert("ms".into(), ms.into());
+                    out.insert("body".into(), resp.get("body").cloned().unwrap_or_default());
+                    out.insert("error".into(), error.into());
                 }
-                Ok(out)
-            })(),
-        )
+                Err(e) => {
+                    out.insert("ok".into(), false.into());
+                    out.insert("status".into(), (0 as INT).into());
+                    out.insert(
+                        "ms".into(),
+                        INT::try_from(start.elapsed().as_millis())
+                            .unwrap_or(INT::MAX)
+                            .into(),
+                    );
+                    out.insert("body".into(), "".into());
+                    out.insert("error".into(), e.into());
+                }
+            }
+            Ok(out)
+        })
     }
 }
 

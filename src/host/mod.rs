@@ -231,8 +231,8 @@ pub fn host(ctx: &NativeCallContext) -> HostResult<Arc<HostCtx>> {
 /// Gives an error from a host call the position of the call, when it has none: Rhai fills
 /// it in for plain calls but not for namespace-qualified ones (`fs::read(...)`), and an error
 /// without `file:line:col` is much harder to act on.
-pub fn at<T>(call: Position, r: HostResult<T>) -> HostResult<T> {
-    r.map_err(|mut e| {
+pub fn at<T>(call: Position, body: impl FnOnce() -> HostResult<T>) -> HostResult<T> {
+    body().map_err(|mut e| {
         if e.position().is_none() {
             e.set_position(call);
         }

@@ -53,76 +53,72 @@ pub mod parallel_api {
         f: FnPtr,
     ) -> Result<Array, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                if limit < 1 {
-                    return Err(invalid(format!(
-                        "parallel limit must be at least 1, got {limit}"
-                    )));
-                }
-                if items.is_empty() {
-                    return Ok(Array::new());
-                }
-                let workers = usize::try_from(limit)
-                    .unwrap_or(usize::MAX)
-                    .min(items.len());
-                let token = cancel::current().unwrap_or_else(|| h.run_cancel().token().clone());
-                #[allow(deprecated)]
-                let store = ctx.store_data();
-                let engine = ctx.engine();
-                let next = AtomicUsize::new(0);
-                let results: Vec<Slot> = items.iter().map(|_| Mutex::new(None)).collect();
-                std::thread::scope(|s| {
-                    for _ in 0..workers {
-                        s.spawn(|| {
-                            let _current = cancel::enter(token.clone());
-                            #[allow(deprecated)]
-                            let call_ctx = store.create_context(engine);
-                            loop {
-                                let i = next.fetch_add(1, Ordering::SeqCst);
-                                if i >= items.len() {
-                                    break;
-                                }
-                                if token.is_cancelled() {
-                                    *super::super::lock(&results[i]) = Some(Err(terminated()));
-                                    continue;
-                                }
-                                let item = items[i].clone();
-                                let r =
-                                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                        f.call_raw(&call_ctx, None, [item])
-                                    }))
-                                    .unwrap_or_else(|_| {
-                                        Err(super::super::fail(
-                                            "internal error: a parallel worker panicked",
-                                        ))
-                                    });
-                                *super::super::lock(&results[i]) = Some(r);
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            if limit < 1 {
+                return Err(invalid(format!(
+                    "parallel limit must be at least 1, got {limit}"
+                )));
+            }
+            if items.is_empty() {
+                return Ok(Array::new());
+            }
+            let workers = usize::try_from(limit)
+                .unwrap_or(usize::MAX)
+                .min(items.len());
+            let token = cancel::current().unwrap_or_else(|| h.run_cancel().token().clone());
+            #[allow(deprecated)]
+            let store = ctx.store_data();
+            let engine = ctx.engine();
+            let next = AtomicUsize::new(0);
+            let results: Vec<Slot> = items.iter().map(|_| Mutex::new(None)).collect();
+            std::thread::scope(|s| {
+                for _ in 0..workers {
+                    s.spawn(|| {
+                        let _current = cancel::enter(token.clone());
+                        #[allow(deprecated)]
+                        let call_ctx = store.create_context(engine);
+                        loop {
+                            let i = next.fetch_add(1, Ordering::SeqCst);
+                            if i >= items.len() {
+                                break;
                             }
-                        });
-                    }
-                });
-                let mut out = Array::with_capacity(items.len());
-                for (i, slot) in results.into_iter().enumerate() {
-                    let r = slot
-                        .into_inner()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .unwrap_or_else(|| Err(terminated()));
-                    match r {
-                        Ok(v) => out.push(v),
-                        Err(e) if is_terminated(&e) => return Err(e),
-                        Err(e) => out.push(Dynamic::from(ItemError {
-                            index: i as INT,
-                            item: items[i].clone(),
-                            message: crate::diagnostic::message_of(&e),
-                        })),
-                    }
+                            if token.is_cancelled() {
+                                *super::super::lock(&results[i]) = Some(Err(terminated()));
+                                continue;
+                            }
+                            let item = items[i].clone();
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                f.call_raw(&call_ctx, None, [item])
+                            }))
+                            .unwrap_or_else(|_| {
+                                Err(super::super::fail(
+                                    "internal error: a parallel worker panicked",
+                                ))
+                            });
+                            *super::super::lock(&results[i]) = Some(r);
+                        }
+                    });
                 }
-                Ok(out)
-            })(),
-        )
+            });
+            let mut out = Array::with_capacity(items.len());
+            for (i, slot) in results.into_iter().enumerate() {
+                let r = slot
+                    .into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .unwrap_or_else(|| Err(terminated()));
+                match r {
+                    Ok(v) => out.push(v),
+                    Err(e) if is_terminated(&e) => return Err(e),
+                    Err(e) => out.push(Dynamic::from(ItemError {
+                        index: i as INT,
+                        item: items[i].clone(),
+                        message: crate::diagnostic::message_of(&e),
+                    })),
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// True if `value` is an `ItemError` from `parallel`.

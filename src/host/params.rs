@@ -370,33 +370,27 @@ pub mod params_api {
     #[rhai_fn(return_raw)]
     pub fn params(ctx: NativeCallContext, spec: Map) -> Result<Map, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                let declared = parse_spec(&spec).map_err(invalid)?;
-                let given = super::super::lock(&h.params.0).clone();
-                resolve(&declared, &given).map_err(invalid)
-            })(),
-        )
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let declared = parse_spec(&spec).map_err(invalid)?;
+            let given = super::super::lock(&h.params.0).clone();
+            resolve(&declared, &given).map_err(invalid)
+        })
     }
 
     /// The run mode: "normal", "dry-run" or "read-only".
     #[rhai_fn(return_raw)]
     pub fn mode(ctx: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                Ok(match h.mode {
-                    super::super::Mode::Normal => "normal",
-                    super::super::Mode::DryRun => "dry-run",
-                    super::super::Mode::ReadOnly => "read-only",
-                }
-                .to_string())
-            })(),
-        )
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            Ok(match h.mode {
+                super::super::Mode::Normal => "normal",
+                super::super::Mode::DryRun => "dry-run",
+                super::super::Mode::ReadOnly => "read-only",
+            }
+            .to_string())
+        })
     }
 }
 

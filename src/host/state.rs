@@ -250,13 +250,10 @@ pub mod state_api {
     #[rhai_fn(return_raw)]
     pub fn open(ctx: NativeCallContext, name: &str) -> Result<Journal, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                Journal::open(&h, name)
-            })(),
-        )
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            Journal::open(&h, name)
+        })
     }
 
     /// Reads a journal's records as a map (key → record) without locking it; `#{}` if it does
@@ -264,43 +261,37 @@ pub mod state_api {
     #[rhai_fn(return_raw)]
     pub fn load(ctx: NativeCallContext, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                check_name(name)?;
-                let h = host(&ctx)?;
-                let path = h.root.join(STATE_DIR).join(format!("{name}.json"));
-                crate::host::fs::json_to_dynamic(Value::Object(read_records(&path)?))
-            })(),
-        )
+        super::super::at(call, move || {
+            check_name(name)?;
+            let h = host(&ctx)?;
+            let path = h.root.join(STATE_DIR).join(format!("{name}.json"));
+            crate::host::fs::json_to_dynamic(Value::Object(read_records(&path)?))
+        })
     }
 
     /// Names of the journals in this workspace, sorted.
     #[rhai_fn(return_raw)]
     pub fn list(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                let dir = h.root.join(STATE_DIR);
-                let mut names: Vec<String> = match std::fs::read_dir(&dir) {
-                    Ok(rd) => rd
-                        .filter_map(|e| e.ok())
-                        .filter_map(|e| {
-                            e.file_name()
-                                .to_str()
-                                .and_then(|n| n.strip_suffix(".json"))
-                                .map(String::from)
-                        })
-                        .filter(|n| !n.starts_with('.'))
-                        .collect(),
-                    Err(_) => Vec::new(),
-                };
-                names.sort();
-                Ok(names.into_iter().map(Dynamic::from).collect())
-            })(),
-        )
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let dir = h.root.join(STATE_DIR);
+            let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()
+                            .and_then(|n| n.strip_suffix(".json"))
+                            .map(String::from)
+                    })
+                    .filter(|n| !n.starts_with('.'))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            names.sort();
+            Ok(names.into_iter().map(Dynamic::from).collect())
+        })
     }
 
     /// Replaces the record `key` with `record` (a map) and saves the journal atomically.
@@ -313,7 +304,7 @@ pub mod state_api {
         record: Dynamic,
     ) -> Result<Map, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(call, (move || j.put(key, &record, false))())
+        super::super::at(call, move || j.put(key, &record, false))
     }
 
     /// Merges the fields of `fields` into the record `key` (creating it) and saves atomically.
@@ -326,7 +317,7 @@ pub mod state_api {
         fields: Dynamic,
     ) -> Result<Map, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(call, (move || j.put(key, &fields, true))())
+        super::super::at(call, move || j.put(key, &fields, true))
     }
 
     /// The record `key`, or `()` if there is none.
@@ -337,14 +328,14 @@ pub mod state_api {
         key: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(call, (move || j.get(key))())
+        super::super::at(call, move || j.get(key))
     }
 
     /// All records, as a map key → record.
     #[rhai_fn(global, name = "records", return_raw, pure)]
     pub fn records(ctx: NativeCallContext, j: &mut Journal) -> Result<Dynamic, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(call, (move || j.records())())
+        super::super::at(call, move || j.records())
     }
 
     /// The record keys, sorted.

@@ -138,7 +138,7 @@ pub mod time_api {
     #[rhai_fn(return_raw)]
     pub fn duration(ctx: NativeCallContext, d: Dynamic) -> Result<INT, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(call, (move || to_duration(&d).map(ms_int))())
+        super::super::at(call, move || to_duration(&d).map(ms_int))
     }
 
     /// Formats milliseconds for humans: `850ms`, `2.5s`, `3m 10s`.
@@ -151,13 +151,10 @@ pub mod time_api {
     #[rhai_fn(return_raw)]
     pub fn sleep(ctx: NativeCallContext, d: Dynamic) -> Result<(), Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let d = to_duration(&d)?;
-                host(&ctx)?.block_on(tokio::time::sleep(d))
-            })(),
-        )
+        super::super::at(call, move || {
+            let d = to_duration(&d)?;
+            host(&ctx)?.block_on(tokio::time::sleep(d))
+        })
     }
 
     /// Starts a stopwatch. Read `sw.ms` for the milliseconds since start, `sw.lap()` for the
@@ -208,35 +205,30 @@ pub mod time_api {
         f: FnPtr,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                let limit = to_duration(&limit)?;
-                let parent = cancel::current().unwrap_or_else(|| h.run_cancel().token().clone());
-                let child = parent.child_token();
-                let timer = {
-                    let child = child.clone();
-                    h.handle.spawn(async move {
-                        tokio::time::sleep(limit).await;
-                        child.cancel();
-                    })
-                };
-                let result = {
-                    let _current = cancel::enter(child.clone());
-                    f.call_raw(&ctx, None, [])
-                };
-                timer.abort();
-                match result {
-                    Err(e)
-                        if is_terminated(&e) && !parent.is_cancelled() && child.is_cancelled() =>
-                    {
-                        Err(fail(format!("timed out after {}", human(limit))))
-                    }
-                    other => other,
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let limit = to_duration(&limit)?;
+            let parent = cancel::current().unwrap_or_else(|| h.run_cancel().token().clone());
+            let child = parent.child_token();
+            let timer = {
+                let child = child.clone();
+                h.handle.spawn(async move {
+                    tokio::time::sleep(limit).await;
+                    child.cancel();
+                })
+            };
+            let result = {
+                let _current = cancel::enter(child.clone());
+                f.call_raw(&ctx, None, [])
+            };
+            timer.abort();
+            match result {
+                Err(e) if is_terminated(&e) && !parent.is_cancelled() && child.is_cancelled() => {
+                    Err(fail(format!("timed out after {}", human(limit))))
                 }
-            })(),
-        )
+                other => other,
+            }
+        })
     }
 
     /// Calls `f` until it succeeds (does not throw), at most `attempts` times, sleeping
@@ -251,57 +243,55 @@ pub mod time_api {
         f: FnPtr,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                let attempts =
-                    match opts.get("attempts") {
-                        None => 3,
-                        Some(v) => v.as_int().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                            invalid("option 'attempts' must be a whole number ≥ 1")
-                        })?,
-                    };
-                let mut wait = opt_duration(
-                    &opts,
-                    &["backoff", "backoff_ms"],
-                    Duration::from_millis(500),
-                )?;
-                let max_wait = opt_duration(
-                    &opts,
-                    &["max_backoff", "max_backoff_ms"],
-                    Duration::from_secs(30),
-                )?;
-                let factor = match opts.get("factor") {
-                    None => 2.0,
-                    Some(v) => v
-                        .as_float()
-                        .or_else(|_| v.as_int().map(|i| i as f64))
-                        .ok()
-                        .filter(|f| f.is_finite() && *f >= 1.0)
-                        .ok_or_else(|| invalid("option 'factor' must be a number ≥ 1.0"))?,
-                };
-                let mut last = String::new();
-                for attempt in 1..=attempts {
-                    match f.call_raw(&ctx, None, []) {
-                        Ok(v) => return Ok(v),
-                        Err(e) if is_terminated(&e) => return Err(e),
-                        Err(e) => {
-                            last = crate::diagnostic::message_of(&e);
-                            if attempt < attempts {
-                                tracing::debug!(
-                                    "retry: attempt {attempt}/{attempts} failed: {last}; next in {}",
-                                    human(wait)
-                                );
-                                h.block_on(tokio::time::sleep(wait))?;
-                                wait = wait.mul_f64(factor).min(max_wait);
-                            }
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let attempts = match opts.get("attempts") {
+                None => 3,
+                Some(v) => v
+                    .as_int()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| invalid("option 'attempts' must be a whole number ≥ 1"))?,
+            };
+            let mut wait = opt_duration(
+                &opts,
+                &["backoff", "backoff_ms"],
+                Duration::from_millis(500),
+            )?;
+            let max_wait = opt_duration(
+                &opts,
+                &["max_backoff", "max_backoff_ms"],
+                Duration::from_secs(30),
+            )?;
+            let factor = match opts.get("factor") {
+                None => 2.0,
+                Some(v) => v
+                    .as_float()
+                    .or_else(|_| v.as_int().map(|i| i as f64))
+                    .ok()
+                    .filter(|f| f.is_finite() && *f >= 1.0)
+                    .ok_or_else(|| invalid("option 'factor' must be a number ≥ 1.0"))?,
+            };
+            let mut last = String::new();
+            for attempt in 1..=attempts {
+                match f.call_raw(&ctx, None, []) {
+                    Ok(v) => return Ok(v),
+                    Err(e) if is_terminated(&e) => return Err(e),
+                    Err(e) => {
+                        last = crate::diagnostic::message_of(&e);
+                        if attempt < attempts {
+                            tracing::debug!(
+                                "retry: attempt {attempt}/{attempts} failed: {last}; next in {}",
+                                human(wait)
+                            );
+                            h.block_on(tokio::time::sleep(wait))?;
+                            wait = wait.mul_f64(factor).min(max_wait);
                         }
                     }
                 }
-                Err(fail(format!("gave up after {attempts} attempts: {last}")))
-            })(),
-        )
+            }
+            Err(fail(format!("gave up after {attempts} attempts: {last}")))
+        })
     }
 
     /// Calls `f` every `interval` until it returns `true`, and returns the milliseconds it
@@ -315,46 +305,42 @@ pub mod time_api {
         f: FnPtr,
     ) -> Result<INT, Box<EvalAltResult>> {
         let call = ctx.call_position();
-        super::super::at(
-            call,
-            (move || {
-                let h = host(&ctx)?;
-                let limit =
-                    opt_duration(&opts, &["timeout", "timeout_ms"], Duration::from_secs(30))?;
-                let interval =
-                    opt_duration(&opts, &["interval", "interval_ms"], Duration::from_secs(1))?;
-                let start = Instant::now();
-                let mut tries = 0u64;
-                let mut last_err = None;
-                loop {
-                    tries += 1;
-                    match f.call_raw(&ctx, None, []) {
-                        Ok(v) => match v.as_bool() {
-                            Ok(true) => return Ok(ms_int(start.elapsed())),
-                            Ok(false) => {}
-                            Err(t) => {
-                                return Err(invalid(format!(
-                                    "the wait_until condition must return true or false, it returned {t}"
-                                )));
-                            }
-                        },
-                        Err(e) if is_terminated(&e) => return Err(e),
-                        Err(e) => last_err = Some(crate::diagnostic::message_of(&e)),
-                    }
-                    let spent = start.elapsed();
-                    if spent >= limit {
-                        let why = last_err
-                            .map(|e| format!("; last error: {e}"))
-                            .unwrap_or_default();
-                        return Err(fail(format!(
-                            "condition not met within {} ({tries} checks){why}",
-                            human(limit)
-                        )));
-                    }
-                    h.block_on(tokio::time::sleep(interval.min(limit - spent)))?;
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let limit = opt_duration(&opts, &["timeout", "timeout_ms"], Duration::from_secs(30))?;
+            let interval =
+                opt_duration(&opts, &["interval", "interval_ms"], Duration::from_secs(1))?;
+            let start = Instant::now();
+            let mut tries = 0u64;
+            let mut last_err = None;
+            loop {
+                tries += 1;
+                match f.call_raw(&ctx, None, []) {
+                    Ok(v) => match v.as_bool() {
+                        Ok(true) => return Ok(ms_int(start.elapsed())),
+                        Ok(false) => {}
+                        Err(t) => {
+                            return Err(invalid(format!(
+                                "the wait_until condition must return true or false, it returned {t}"
+                            )));
+                        }
+                    },
+                    Err(e) if is_terminated(&e) => return Err(e),
+                    Err(e) => last_err = Some(crate::diagnostic::message_of(&e)),
                 }
-            })(),
-        )
+                let spent = start.elapsed();
+                if spent >= limit {
+                    let why = last_err
+                        .map(|e| format!("; last error: {e}"))
+                        .unwrap_or_default();
+                    return Err(fail(format!(
+                        "condition not met within {} ({tries} checks){why}",
+                        human(limit)
+                    )));
+                }
+                h.block_on(tokio::time::sleep(interval.min(limit - spent)))?;
+            }
+        })
     }
 }
 
