@@ -134,7 +134,7 @@ pub fn markdown(engine: &Engine) -> Result<String> {
             let sig = if f.signature.is_empty() {
                 f.name.clone()
             } else {
-                f.signature.clone()
+                clean_types(&f.signature)
             };
             match f.property() {
                 Some(p) => md.push_str(&format!("### property `.{p}`\n\n`{sig}`\n\n")),
@@ -156,9 +156,37 @@ pub fn markdown(engine: &Engine) -> Result<String> {
 /// Writes `.d.rhai` definition files for the Rhai language server into `dir`.
 pub fn write_definitions(engine: &Engine, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    engine
+    let defs = engine
         .definitions()
         .with_headers(true)
-        .include_standard_packages(false)
-        .write_to_dir(dir)
+        .include_standard_packages(false);
+    for (name, text) in defs.iter_files() {
+        std::fs::write(dir.join(name), clean_types(&text))?;
+    }
+    Ok(())
+}
+
+/// Host functions that can fail are declared in Rust as `Result<T, Box<EvalAltResult>>`;
+/// to a script they simply return `T` (or throw). Show them that way.
+pub fn clean_types(text: &str) -> String {
+    const OPEN: &str = "Result<";
+    const CLOSE: &str = ", Box<EvalAltResult>>";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(OPEN) {
+        let after = &rest[start + OPEN.len()..];
+        match after.find(CLOSE) {
+            Some(end) if !after[..end].contains('\n') => {
+                out.push_str(&rest[..start]);
+                out.push_str(&after[..end]);
+                rest = &after[end + CLOSE.len()..];
+            }
+            _ => {
+                out.push_str(&rest[..start + OPEN.len()]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }

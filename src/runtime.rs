@@ -268,13 +268,34 @@ impl Runtime {
             let run = run.clone();
             self.ctx.handle.spawn(async move {
                 tokio::time::sleep(t).await;
+                tracing::debug!(target: "dockhand::cancel", "--timeout of {} reached: stopping the run", crate::host::time::human(t));
                 run.cancel(CancelReason::TimedOut(t));
             })
         });
         let mut scope = Scope::new();
-        let result = self
-            .engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast);
+        // A panic here is a dockhand bug, but it must not end the process without a word:
+        // report it as an internal error (exit 2) after the run's normal cleanup.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.engine
+                .eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast)
+        }));
+        let result = match result {
+            Ok(r) => r,
+            Err(panic) => {
+                if let Some(t) = timer {
+                    t.abort();
+                }
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                return Err(Error::Internal(format!(
+                    "dockhand crashed while running {} ({what}); this is a bug, please report it",
+                    script.name
+                )));
+            }
+        };
         if let Some(t) = timer {
             t.abort();
         }

@@ -196,6 +196,12 @@ impl HostCtx {
         }
     }
 
+    /// Sleeps for `d`, or until this thread's cancellation fires. The timer is created inside
+    /// the async block: tokio timers must be made within the runtime, not on a script thread.
+    pub fn sleep(&self, d: std::time::Duration) -> HostResult<()> {
+        self.block_on(async move { tokio::time::sleep(d).await })
+    }
+
     /// Runs `fut` to completion on the runtime, unless this thread's current cancellation
     /// fires first. Must be called from a plain thread (scripts always run on one).
     pub fn block_on<F: Future>(&self, fut: F) -> HostResult<F::Output> {

@@ -144,6 +144,22 @@ fn take_lock(dir: &Path, name: &str) -> HostResult<File> {
     Ok(f)
 }
 
+/// Removes temporary files an earlier run left when it was killed mid-write. Safe because we
+/// hold the journal's lock: no other process can be writing them.
+fn sweep_temp_files(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.json.tmp-");
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 impl Journal {
     /// Opens (creating if needed) the journal `name` in `h`'s workspace.
     pub fn open(h: &HostCtx, name: &str) -> HostResult<Journal> {
@@ -166,6 +182,9 @@ impl Journal {
         } else {
             None
         };
+        if persist {
+            sweep_temp_files(&dir, name);
+        }
         let records = read_records(&path)?;
         let j = Journal(Arc::new(JournalInner {
             name: name.to_string(),

@@ -153,7 +153,7 @@ pub mod time_api {
         let call = ctx.call_position();
         super::super::at(call, move || {
             let d = to_duration(&d)?;
-            host(&ctx)?.block_on(tokio::time::sleep(d))
+            host(&ctx)?.sleep(d)
         })
     }
 
@@ -284,7 +284,7 @@ pub mod time_api {
                                 "retry: attempt {attempt}/{attempts} failed: {last}; next in {}",
                                 human(wait)
                             );
-                            h.block_on(tokio::time::sleep(wait))?;
+                            h.sleep(wait)?;
                             wait = wait.mul_f64(factor).min(max_wait);
                         }
                     }
@@ -338,7 +338,7 @@ pub mod time_api {
                         human(limit)
                     )));
                 }
-                h.block_on(tokio::time::sleep(interval.min(limit - spent)))?;
+                h.sleep(interval.min(limit - spent))?;
             }
         })
     }
