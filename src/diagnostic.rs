@@ -246,3 +246,68 @@ pub fn message_of(err: &EvalAltResult) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_caret_under_the_column_even_with_tabs() {
+        let sources = SourceMap::default();
+        sources.insert("a.rhai", "let x = 1;\n\tlet y = oops;\n");
+        let e = EvalAltResult::ErrorVariableNotFound("oops".into(), Position::new(2, 10));
+        let se = ScriptError::from_eval(&e, "a.rhai", &sources);
+        let text = se.to_string();
+        assert_eq!(se.kind, ErrorKind::Script);
+        assert!(text.contains("--> a.rhai:2:10"), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        let src = lines.iter().position(|l| l.starts_with("2 | ")).unwrap();
+        assert_eq!(lines[src], "2 |     let y = oops;");
+        assert_eq!(lines[src + 1].find('^'), lines[src].find("oops"), "{text}");
+    }
+
+    #[test]
+    fn flattens_the_call_chain_outermost_first() {
+        let sources = SourceMap::default();
+        let inner = EvalAltResult::ErrorRuntime("boom".into(), Position::new(3, 5));
+        let e = EvalAltResult::ErrorInModule(
+            "lib.rhai".into(),
+            EvalAltResult::ErrorInFunctionCall(
+                "gate".into(),
+                "lib.rhai".into(),
+                inner.into(),
+                Position::new(9, 1),
+            )
+            .into(),
+            Position::new(1, 1),
+        );
+        let se = ScriptError::from_eval(&e, "main.rhai", &sources);
+        assert_eq!(se.kind, ErrorKind::Failure);
+        assert_eq!(se.location.as_ref().unwrap().to_string(), "lib.rhai:3:5");
+        assert_eq!(se.chain[0].what, "importing module 'lib.rhai'");
+        assert_eq!(
+            se.chain[0].at.as_ref().unwrap().to_string(),
+            "main.rhai:1:1"
+        );
+        assert_eq!(se.chain[1].what, "in call to function 'gate'");
+        assert_eq!(se.exit_code(), 1);
+    }
+
+    #[test]
+    fn classifies_misuse_as_script_errors() {
+        let sources = SourceMap::default();
+        for (msg, code) in [
+            ("invalid argument: x", 2),
+            ("refused: y", 2),
+            ("module not found: z", 2),
+            ("step failed", 1),
+        ] {
+            let e = EvalAltResult::ErrorRuntime(msg.into(), Position::new(1, 1));
+            assert_eq!(
+                ScriptError::from_eval(&e, "m", &sources).exit_code(),
+                code,
+                "{msg}"
+            );
+        }
+    }
+}

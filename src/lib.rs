@@ -24,4 +24,6 @@ pub mod runtime;
 
 pub use error::{Error, Result};
 pub use host::Mode;
+/// The Rhai version dockhand is built on, for embedders (maps, arrays, `Dynamic`).
+pub use rhai;
 pub use runtime::{RunOutcome, Runtime, RuntimeBuilder, Script};

@@ -470,3 +470,81 @@ fn completions_are_generated() {
         .stdout_has("_dockhand()")
         .run();
 }
+
+/// Parses `.d.rhai` files into `module::function` names (`get x` for property getters).
+fn definitions_in(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let module = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("module ")
+                    .map(|m| m.trim_end_matches(';').to_string())
+            })
+            .expect("module header");
+        for l in text.lines().filter_map(|l| l.strip_prefix("fn ")) {
+            let name = l.split('(').next().unwrap().trim().to_string();
+            let module = if module == "static" {
+                String::new()
+            } else {
+                module.clone()
+            };
+            out.insert(format!("{module}::{name}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn definitions_match_a_fresh_engine() {
+    let r = Test::new()
+        .args(&["docs", "--definitions", "defs"])
+        .stderr_has("wrote Rhai definitions")
+        .run();
+    let written = definitions_in(&r.path("defs"));
+    assert!(written.contains("time::wait_until"), "{written:?}");
+    assert!(written.contains("http::probe"), "{written:?}");
+    assert!(written.contains("::parallel"), "{written:?}");
+    // A fresh engine, built through the library API, has exactly these host functions.
+    let rt = dockhand::Runtime::builder()
+        .root(r.path("."))
+        .build()
+        .unwrap();
+    let mut engine_fns = std::collections::BTreeSet::new();
+    for (module, fns) in dockhand::docs::host_functions(rt.engine()).unwrap() {
+        for f in fns {
+            let name = match f.property() {
+                Some(p) => format!("get {p}"),
+                None => f.name.clone(),
+            };
+            engine_fns.insert(format!("{module}::{name}"));
+        }
+    }
+    let missing: Vec<_> = engine_fns.difference(&written).collect();
+    let extra: Vec<_> = written
+        .difference(&engine_fns)
+        .filter(|n| !n.ends_with("to_string") && !n.ends_with("to_debug"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "engine functions missing from the definitions: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "definitions of functions the engine lacks: {extra:?}"
+    );
+    // And every definition compiles as a call site in a fresh engine's strict mode: the
+    // module names it declares exist.
+    let modules: std::collections::BTreeSet<&str> = written
+        .iter()
+        .filter_map(|n| n.split("::").next())
+        .filter(|m| !m.is_empty())
+        .collect();
+    let probe: String = modules
+        .iter()
+        .map(|m| format!("if false {{ {m}::__probe(); }}\n"))
+        .collect();
+    rt.compile_str("probe", &probe)
+        .expect("every definition module is known to a fresh engine");
+}

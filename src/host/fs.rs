@@ -451,3 +451,38 @@ static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
 pub fn register(engine: &mut Engine) {
     engine.register_static_module("fs", MODULE.clone());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_confines_to_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        assert_eq!(resolve(&root, "a/b.txt").unwrap(), root.join("a/b.txt"));
+        assert_eq!(resolve(&root, "a/../b.txt").unwrap(), root.join("b.txt"));
+        assert_eq!(resolve(&root, "./x").unwrap(), root.join("x"));
+        assert!(resolve(&root, "../x").is_err());
+        assert!(resolve(&root, "a/../../x").is_err());
+        assert!(resolve(&root, "/etc/passwd").is_err());
+        assert!(resolve(&root, "").is_err());
+        let inside = root.join("in.txt");
+        assert_eq!(resolve(&root, inside.to_str().unwrap()).unwrap(), inside);
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("deep/f.json");
+        atomic_write(&p, b"one").unwrap();
+        atomic_write(&p, b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "temp files left behind: {names:?}");
+    }
+}

@@ -402,3 +402,106 @@ static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
 pub fn register(engine: &mut Engine) {
     engine.register_global_module(MODULE.clone());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(text: &str) -> Result<Vec<Param>, SpecError> {
+        let engine = crate::engine::bare(&crate::engine::Limits::default());
+        extract(&engine.compile(text).unwrap())
+    }
+
+    #[test]
+    fn reads_declarations_and_infers_types() {
+        let p = spec(
+            r#"let p = params(#{ n: #{ type: "int", default_value: 5, help: "N" }, s: "x", f: 1.5, b: true, l: ["a", "b"] });"#,
+        )
+        .unwrap();
+        let kind = |n: &str| p.iter().find(|x| x.name == n).unwrap().kind;
+        assert_eq!(kind("n"), Kind::Int);
+        assert_eq!(kind("s"), Kind::String);
+        assert_eq!(kind("f"), Kind::Float);
+        assert_eq!(kind("b"), Kind::Bool);
+        assert_eq!(kind("l"), Kind::List);
+        assert_eq!(
+            p.iter().find(|x| x.name == "l").unwrap().default.as_deref(),
+            Some("a,b")
+        );
+        assert_eq!(p.iter().find(|x| x.name == "n").unwrap().help, "N");
+    }
+
+    #[test]
+    fn no_declaration_means_no_params() {
+        assert!(spec("print(1);").unwrap().is_empty());
+    }
+
+    #[test]
+    fn rejects_non_literal_and_duplicate_declarations() {
+        assert!(
+            spec("let d = 1; let p = params(#{ n: d });")
+                .unwrap_err()
+                .message
+                .contains("literal")
+        );
+        assert!(
+            spec("params(#{}); params(#{});")
+                .unwrap_err()
+                .message
+                .contains("only once")
+        );
+        assert!(
+            spec(r#"params(#{ n: #{ kind: "int" } });"#)
+                .unwrap_err()
+                .message
+                .contains("unknown key 'kind'")
+        );
+    }
+
+    #[test]
+    fn converts_values_by_type() {
+        let p = |kind| Param {
+            name: "x_y".into(),
+            kind,
+            default: None,
+            help: String::new(),
+            required: false,
+            choices: vec![],
+        };
+        assert_eq!(p(Kind::Int).convert(" 42 ").unwrap().as_int().unwrap(), 42);
+        assert!(p(Kind::Int).convert("4.2").unwrap_err().contains("--x-y"));
+        assert!(p(Kind::Bool).convert("yes").unwrap().as_bool().unwrap());
+        assert!(p(Kind::Bool).convert("maybe").is_err());
+        assert_eq!(
+            p(Kind::Duration).convert("1m").unwrap().as_int().unwrap(),
+            60_000
+        );
+        assert_eq!(
+            p(Kind::List)
+                .convert("a, ,b")
+                .unwrap()
+                .into_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        let mut c = p(Kind::String);
+        c.choices = vec!["a".into()];
+        assert!(c.convert("b").unwrap_err().contains("choose one of a"));
+    }
+
+    #[test]
+    fn resolve_applies_defaults_and_requires() {
+        let mut params = parse_spec(&rhai::Map::from_iter([(
+            "n".into(),
+            Dynamic::from(3 as INT),
+        )]))
+        .unwrap();
+        let v = resolve(&params, &Map::new()).unwrap();
+        assert_eq!(v["n"].as_int().unwrap(), 3);
+        params[0].required = true;
+        params[0].default = None;
+        assert!(resolve(&params, &Map::new()).unwrap_err().contains("--n"));
+        assert!(resolve(&params, &Map::from_iter([("zz".into(), Dynamic::UNIT)])).is_err());
+    }
+}
