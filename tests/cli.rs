@@ -548,3 +548,33 @@ fn definitions_match_a_fresh_engine() {
     rt.compile_str("probe", &probe)
         .expect("every definition module is known to a fresh engine");
 }
+
+// ---- safety limits ----
+
+#[test]
+fn operations_limit_stops_runaway_scripts() {
+    Test::new()
+        .script("let i = 0;\nloop { i += 1; }\n")
+        .args(&["--max-operations", "10000"])
+        .status(2)
+        .stderr_has("too many operations")
+        .stderr_has("--> main.rhai:2:")
+        .run();
+}
+
+#[test]
+fn call_depth_limit_stops_runaway_recursion_on_every_thread() {
+    Test::new()
+        .script("fn f(n) { f(n + 1) }\nf(0);\n")
+        .status(2)
+        .stderr_has("stack overflow")
+        .run();
+    Test::new()
+        .script(
+            "fn depth(n) { if n == 0 { 0 } else { 1 + depth(n - 1) } }\n\
+             let r = parallel([50, 60, 100000], 3, |n| depth(n));\n\
+             print(`${r[0]} ${r[1]} ${is_error(r[2])}`);\n",
+        )
+        .stderr_has("50 60 true")
+        .run();
+}

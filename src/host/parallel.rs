@@ -72,33 +72,46 @@ pub mod parallel_api {
             let engine = ctx.engine();
             let next = AtomicUsize::new(0);
             let results: Vec<Slot> = items.iter().map(|_| Mutex::new(None)).collect();
-            std::thread::scope(|s| {
-                for _ in 0..workers {
-                    s.spawn(|| {
-                        let _current = cancel::enter(token.clone());
-                        #[allow(deprecated)]
-                        let call_ctx = store.create_context(engine);
-                        loop {
-                            let i = next.fetch_add(1, Ordering::SeqCst);
-                            if i >= items.len() {
-                                break;
-                            }
-                            if token.is_cancelled() {
-                                *super::super::lock(&results[i]) = Some(Err(terminated()));
-                                continue;
-                            }
-                            let item = items[i].clone();
-                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                f.call_raw(&call_ctx, None, [item])
-                            }))
-                            .unwrap_or_else(|_| {
-                                Err(super::super::fail(
-                                    "internal error: a parallel worker panicked",
-                                ))
-                            });
-                            *super::super::lock(&results[i]) = Some(r);
-                        }
+            let work = || {
+                let _current = cancel::enter(token.clone());
+                #[allow(deprecated)]
+                let call_ctx = store.create_context(engine);
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= items.len() {
+                        break;
+                    }
+                    if token.is_cancelled() {
+                        *super::super::lock(&results[i]) = Some(Err(terminated()));
+                        continue;
+                    }
+                    let item = items[i].clone();
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        f.call_raw(&call_ctx, None, [item])
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(super::super::fail(
+                            "internal error: a parallel worker panicked",
+                        ))
                     });
+                    *super::super::lock(&results[i]) = Some(r);
+                }
+            };
+            std::thread::scope(|s| {
+                let mut started = 0;
+                for _ in 0..workers {
+                    // Rhai recursion needs stack; give workers what the main thread has.
+                    let spawned = std::thread::Builder::new()
+                        .name("dockhand-parallel".into())
+                        .stack_size(8 << 20)
+                        .spawn_scoped(s, work);
+                    if spawned.is_ok() {
+                        started += 1;
+                    }
+                }
+                if started == 0 {
+                    // The system refused new threads: still finish the work, one at a time.
+                    work();
                 }
             });
             let mut out = Array::with_capacity(items.len());
