@@ -15,6 +15,7 @@
 pub mod cancel;
 pub mod cli;
 pub mod diagnostic;
+pub mod docker;
 pub mod docs;
 pub mod engine;
 pub mod error;

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::cancel::{self, RunCancel};
 
 pub mod check;
+pub mod docker;
 pub mod fs;
 pub mod http;
 pub mod parallel;
@@ -83,6 +84,8 @@ pub struct HostCtx {
     plan: Mutex<Vec<PlannedAction>>,
     pub(crate) journals: state::Journals,
     pub(crate) params: params::ParamValues,
+    pub(crate) docker: OnceLock<bollard::Docker>,
+    pub(crate) docker_project: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for HostCtx {
@@ -113,6 +116,8 @@ impl HostCtx {
             plan: Mutex::new(Vec::new()),
             journals: state::Journals::default(),
             params: params::ParamValues::default(),
+            docker: OnceLock::new(),
+            docker_project: Mutex::new(None),
         }
     }
 
@@ -281,4 +286,5 @@ pub fn register_all(engine: &mut Engine) {
     parallel::register(engine);
     check::register(engine);
     params::register(engine);
+    docker::register(engine);
 }

@@ -11,6 +11,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_dockhand");
 pub struct Test {
     dir: tempfile::TempDir,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     status: i32,
     stdout_has: Vec<String>,
     stderr_has: Vec<String>,
@@ -51,6 +52,7 @@ impl Test {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
             args: Vec::new(),
+            env: Vec::new(),
             status: 0,
             stdout_has: Vec::new(),
             stderr_has: Vec::new(),
@@ -78,6 +80,11 @@ impl Test {
 
     pub fn args(mut self, args: &[&str]) -> Self {
         self.args.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -114,6 +121,9 @@ impl Test {
             .env_remove("DOCKHAND_ROOT")
             .env_remove("DOCKHAND_STDLIB")
             .env("NO_COLOR", "1");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
         c
     }
 

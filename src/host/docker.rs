@@ -1,0 +1,598 @@
+//! `docker::` — the Docker engine, compose-aware.
+//!
+//! Names are compose services first (`"data-api"`), then container names or ids; set the
+//! compose project with `docker::use_project("homeiq")` (or `COMPOSE_PROJECT_NAME`) so two
+//! projects with a `data-api` never get mixed up. The connection (`DOCKER_HOST` or the local
+//! socket) is made on first use; when no engine answers, calls fail with
+//! "cannot reach Docker at …: is the daemon running?".
+//!
+//! Mutating calls (`restart`, `stop`, `start`, `rm`) are recorded, not done, in `--dry-run`
+//! and refused in `--read-only`; `exec` needs `--allow-exec`.
+//!
+//! ```rhai
+//! docker::use_project("homeiq");
+//! for c in docker::ps(#{ category: "integration" }) { print(`${c.service} ${c.health}`); }
+//! docker::restart("influxdb");
+//! let h = docker::wait_healthy("influxdb", #{ timeout: "2m" });
+//! if h.status != "healthy" { throw `influxdb: ${h.status} ${h.note}`; }
+//! print(docker::logs("data-api", #{ tail: 50, grep: "error" }));
+//! ```
+
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::{
+    ListImagesOptions, LogsOptions, RemoveContainerOptions, RestartContainerOptions,
+    StartContainerOptions, StatsOptions, StopContainerOptions,
+};
+use futures_util::StreamExt;
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, Map};
+
+use super::time::to_duration;
+use super::{HostCtx, HostResult, fail, host, invalid, lock, refused};
+use crate::docker::{self as dk, Filter};
+
+/// The engine client, connecting on first use. A failed connection is not cached: the daemon
+/// may come up while a runbook waits.
+pub fn client(h: &HostCtx) -> HostResult<Docker> {
+    if let Some(d) = h.docker.get() {
+        return Ok(d.clone());
+    }
+    let d = h.block_on(dk::connect())?.map_err(fail)?;
+    let _ = h.docker.set(d.clone());
+    Ok(d)
+}
+
+/// The compose project in use: `docker::use_project`, else `COMPOSE_PROJECT_NAME`.
+pub fn project(h: &HostCtx) -> Option<String> {
+    lock(&h.docker_project).clone().or_else(|| {
+        std::env::var("COMPOSE_PROJECT_NAME")
+            .ok()
+            .filter(|p| !p.is_empty())
+    })
+}
+
+fn to_dyn<T: serde::Serialize>(v: &T) -> HostResult<Dynamic> {
+    rhai::serde::to_dynamic(v)
+}
+
+fn inspect_of(h: &HostCtx, name: &str) -> HostResult<bollard::models::ContainerInspectResponse> {
+    let d = client(h)?;
+    let p = project(h);
+    h.block_on(async move { dk::find(&d, p.as_deref(), name).await })?
+        .map_err(fail)
+}
+
+fn opt_str(opts: &Map, key: &str) -> Option<String> {
+    opts.get(key)
+        .filter(|v| !v.is_unit())
+        .map(|v| v.to_string())
+}
+
+fn check_keys(opts: &Map, known: &[&str], what: &str) -> HostResult<()> {
+    for k in opts.keys() {
+        if !known.contains(&k.as_str()) {
+            return Err(invalid(format!(
+                "unknown {what} option '{k}' (known: {})",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a lifecycle action (start/stop/restart/rm) on the container behind `name`.
+fn lifecycle(ctx: &NativeCallContext, action: &str, name: &str) -> HostResult<()> {
+    let h = host(ctx)?;
+    let c = inspect_of(&h, name)?;
+    let id = c.id.clone().unwrap_or_default();
+    let cname = c
+        .name
+        .clone()
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .to_string();
+    if !h.mutation(
+        &format!("docker::{action}"),
+        name,
+        &format!("container {cname}"),
+    )? {
+        return Ok(());
+    }
+    let d = client(&h)?;
+    let action = action.to_string();
+    let r = h.block_on(async move {
+        match action.as_str() {
+            "restart" => {
+                d.restart_container(
+                    &id,
+                    Some(RestartContainerOptions {
+                        t: Some(10),
+                        ..Default::default()
+                    }),
+                )
+                .await
+            }
+            "stop" => {
+                d.stop_container(
+                    &id,
+                    Some(StopContainerOptions {
+                        t: Some(10),
+                        ..Default::default()
+                    }),
+                )
+                .await
+            }
+            "start" => d.start_container(&id, None::<StartContainerOptions>).await,
+            _ => {
+                d.remove_container(
+                    &id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    }),
+                )
+                .await
+            }
+        }
+    })?;
+    r.map_err(|e| {
+        fail(format!(
+            "cannot {} {cname}: {e}",
+            if name.is_empty() { "act on" } else { "change" }
+        ))
+    })
+}
+
+#[export_module]
+pub mod docker_api {
+    use super::*;
+
+    /// Sets the compose project that service names are looked up in (and returns it).
+    #[rhai_fn(return_raw)]
+    pub fn use_project(ctx: NativeCallContext, name: &str) -> Result<String, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            *lock(&h.docker_project) = if name.is_empty() {
+                None
+            } else {
+                Some(name.to_string())
+            };
+            Ok(name.to_string())
+        })
+    }
+
+    /// The compose project in use, or `()` if none.
+    #[rhai_fn(return_raw)]
+    pub fn project(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            Ok(super::project(&h)
+                .map(Dynamic::from)
+                .unwrap_or(Dynamic::UNIT))
+        })
+    }
+
+    /// The engine's version and API version: `#{version, api_version, os, arch, host}`.
+    #[rhai_fn(return_raw)]
+    pub fn ping(ctx: NativeCallContext) -> Result<Map, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let d = client(&h)?;
+            let v = h
+                .block_on(async move { d.version().await })?
+                .map_err(|e| fail(format!("Docker version: {e}")))?;
+            let mut m = Map::new();
+            m.insert("version".into(), v.version.unwrap_or_default().into());
+            m.insert(
+                "api_version".into(),
+                v.api_version.unwrap_or_default().into(),
+            );
+            m.insert("os".into(), v.os.unwrap_or_default().into());
+            m.insert("arch".into(), v.arch.unwrap_or_default().into());
+            m.insert("host".into(), dk::docker_host().into());
+            Ok(m)
+        })
+    }
+
+    /// Running containers of the project in use, like `docker ps`: an array of
+    /// `#{name, id, service, project, category, image, state, health, status, ports, age_s, ips}`.
+    #[rhai_fn(return_raw)]
+    pub fn ps(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || ps_with(ctx, Map::new()))
+    }
+
+    /// `docker::ps` with filters: `project` (default: the one in use; `""` for all),
+    /// `service`, `category`, `all` (include stopped containers).
+    #[rhai_fn(name = "ps", return_raw)]
+    pub fn ps_with(ctx: NativeCallContext, opts: Map) -> Result<Array, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            check_keys(&opts, &["project", "service", "category", "all"], "ps")?;
+            let f = Filter {
+                project: match opt_str(&opts, "project") {
+                    Some(p) if p.is_empty() => None,
+                    Some(p) => Some(p),
+                    None => super::project(&h),
+                },
+                service: opt_str(&opts, "service"),
+                category: opt_str(&opts, "category"),
+                all: opts
+                    .get("all")
+                    .and_then(|a| a.as_bool().ok())
+                    .unwrap_or(false),
+            };
+            let d = client(&h)?;
+            let list = h
+                .block_on(async move { dk::list(&d, &f).await })?
+                .map_err(fail)?;
+            list.iter().map(to_dyn).collect()
+        })
+    }
+
+    /// The engine's full inspection of a container (as `docker inspect` shows it).
+    #[rhai_fn(return_raw)]
+    pub fn inspect(ctx: NativeCallContext, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            to_dyn(&inspect_of(&h, name)?)
+        })
+    }
+
+    /// "healthy", "unhealthy", "starting", "none" (running, no healthcheck), or the state of a
+    /// container that is not running ("exited", "created", …).
+    #[rhai_fn(return_raw)]
+    pub fn health(ctx: NativeCallContext, name: &str) -> Result<String, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            Ok(dk::health_of(&inspect_of(&h, name)?))
+        })
+    }
+
+    /// How many times the engine restarted the container (its restart policy at work).
+    #[rhai_fn(return_raw)]
+    pub fn restart_count(ctx: NativeCallContext, name: &str) -> Result<INT, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            Ok(inspect_of(&h, name)?.restart_count.unwrap_or(0))
+        })
+    }
+
+    /// The last 100 log lines (stdout and stderr) of a container.
+    #[rhai_fn(return_raw)]
+    pub fn logs(ctx: NativeCallContext, name: &str) -> Result<String, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || logs_with(ctx, name, Map::new()))
+    }
+
+    /// The last `tail` log lines of a container.
+    #[rhai_fn(name = "logs", return_raw)]
+    pub fn logs_tail(
+        ctx: NativeCallContext,
+        name: &str,
+        tail: INT,
+    ) -> Result<String, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let mut m = Map::new();
+            m.insert("tail".into(), tail.into());
+            logs_with(ctx, name, m)
+        })
+    }
+
+    /// Logs with options: `tail` (lines, default 100; 0 for all), `since` (a duration like
+    /// "10m", or a Unix timestamp in seconds), `grep` (keep lines containing this text,
+    /// case-insensitive).
+    #[rhai_fn(name = "logs", return_raw)]
+    pub fn logs_with(
+        ctx: NativeCallContext,
+        name: &str,
+        opts: Map,
+    ) -> Result<String, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            check_keys(&opts, &["tail", "since", "grep"], "logs")?;
+            let tail = match opts.get("tail") {
+                None => "100".to_string(),
+                Some(t) => match t.as_int() {
+                    Ok(0) => "all".to_string(),
+                    Ok(n) if n > 0 => n.to_string(),
+                    _ => return Err(invalid("logs option 'tail' must be a whole number ≥ 0")),
+                },
+            };
+            let since = match opts.get("since") {
+                None => 0,
+                Some(s) if s.is_int() => s.as_int().unwrap_or(0) as i32,
+                Some(s) => {
+                    let d = to_duration(s)?;
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default();
+                    now.saturating_sub(d).as_secs() as i32
+                }
+            };
+            let grep = opt_str(&opts, "grep").map(|g| g.to_lowercase());
+            let c = inspect_of(&h, name)?;
+            let id = c.id.unwrap_or_default();
+            let d = client(&h)?;
+            let text = h
+                .block_on(async move {
+                    let opts = LogsOptions {
+                        stdout: true,
+                        stderr: true,
+                        tail,
+                        since,
+                        ..Default::default()
+                    };
+                    let mut s = d.logs(&id, Some(opts));
+                    let mut out = String::new();
+                    while let Some(item) = s.next().await {
+                        match item {
+                            Ok(chunk) => out.push_str(&chunk.to_string()),
+                            Err(e) => return Err(format!("cannot read logs of '{name}': {e}")),
+                        }
+                    }
+                    Ok(out)
+                })?
+                .map_err(fail)?;
+            Ok(match grep {
+                Some(g) => text
+                    .lines()
+                    .filter(|l| l.to_lowercase().contains(&g))
+                    .map(|l| format!("{l}\n"))
+                    .collect(),
+                None => text,
+            })
+        })
+    }
+
+    /// CPU and memory of a running container: `#{cpu_percent, mem_bytes, mem_limit,
+    /// mem_percent}`. Takes about a second (the engine samples CPU twice).
+    #[rhai_fn(return_raw)]
+    pub fn stats(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let id = inspect_of(&h, name)?.id.unwrap_or_default();
+            let d = client(&h)?;
+            let s = h
+                .block_on(async move {
+                    let mut st = d.stats(
+                        &id,
+                        Some(StatsOptions {
+                            stream: false,
+                            one_shot: false,
+                        }),
+                    );
+                    st.next().await
+                })?
+                .ok_or_else(|| fail(format!("no stats for '{name}' (is it running?)")))?
+                .map_err(|e| fail(format!("cannot read stats of '{name}': {e}")))?;
+            let cpu = s.cpu_stats.as_ref();
+            let pre = s.precpu_stats.as_ref();
+            let total = |c: Option<&bollard::models::ContainerCpuStats>| {
+                c.and_then(|c| c.cpu_usage.as_ref())
+                    .and_then(|u| u.total_usage)
+                    .unwrap_or(0) as f64
+            };
+            let system = |c: Option<&bollard::models::ContainerCpuStats>| {
+                c.and_then(|c| c.system_cpu_usage).unwrap_or(0) as f64
+            };
+            let cpus = cpu.and_then(|c| c.online_cpus).unwrap_or(1).max(1) as f64;
+            let sys_delta = system(cpu) - system(pre);
+            let cpu_percent = if sys_delta > 0.0 {
+                (total(cpu) - total(pre)) / sys_delta * cpus * 100.0
+            } else {
+                0.0
+            };
+            let mem = s.memory_stats.as_ref();
+            let used = mem.and_then(|m| m.usage).unwrap_or(0) as f64;
+            let limit = mem.and_then(|m| m.limit).unwrap_or(0) as f64;
+            let mut m = Map::new();
+            m.insert(
+                "cpu_percent".into(),
+                ((cpu_percent * 100.0).round() / 100.0).into(),
+            );
+            m.insert("mem_bytes".into(), (used as INT).into());
+            m.insert("mem_limit".into(), (limit as INT).into());
+            m.insert(
+                "mem_percent".into(),
+                (if limit > 0.0 {
+                    (used / limit * 10000.0).round() / 100.0
+                } else {
+                    0.0
+                })
+                .into(),
+            );
+            Ok(m)
+        })
+    }
+
+    /// Local images: an array of `#{id, tags, size_mb, created}`.
+    #[rhai_fn(return_raw)]
+    pub fn images(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let d = client(&h)?;
+            let list = h
+                .block_on(async move { d.list_images(None::<ListImagesOptions>).await })?
+                .map_err(|e| fail(format!("cannot list images: {e}")))?;
+            Ok(list
+                .into_iter()
+                .map(|i| {
+                    let mut m = Map::new();
+                    m.insert(
+                        "id".into(),
+                        i.id.chars().take(19).collect::<String>().into(),
+                    );
+                    m.insert(
+                        "tags".into(),
+                        i.repo_tags
+                            .into_iter()
+                            .map(Dynamic::from)
+                            .collect::<Array>()
+                            .into(),
+                    );
+                    m.insert(
+                        "size_mb".into(),
+                        ((i.size as f64 / 1e6 * 10.0).round() / 10.0).into(),
+                    );
+                    m.insert("created".into(), (i.created as INT).into());
+                    Dynamic::from(m)
+                })
+                .collect())
+        })
+    }
+
+    /// Restarts a container and returns at once; follow with `docker::wait_healthy`.
+    #[rhai_fn(return_raw)]
+    pub fn restart(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || lifecycle(&ctx, "restart", name))
+    }
+
+    /// Stops a container (10 s grace period).
+    #[rhai_fn(return_raw)]
+    pub fn stop(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || lifecycle(&ctx, "stop", name))
+    }
+
+    /// Starts a stopped container.
+    #[rhai_fn(return_raw)]
+    pub fn start(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || lifecycle(&ctx, "start", name))
+    }
+
+    /// Removes a container (forcefully, like `docker rm -f`).
+    #[rhai_fn(return_raw)]
+    pub fn rm(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || lifecycle(&ctx, "rm", name))
+    }
+
+    /// Waits (on the engine's event stream, no polling) until the container is healthy,
+    /// turns unhealthy, or exits; default timeout 60 s. Returns `#{status, ms, note,
+    /// container}` with status "healthy", "unhealthy", "exited", "timeout", or "running"
+    /// for a container without healthcheck (which counts as ready, and `note` says so).
+    #[rhai_fn(return_raw)]
+    pub fn wait_healthy(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || wait_healthy_with(ctx, name, Map::new()))
+    }
+
+    /// `wait_healthy` with options: `timeout` (or `timeout_ms`).
+    #[rhai_fn(name = "wait_healthy", return_raw)]
+    pub fn wait_healthy_with(
+        ctx: NativeCallContext,
+        name: &str,
+        opts: Map,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            check_keys(&opts, &["timeout", "timeout_ms"], "wait_healthy")?;
+            let mut timeout = Duration::from_secs(60);
+            for k in ["timeout", "timeout_ms"] {
+                if let Some(v) = opts.get(k) {
+                    timeout = to_duration(v)?;
+                }
+            }
+            let d = client(&h)?;
+            let p = super::project(&h);
+            let w = h
+                .block_on(async move { dk::wait_healthy(&d, p.as_deref(), name, timeout).await })?
+                .map_err(fail)?;
+            let mut m = Map::new();
+            m.insert("status".into(), w.status.into());
+            m.insert("ms".into(), (w.ms as INT).into());
+            m.insert("note".into(), w.note.into());
+            m.insert("container".into(), w.container.into());
+            m.insert(
+                "event_time_ns".into(),
+                w.event_time_ns.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+            );
+            Ok(m)
+        })
+    }
+
+    /// Runs a command in a running container (`cmd` is an array like `["sh", "-c", "ls"]`)
+    /// and returns `#{exit_code, output}`. Needs `--allow-exec`.
+    #[rhai_fn(return_raw)]
+    pub fn exec(ctx: NativeCallContext, name: &str, cmd: Array) -> Result<Map, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            if !h.allow_exec {
+                return Err(refused(format!(
+                    "docker::exec runs a process inside '{name}'; start dockhand with --allow-exec to allow it"
+                )));
+            }
+            let argv: Vec<String> = cmd.iter().map(|a| a.to_string()).collect();
+            if argv.is_empty() {
+                return Err(invalid(
+                    "docker::exec needs a command, like [\"sh\", \"-c\", \"ls\"]",
+                ));
+            }
+            let id = inspect_of(&h, name)?.id.unwrap_or_default();
+            let d = client(&h)?;
+            let (code, output) = h
+                .block_on(async move {
+                    let exec = d
+                        .create_exec(
+                            &id,
+                            bollard::models::ExecConfig {
+                                attach_stdout: Some(true),
+                                attach_stderr: Some(true),
+                                cmd: Some(argv),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                        .map_err(|e| format!("cannot exec in '{name}': {e}"))?;
+                    let mut out = String::new();
+                    if let bollard::exec::StartExecResults::Attached { mut output, .. } = d
+                        .start_exec(&exec.id, None)
+                        .await
+                        .map_err(|e| format!("cannot exec in '{name}': {e}"))?
+                    {
+                        while let Some(Ok(chunk)) = output.next().await {
+                            out.push_str(&chunk.to_string());
+                        }
+                    }
+                    let code = d
+                        .inspect_exec(&exec.id)
+                        .await
+                        .ok()
+                        .and_then(|i| i.exit_code)
+                        .unwrap_or(-1);
+                    Ok::<_, String>((code, out))
+                })?
+                .map_err(fail)?;
+            let mut m = Map::new();
+            m.insert("exit_code".into(), code.into());
+            m.insert("output".into(), output.into());
+            Ok(m)
+        })
+    }
+}
+
+/// Built once per process: every engine shares it.
+static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
+    std::sync::LazyLock::new(|| exported_module!(docker_api).into());
+
+pub fn register(engine: &mut Engine) {
+    engine.register_static_module("docker", MODULE.clone());
+}

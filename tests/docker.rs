@@ -1,0 +1,302 @@
+//! The `docker::` module against the real engine.
+//!
+//! Containers run a `FROM scratch` image holding the static busybox from Debian's
+//! `busybox-static` package (no registry is needed). Every test uses its own compose-style
+//! project label and removes its containers, even when it fails. Without a reachable engine
+//! the tests print why and pass, unless `DOCKHAND_REQUIRE_DOCKER=1` (CI) makes that a failure.
+
+mod common;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::Test;
+
+const IMAGE: &str = "dockhand-test-busybox:latest";
+
+fn require() -> bool {
+    std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1")
+}
+
+fn skip(why: &str) -> bool {
+    assert!(!require(), "DOCKHAND_REQUIRE_DOCKER=1 but {why}");
+    eprintln!("skipping Docker test: {why}");
+    false
+}
+
+/// True when the engine answers and the test image exists (building it once per run).
+fn docker_ready() -> bool {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let r = READY.get_or_init(|| {
+        let ok = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output();
+        match ok {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => return Err(format!("no Docker engine answers: {}", String::from_utf8_lossy(&o.stderr).trim())),
+            Err(e) => return Err(format!("no docker CLI: {e}")),
+        }
+        let busybox = std::path::Path::new("/bin/busybox");
+        let is_static = Command::new("ldd")
+            .arg(busybox)
+            .output()
+            .map(|o| !o.status.success() || String::from_utf8_lossy(&o.stdout).contains("not a dynamic"))
+            .unwrap_or(false);
+        if !busybox.exists() || !is_static {
+            return Err("no static /bin/busybox (apt-get install busybox-static)".into());
+        }
+        let ctx = tempfile::tempdir().map_err(|e| e.to_string())?;
+        std::fs::copy(busybox, ctx.path().join("busybox")).map_err(|e| e.to_string())?;
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCMD [\"sh\"]\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", IMAGE])
+            .arg(ctx.path())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("cannot build the test image: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(())
+    });
+    match r {
+        Ok(()) => true,
+        Err(why) => skip(why),
+    }
+}
+
+/// Containers of one test, removed on drop.
+struct Lab {
+    project: String,
+    names: Vec<String>,
+}
+
+impl Lab {
+    fn new(test: &str) -> Self {
+        Lab {
+            project: format!("dhtest-{test}-{}", std::process::id()),
+            names: Vec::new(),
+        }
+    }
+
+    /// Starts `service` running `script` (busybox sh) with extra `docker run` args.
+    fn run(&mut self, service: &str, extra: &[&str], script: &str) -> String {
+        let name = format!("{}-{service}", self.project);
+        let mut cmd = Command::new("docker");
+        cmd.args(["run", "-d", "--name", &name])
+            .args([
+                "--label",
+                &format!("com.docker.compose.project={}", self.project),
+            ])
+            .args(["--label", &format!("com.docker.compose.service={service}")])
+            .args(["--label", "homeiq.category=integration"])
+            .args(extra)
+            .args([IMAGE, "sh", "-c", script]);
+        let out = cmd.output().expect("docker run");
+        assert!(
+            out.status.success(),
+            "docker run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.names.push(name.clone());
+        name
+    }
+
+    fn inspect(&self, name: &str, format: &str) -> String {
+        let out = Command::new("docker")
+            .args(["inspect", "-f", format, name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if !self.names.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&self.names)
+                .output();
+        }
+    }
+}
+
+const WEB: &str = "mkdir -p /www && echo ok > /www/health && echo 'INFO web listening' && echo 'ERROR simulated failure' && exec httpd -f -p 8080 -h /www";
+const HEALTHCHECK: &[&str] = &[
+    "--health-cmd",
+    "wget -q -O /dev/null http://127.0.0.1:8080/health",
+    "--health-interval",
+    "1s",
+    "--health-retries",
+    "2",
+];
+
+#[test]
+fn unreachable_engine_is_a_clear_error() {
+    Test::new()
+        .script("docker::ps();\n")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .status(1)
+        .stderr_has("cannot reach Docker at unix:///nonexistent/docker.sock")
+        .stderr_has("is the daemon running")
+        .stderr_has("--> main.rhai:1:")
+        .run();
+}
+
+#[test]
+fn ps_health_logs_and_inspect_of_a_compose_service() {
+    if !docker_ready() {
+        return;
+    }
+    let mut lab = Lab::new("ps");
+    let name = lab.run("web", HEALTHCHECK, WEB);
+    let r = Test::new()
+        .script(&format!(
+            r#"docker::use_project("{p}");
+let w = docker::wait_healthy("web", #{{ timeout: "30s" }});
+print(`wait: ${{w.status}} ${{w.container}}`);
+let ps = docker::ps();
+print(`ps: ${{ps.len()}} ${{ps[0].service}} ${{ps[0].category}} ${{ps[0].health}} ${{ps[0].state}} ${{ps[0].project}}`);
+print(`health: ${{docker::health("web")}}`);
+print(`restarts: ${{docker::restart_count("web")}}`);
+let errs = docker::logs("web", #{{ tail: 10, grep: "error" }});
+errs.trim();
+print(`errors: ${{errs}}|`);
+print(`all: ${{docker::logs("web").contains("INFO web listening")}}`);
+print(`inspect: ${{docker::inspect("web").Name}}`);
+let r = http::probe(`http://${{ps[0].ips[0]}}:8080/health`);
+print(`probe: ${{r.ok}}`);
+"#,
+            p = lab.project
+        ))
+        .stderr_has("wait: healthy")
+        .stderr_has(&format!("ps: 1 web integration healthy running {}", lab.project))
+        .stderr_has("health: healthy")
+        .stderr_has("restarts: 0")
+        .stderr_has("errors: ERROR simulated failure|")
+        .stderr_has("all: true")
+        .stderr_has(&format!("inspect: /{name}"))
+        .stderr_has("probe: true")
+        .run();
+    drop(r);
+}
+
+#[test]
+fn wait_healthy_reports_unhealthy_exited_and_no_healthcheck() {
+    if !docker_ready() {
+        return;
+    }
+    let mut lab = Lab::new("wait");
+    lab.run(
+        "sick",
+        &[
+            "--health-cmd",
+            "false",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "2",
+        ],
+        "exec sleep 300",
+    );
+    lab.run("plain", &[], "exec sleep 300");
+    lab.run("dies", &[], "sleep 1; exit 3");
+    Test::new()
+        .script(&format!(
+            r#"docker::use_project("{p}");
+let s = docker::wait_healthy("sick", #{{ timeout: "20s" }});
+print(`sick: ${{s.status}} in ${{s.ms}} ms`);
+let p = docker::wait_healthy("plain", #{{ timeout: "5s" }});
+print(`plain: ${{p.status}} (${{p.note}})`);
+let d = docker::wait_healthy("dies", #{{ timeout: "20s" }});
+print(`dies: ${{d.status}} ${{d.note}}`);
+"#,
+            p = lab.project
+        ))
+        .stderr_has("sick: unhealthy in")
+        .stderr_has("plain: running (no healthcheck: running counts as ready)")
+        .stderr_has("dies: exited exit code 3")
+        .run();
+}
+
+#[test]
+fn restart_then_wait_healthy_and_dry_run_and_read_only_leave_it_alone() {
+    if !docker_ready() {
+        return;
+    }
+    let mut lab = Lab::new("restart");
+    let name = lab.run("web", HEALTHCHECK, WEB);
+    let started = |lab: &Lab| lab.inspect(&name, "{{.State.StartedAt}}");
+    let script = format!(
+        "docker::use_project(\"{}\");\ndocker::wait_healthy(\"web\", #{{ timeout: \"30s\" }});\nlet before = docker::inspect(\"web\").State.StartedAt;\ndocker::restart(\"web\");\nlet w = docker::wait_healthy(\"web\", #{{ timeout: \"30s\" }});\nprint(`after restart: ${{w.status}}`);\n",
+        lab.project
+    );
+    let t0 = started(&lab);
+    Test::new()
+        .script(&script)
+        .args(&["--dry-run"])
+        .stdout_has("docker::restart web")
+        .run();
+    assert_eq!(started(&lab), t0, "--dry-run restarted the container");
+    for call in ["restart", "stop", "start", "rm"] {
+        Test::new()
+            .script(&format!(
+                "docker::use_project(\"{}\");\ndocker::{call}(\"web\");\n",
+                lab.project
+            ))
+            .args(&["--read-only"])
+            .status(2)
+            .stderr_has(&format!("refused: docker::{call} would change web"))
+            .run();
+    }
+    assert_eq!(started(&lab), t0, "--read-only changed the container");
+    Test::new()
+        .script(&script)
+        .stderr_has("after restart: healthy")
+        .run();
+    assert_ne!(started(&lab), t0, "restart did not restart");
+}
+
+#[test]
+fn exec_needs_allow_exec() {
+    if !docker_ready() {
+        return;
+    }
+    let mut lab = Lab::new("exec");
+    lab.run("box", &[], "exec sleep 300");
+    let script = format!(
+        "docker::use_project(\"{}\");\nlet r = docker::exec(\"box\", [\"sh\", \"-c\", \"echo hi from box; exit 4\"]);\nlet out = r.output;
+out.trim();
+print(`exec: ${{r.exit_code}} ${{out}}`);\n",
+        lab.project
+    );
+    Test::new()
+        .script(&script)
+        .status(2)
+        .stderr_has("--allow-exec")
+        .run();
+    Test::new()
+        .script(&script)
+        .args(&["--allow-exec"])
+        .stderr_has("exec: 4 hi from box")
+        .run();
+}
+
+#[test]
+fn unknown_service_names_the_known_ones() {
+    if !docker_ready() {
+        return;
+    }
+    let mut lab = Lab::new("unknown");
+    lab.run("alpha", &[], "exec sleep 300");
+    Test::new()
+        .script(&format!(
+            "docker::use_project(\"{}\");\ndocker::health(\"alpah\");\n",
+            lab.project
+        ))
+        .status(1)
+        .stderr_has("no container or compose service named 'alpah'")
+        .stderr_has("(known: alpha)")
+        .run();
+}
