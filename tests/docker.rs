@@ -69,6 +69,7 @@ fn docker_ready() -> bool {
 struct Lab {
     project: String,
     names: Vec<String>,
+    images: Vec<String>,
 }
 
 impl Lab {
@@ -76,6 +77,7 @@ impl Lab {
         Lab {
             project: format!("dhtest-{test}-{}", std::process::id()),
             names: Vec::new(),
+            images: Vec::new(),
         }
     }
 
@@ -119,7 +121,21 @@ impl Drop for Lab {
                 .args(&self.names)
                 .output();
         }
+        if !self.images.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f"])
+                .args(&self.images)
+                .output();
+        }
     }
+}
+
+fn image_exists(r: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", r])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 const WEB: &str = "mkdir -p /www && echo ok > /www/health && echo 'INFO web listening' && echo 'ERROR simulated failure' && exec httpd -f -p 8080 -h /www";
@@ -299,4 +315,130 @@ fn unknown_service_names_the_known_ones() {
         .stderr_has("no container or compose service named 'alpah'")
         .stderr_has("(known: alpha)")
         .run();
+}
+
+#[test]
+fn build_tag_and_rmi() {
+    if !docker_ready() {
+        return;
+    }
+    let mut lab = Lab::new("build");
+    let tag = format!("{}-app:latest", lab.project);
+    let backup = format!("{}-app:pre-run1", lab.project);
+    lab.images.push(tag.clone());
+    lab.images.push(backup.clone());
+    let dockerfile = format!(
+        "FROM {IMAGE}\nARG VERSION=0\nRUN echo \"building version $VERSION\" && echo $VERSION > /version\n"
+    );
+    let script = format!(
+        r#"let b = docker::build(#{{ context: "app", tag: "{tag}", build_args: #{{ VERSION: "7" }} }});
+print(`built: ${{b.image_id.starts_with("sha256:")}} ${{b.tag}} ${{b.log}}`);
+print(`same id: ${{docker::image_id("{tag}") == b.image_id}}`);
+docker::tag("{tag}", "{backup}");
+print(`backup: ${{docker::image_id("{backup}") == b.image_id}}`);
+docker::rmi("{backup}");
+print(`after rmi: ${{docker::image_id("{backup}") == ()}}`);
+"#
+    );
+    let r = Test::new()
+        .file("app/Dockerfile", &dockerfile)
+        .file("app/.dockerignore", "secret\n")
+        .file("app/secret", "x")
+        .script(&script)
+        .stderr_has(&format!("built: true {tag} logs/builds/"))
+        .stderr_has("same id: true")
+        .stderr_has("backup: true")
+        .stderr_has("after rmi: true")
+        .run();
+    let log_dir = r.path("logs/builds");
+    let log = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("a build log");
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    assert!(
+        text.contains("building version 7"),
+        "build log lacks the RUN output:\n{text}"
+    );
+    assert!(image_exists(&tag));
+    assert!(!image_exists(&backup));
+}
+
+#[test]
+fn failing_build_surfaces_the_builder_error_line() {
+    if !docker_ready() {
+        return;
+    }
+    let mut lab = Lab::new("badbuild");
+    let tag = format!("{}-bad:latest", lab.project);
+    lab.images.push(tag.clone());
+    let dockerfile = format!(
+        "FROM {IMAGE}\nRUN echo 'ERROR: requirements conflict: sqlalchemy==2.0.46' && exit 3\n"
+    );
+    let r = Test::new()
+        .file("bad/Dockerfile", &dockerfile)
+        .script(&format!(
+            "docker::build(#{{ context: \"bad\", tag: \"{tag}\" }});\n"
+        ))
+        .status(1)
+        .stderr_has(&format!(
+            "build of {tag} failed: ERROR: requirements conflict: sqlalchemy==2.0.46"
+        ))
+        .stderr_has("returned a non-zero code: 3")
+        .stderr_has("--> main.rhai:1:")
+        .run();
+    drop(r);
+    assert!(!image_exists(&tag));
+}
+
+#[test]
+fn dry_run_builds_nothing_and_read_only_refuses_image_changes() {
+    if !docker_ready() {
+        return;
+    }
+    let mut lab = Lab::new("drybuild");
+    let tag = format!("{}-dry:latest", lab.project);
+    lab.images.push(tag.clone());
+    let images_before = Command::new("docker")
+        .args(["images", "-q", "--no-trunc"])
+        .output()
+        .unwrap()
+        .stdout;
+    let t = Test::new()
+        .file("app/Dockerfile", &format!("FROM {IMAGE}\nRUN echo hi > /hi\n"))
+        .script(&format!(
+            "let b = docker::build(#{{ context: \"app\", tag: \"{tag}\", no_cache: true }});\nprint(`id: ${{b.image_id}}`);\ndocker::tag(\"{IMAGE}\", \"{tag}\");\n"
+        ))
+        .args(&["--dry-run"])
+        .stderr_has("id: ")
+        .stdout_has(&format!("docker::build {tag} from app, no cache"))
+        .stdout_has(&format!("docker::tag {IMAGE} as {tag}"))
+        .run();
+    drop(t);
+    assert!(!image_exists(&tag), "--dry-run built or tagged an image");
+    let images_after = Command::new("docker")
+        .args(["images", "-q", "--no-trunc"])
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(
+        images_before, images_after,
+        "--dry-run changed the image list"
+    );
+    for call in [
+        format!("docker::build(#{{ context: \"app\", tag: \"{tag}\" }})"),
+        format!("docker::tag(\"{IMAGE}\", \"{tag}\")"),
+        format!("docker::rmi(\"{IMAGE}\")"),
+    ] {
+        Test::new()
+            .file("app/Dockerfile", &format!("FROM {IMAGE}\n"))
+            .script(&format!("{call};\n"))
+            .args(&["--read-only"])
+            .status(2)
+            .stderr_has("refused:")
+            .run();
+    }
+    assert!(image_exists(IMAGE), "--read-only removed an image");
+    assert!(!image_exists(&tag));
 }

@@ -16,6 +16,8 @@
 //! The answer arrives the moment the engine decides, not at the next poll.
 
 use std::collections::HashMap;
+
+pub mod build;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;

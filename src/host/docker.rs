@@ -483,6 +483,151 @@ pub mod docker_api {
         super::super::at(call, move || lifecycle(&ctx, "rm", name))
     }
 
+    /// Builds an image. Options: `context` (directory, relative to the workspace; required),
+    /// `tag` (required), `dockerfile` (default "Dockerfile"), `build_args` (map),
+    /// `no_cache` (bool), `log` (file for the builder's output, default
+    /// `logs/builds/<tag>.log`). Returns `#{image_id, tag, ms, log}`; a failed build fails
+    /// with the builder's error line. In `--dry-run` nothing is built (the plan says what
+    /// would be) and `image_id` is `()`.
+    #[rhai_fn(return_raw)]
+    pub fn build(ctx: NativeCallContext, opts: Map) -> Result<Map, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            check_keys(
+                &opts,
+                &[
+                    "context",
+                    "tag",
+                    "dockerfile",
+                    "build_args",
+                    "no_cache",
+                    "log",
+                ],
+                "build",
+            )?;
+            let context = opt_str(&opts, "context").ok_or_else(|| {
+                invalid("docker::build needs option 'context' (the build directory)")
+            })?;
+            let tag = opt_str(&opts, "tag")
+                .ok_or_else(|| invalid("docker::build needs option 'tag' (the image name)"))?;
+            let mut args = std::collections::HashMap::new();
+            if let Some(a) = opts.get("build_args") {
+                let m = a
+                    .read_lock::<Map>()
+                    .ok_or_else(|| invalid("option 'build_args' must be a map"))?;
+                for (k, v) in m.iter() {
+                    args.insert(k.to_string(), v.to_string());
+                }
+            }
+            let no_cache = opts
+                .get("no_cache")
+                .and_then(|v| v.as_bool().ok())
+                .unwrap_or(false);
+            let log_rel = opt_str(&opts, "log").unwrap_or_else(|| {
+                let safe: String = tag
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                format!("logs/builds/{safe}.log")
+            });
+            let context_path = super::super::fs::resolve(&h.root, &context)?;
+            let log_path = super::super::fs::resolve(&h.root, &log_rel)?;
+            let detail = format!(
+                "from {context}{}{}",
+                if no_cache { ", no cache" } else { "" },
+                if args.is_empty() {
+                    String::new()
+                } else {
+                    format!(", args {args:?}")
+                }
+            );
+            let mut out = Map::new();
+            out.insert("tag".into(), tag.clone().into());
+            out.insert("log".into(), log_rel.clone().into());
+            if !h.mutation("docker::build", &tag, &detail)? {
+                out.insert("image_id".into(), Dynamic::UNIT);
+                out.insert("ms".into(), (0 as INT).into());
+                return Ok(out);
+            }
+            let spec = dk::build::BuildSpec {
+                context: context_path,
+                dockerfile: opt_str(&opts, "dockerfile").unwrap_or_default(),
+                tag,
+                args,
+                labels: Default::default(),
+                no_cache,
+            };
+            let d = client(&h)?;
+            let abs_log = log_path.to_string_lossy().into_owned();
+            let built = h
+                .block_on(async move { dk::build::build(&d, &spec, Some(&log_path)).await })?
+                .map_err(|e| fail(e.replace(&abs_log, &log_rel)))?;
+            out.insert("image_id".into(), built.image_id.into());
+            out.insert("ms".into(), (built.ms as INT).into());
+            Ok(out)
+        })
+    }
+
+    /// Gives `image` (a name or id) another name, e.g. the `pre-<run>` backup tag before a
+    /// rebuild: `docker::tag("homeiq-data-api:latest", "homeiq-data-api:pre-20260204")`.
+    #[rhai_fn(return_raw)]
+    pub fn tag(
+        ctx: NativeCallContext,
+        image: &str,
+        new_tag: &str,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            if !h.mutation("docker::tag", image, &format!("as {new_tag}"))? {
+                return Ok(());
+            }
+            let d = client(&h)?;
+            h.block_on(async move { dk::build::tag(&d, image, new_tag).await })?
+                .map_err(fail)
+        })
+    }
+
+    /// Removes an image name (the image itself goes when no name or container uses it).
+    #[rhai_fn(return_raw)]
+    pub fn rmi(ctx: NativeCallContext, image: &str) -> Result<(), Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            if !h.mutation("docker::rmi", image, "")? {
+                return Ok(());
+            }
+            let d = client(&h)?;
+            h.block_on(async move { dk::build::rmi(&d, image, false).await })?
+                .map_err(fail)
+        })
+    }
+
+    /// The id of a local image (`sha256:…`), or `()` if there is no such image.
+    #[rhai_fn(return_raw)]
+    pub fn image_id(ctx: NativeCallContext, image: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let d = client(&h)?;
+            let r = h.block_on(async move { d.inspect_image(image).await })?;
+            match r {
+                Ok(i) => Ok(i.id.map(Dynamic::from).unwrap_or(Dynamic::UNIT)),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => Ok(Dynamic::UNIT),
+                Err(e) => Err(fail(format!("cannot inspect image {image}: {e}"))),
+            }
+        })
+    }
+
     /// Waits (on the engine's event stream, no polling) until the container is healthy,
     /// turns unhealthy, or exits; default timeout 60 s. Returns `#{status, ms, note,
     /// container}` with status "healthy", "unhealthy", "exited", "timeout", or "running"
