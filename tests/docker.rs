@@ -442,3 +442,175 @@ fn dry_run_builds_nothing_and_read_only_refuses_image_changes() {
     assert!(image_exists(IMAGE), "--read-only removed an image");
     assert!(!image_exists(&tag));
 }
+
+/// A docker-compose (v1 or v2) project in a temp dir, taken down on drop.
+struct Compose {
+    project: String,
+    dir: std::path::PathBuf,
+    cmd: Vec<String>,
+}
+
+impl Compose {
+    fn available() -> Option<Vec<String>> {
+        for cmd in [vec!["docker", "compose"], vec!["docker-compose"]] {
+            let ok = Command::new(cmd[0])
+                .args(&cmd[1..])
+                .arg("version")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                return Some(cmd.into_iter().map(String::from).collect());
+            }
+        }
+        None
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let out = Command::new(&self.cmd[0])
+            .args(&self.cmd[1..])
+            .args(["-p", &self.project])
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("compose");
+        assert!(
+            out.status.success(),
+            "compose {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Drop for Compose {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.cmd[0])
+            .args(&self.cmd[1..])
+            .args([
+                "-p",
+                &self.project,
+                "down",
+                "-v",
+                "--rmi",
+                "local",
+                "-t",
+                "1",
+            ])
+            .current_dir(&self.dir)
+            .output();
+    }
+}
+
+#[test]
+fn recreate_keeps_ports_env_networks_and_compose_labels() {
+    recreate_scenario(false);
+}
+
+/// Compose v1 (the only compose on these machines) folds the image id into
+/// `com.docker.compose.config-hash`, so after a rebuild only compose can compute the hash
+/// the recreated container must carry; dockhand does not do that yet.
+#[test]
+#[ignore = "needs the compose config-hash of the new image (compose v1 hashes the image id)"]
+fn compose_up_after_recreate_does_not_recreate_again() {
+    recreate_scenario(true);
+}
+
+fn recreate_scenario(check_compose_up: bool) {
+    if !docker_ready() {
+        return;
+    }
+    let Some(cmd) = Compose::available() else {
+        skip("no docker compose / docker-compose");
+        return;
+    };
+    let t = Test::new()
+        .file(
+            "web/Dockerfile",
+            &format!(
+                "FROM {IMAGE}\nENV VERSION=1\nRUN mkdir -p /www && echo ok > /www/health\nHEALTHCHECK --interval=1s --retries=2 CMD wget -q -O /dev/null http://127.0.0.1:8080/health || exit 1\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+            ),
+        )
+        .file(
+            "docker-compose.yml",
+            "version: \"2.4\"\nservices:\n  web:\n    build: ./web\n    environment:\n      FOO: bar\n    ports:\n      - \"127.0.0.1::8080\"\n    labels:\n      homeiq.category: integration\n    networks: [backend]\n    restart: unless-stopped\nnetworks:\n  backend: {}\n",
+        );
+    let project = format!("dhtestrecreate{}", std::process::id());
+    let compose = Compose {
+        project: project.clone(),
+        dir: t.path().to_path_buf(),
+        cmd,
+    };
+    compose.run(&["up", "-d", "--build"]);
+    let id_of = || {
+        let out = compose.run(&["ps", "-q", "web"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let inspect = |id: &str, f: &str| {
+        let out = Command::new("docker")
+            .args(["inspect", "-f", f, id])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let old = id_of();
+    let fields = [
+        "{{json .HostConfig.PortBindings}}",
+        "{{json .HostConfig.RestartPolicy}}",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "{{index .Config.Labels \"com.docker.compose.config-hash\"}}",
+        "{{index .Config.Labels \"com.docker.compose.service\"}}",
+        "{{index .Config.Labels \"homeiq.category\"}}",
+        "{{.Name}}",
+    ];
+    let before: Vec<String> = fields.iter().map(|f| inspect(&old, f)).collect();
+    assert!(before[2].contains("backend"), "{before:?}");
+
+    // A new version of the image: compose's own image name now points at it.
+    std::fs::write(
+        t.path().join("web/Dockerfile"),
+        format!(
+            "FROM {IMAGE}\nENV VERSION=2\nRUN mkdir -p /www && echo ok2 > /www/health\nHEALTHCHECK --interval=1s --retries=2 CMD wget -q -O /dev/null http://127.0.0.1:8080/health || exit 1\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+        ),
+    )
+    .unwrap();
+    let image = inspect(&old, "{{.Config.Image}}");
+    let script = format!(
+        r#"docker::use_project("{project}");
+let b = docker::build(#{{ context: "web", tag: "{image}" }});
+let r = docker::recreate("web");
+print(`recreated: ${{r.old_id != r.new_id}} ${{r.new_image_id == b.image_id}}`);
+let w = docker::wait_healthy("web", #{{ timeout: "30s" }});
+print(`health: ${{w.status}}`);
+"#
+    );
+    let r = t
+        .script(&script)
+        .stderr_has("recreated: true true")
+        .stderr_has("health: healthy")
+        .run();
+    let new = id_of();
+    assert_ne!(new, old, "not recreated");
+    let after: Vec<String> = fields.iter().map(|f| inspect(&new, f)).collect();
+    assert_eq!(before, after, "recreate changed configuration");
+    let env = inspect(&new, "{{json .Config.Env}}");
+    assert!(env.contains("FOO=bar"), "user env lost: {env}");
+    assert!(
+        env.contains("VERSION=2") && !env.contains("VERSION=1"),
+        "image env not from the new image: {env}"
+    );
+    assert_ne!(
+        inspect(&new, "{{.Config.Hostname}}"),
+        old[..12],
+        "hostname copied from the old id"
+    );
+    if check_compose_up {
+        compose.run(&["up", "-d"]);
+        assert_eq!(
+            id_of(),
+            new,
+            "docker compose up -d recreated the container again"
+        );
+    }
+    drop(r);
+}

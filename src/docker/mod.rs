@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 
 pub mod build;
+pub mod recreate;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;

@@ -628,6 +628,60 @@ pub mod docker_api {
         })
     }
 
+    /// Recreates a container on a new image (default: the image name it was created with —
+    /// after `docker::build` with the compose image name, that is the new build), keeping
+    /// ports, volumes, networks and aliases, restart policy, user env and compose labels;
+    /// what the old image baked in (env defaults, cmd, healthcheck, labels), the generated
+    /// hostname and MAC come from the new image. The old container is stopped only after the
+    /// new one is created, and put back if the new one cannot start. Options: `image`.
+    /// Returns `#{name, old_id, new_id, old_image_id, new_image_id, ms}`.
+    #[rhai_fn(return_raw)]
+    pub fn recreate(
+        ctx: NativeCallContext,
+        name: &str,
+        opts: Map,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            check_keys(&opts, &["image"], "recreate")?;
+            let image = opt_str(&opts, "image");
+            let c = inspect_of(&h, name)?;
+            let cname = c
+                .name
+                .clone()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string();
+            let detail = format!(
+                "container {cname} on {}",
+                image.clone().unwrap_or_else(|| "its image".into())
+            );
+            if !h.mutation("docker::recreate", name, &detail)? {
+                let mut m = Map::new();
+                m.insert("name".into(), cname.into());
+                m.insert("new_id".into(), Dynamic::UNIT);
+                return Ok(m);
+            }
+            let d = client(&h)?;
+            let p = super::project(&h);
+            let r = h
+                .block_on(async move {
+                    dk::recreate::recreate(&d, p.as_deref(), name, image.as_deref()).await
+                })?
+                .map_err(fail)?;
+            to_dyn(&r)?
+                .try_cast::<Map>()
+                .ok_or_else(|| fail("internal: recreate result"))
+        })
+    }
+
+    /// `docker::recreate` on the image the container was created with.
+    #[rhai_fn(name = "recreate", return_raw)]
+    pub fn recreate_same(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {
+        recreate(ctx, name, Map::new())
+    }
+
     /// Waits (on the engine's event stream, no polling) until the container is healthy,
     /// turns unhealthy, or exits; default timeout 60 s. Returns `#{status, ms, note,
     /// container}` with status "healthy", "unhealthy", "exited", "timeout", or "running"

@@ -1,0 +1,321 @@
+//! Recreating a container on a new image, keeping everything the operator configured.
+//!
+//! This is Watchtower's approach, adapted to compose: the new container gets the old one's
+//! inspected configuration — ports, volumes, restart policy, networks and aliases, user env,
+//! compose labels — *minus* what the old image baked in (its env defaults, cmd, entrypoint,
+//! healthcheck, labels), so the new image's own defaults apply, and minus what Docker
+//! generated (hostname = old id, MAC and IP addresses). The compose labels, including
+//! `com.docker.compose.config-hash`, are kept, so `docker compose up -d` afterwards sees the
+//! container as up to date (when it runs the image the compose file names).
+//!
+//! Order matters for availability and for rollback: the old container is renamed aside, the
+//! new one is *created* under the original name, and only then is the old one stopped and
+//! the new one started. Any failure before the new one runs puts the old one back.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, NetworkConnectRequest,
+    NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, RenameContainerOptions, StartContainerOptions,
+    StopContainerOptions,
+};
+use serde::Serialize;
+
+use super::find;
+
+/// The label compose v2 compares to decide whether a container runs the current image.
+pub const LABEL_IMAGE: &str = "com.docker.compose.image";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recreated {
+    pub name: String,
+    pub old_id: String,
+    pub new_id: String,
+    pub old_image_id: String,
+    pub new_image_id: String,
+    pub ms: u64,
+}
+
+fn same<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
+    a.is_some() && a == b
+}
+
+/// The create body for a copy of `old` running `image` (whose id is `image_id`).
+pub fn clone_config(
+    old: &ContainerInspectResponse,
+    old_image: Option<&bollard::models::ImageConfig>,
+    image: &str,
+    image_id: &str,
+) -> (ContainerCreateBody, Vec<(String, EndpointSettings)>) {
+    let cfg = old.config.clone().unwrap_or_default();
+    let empty = bollard::models::ImageConfig::default();
+    let baked = old_image.unwrap_or(&empty);
+    let old_id = old.id.clone().unwrap_or_default();
+    let short = &old_id[..old_id.len().min(12)];
+
+    let env = cfg.env.map(|env| {
+        let baked_env = baked.env.clone().unwrap_or_default();
+        env.into_iter()
+            .filter(|e| !baked_env.contains(e))
+            .collect::<Vec<_>>()
+    });
+    let labels = cfg.labels.map(|labels| {
+        let baked_labels = baked.labels.clone().unwrap_or_default();
+        let mut kept: HashMap<String, String> = labels
+            .into_iter()
+            .filter(|(k, v)| k.starts_with("com.docker.compose.") || baked_labels.get(k) != Some(v))
+            .collect();
+        kept.insert(LABEL_IMAGE.to_string(), image_id.to_string());
+        kept
+    });
+    let hostname = cfg.hostname.filter(|h| h != short && !h.is_empty());
+
+    let mut endpoints: Vec<(String, EndpointSettings)> = old
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, ep)| {
+            let aliases = ep.aliases.map(|a| {
+                a.into_iter()
+                    .filter(|x| x != short && *x != old_id)
+                    .collect()
+            });
+            let ep = EndpointSettings {
+                aliases,
+                links: ep.links,
+                ipam_config: ep.ipam_config,
+                driver_opts: ep.driver_opts,
+                ..Default::default()
+            };
+            (name, ep)
+        })
+        .collect();
+    // The network the container was created on goes in the create call; the others (an API
+    // 1.41 engine takes only one there) are connected afterwards.
+    let mode = old
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.clone())
+        .unwrap_or_default();
+    endpoints.sort_by_key(|(n, _)| *n != mode);
+    let first = endpoints
+        .first()
+        .cloned()
+        .filter(|(n, _)| !matches!(n.as_str(), "bridge" | "host" | "none") || *n == mode);
+    let networking_config = first
+        .as_ref()
+        .filter(|(n, _)| !matches!(n.as_str(), "bridge" | "host" | "none"))
+        .map(|(n, ep)| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(n.clone(), ep.clone())])),
+        });
+    let rest = endpoints
+        .into_iter()
+        .skip(usize::from(first.is_some()))
+        .filter(|(n, _)| !matches!(n.as_str(), "bridge" | "host" | "none"))
+        .collect();
+
+    let body = ContainerCreateBody {
+        hostname,
+        domainname: cfg.domainname,
+        user: cfg.user.filter(|u| !same(&Some(u.clone()), &baked.user)),
+        attach_stdin: cfg.attach_stdin,
+        attach_stdout: cfg.attach_stdout,
+        attach_stderr: cfg.attach_stderr,
+        exposed_ports: if same(&cfg.exposed_ports, &baked.exposed_ports) {
+            None
+        } else {
+            cfg.exposed_ports
+        },
+        tty: cfg.tty,
+        open_stdin: cfg.open_stdin,
+        stdin_once: cfg.stdin_once,
+        env,
+        cmd: if same(&cfg.cmd, &baked.cmd) {
+            None
+        } else {
+            cfg.cmd
+        },
+        healthcheck: if same(&cfg.healthcheck, &baked.healthcheck) {
+            None
+        } else {
+            cfg.healthcheck
+        },
+        image: Some(image.to_string()),
+        volumes: if same(&cfg.volumes, &baked.volumes) {
+            None
+        } else {
+            cfg.volumes
+        },
+        working_dir: if same(&cfg.working_dir, &baked.working_dir) {
+            None
+        } else {
+            cfg.working_dir
+        },
+        entrypoint: if same(&cfg.entrypoint, &baked.entrypoint) {
+            None
+        } else {
+            cfg.entrypoint
+        },
+        labels,
+        stop_signal: if same(&cfg.stop_signal, &baked.stop_signal) {
+            None
+        } else {
+            cfg.stop_signal
+        },
+        stop_timeout: cfg.stop_timeout,
+        host_config: old.host_config.clone(),
+        networking_config,
+        ..Default::default()
+    };
+    (body, rest)
+}
+
+/// Recreates the container behind `name` on `image` (default: the image name it was created
+/// with, which after a build points at the new image).
+pub async fn recreate(
+    docker: &Docker,
+    project: Option<&str>,
+    name: &str,
+    image: Option<&str>,
+) -> Result<Recreated, String> {
+    let start = Instant::now();
+    let old = find(docker, project, name).await?;
+    let old_id = old.id.clone().unwrap_or_default();
+    let cname = old
+        .name
+        .clone()
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .to_string();
+    let image = image
+        .map(String::from)
+        .or_else(|| old.config.as_ref().and_then(|c| c.image.clone()))
+        .ok_or_else(|| {
+            format!("{cname} has no image name to recreate from; pass #{{ image: \"name:tag\" }}")
+        })?;
+    let new_image = docker
+        .inspect_image(&image)
+        .await
+        .map_err(|e| format!("cannot recreate {cname}: image {image}: {e}"))?;
+    let new_image_id = new_image.id.clone().unwrap_or_default();
+    let old_image_id = old.image.clone().unwrap_or_default();
+    let old_image_cfg = docker
+        .inspect_image(&old_image_id)
+        .await
+        .ok()
+        .and_then(|i| i.config);
+    let (body, extra_networks) = clone_config(&old, old_image_cfg.as_ref(), &image, &new_image_id);
+
+    let aside = format!("{cname}_dockhand_old_{}", &old_id[..old_id.len().min(12)]);
+    docker
+        .rename_container(
+            &old_id,
+            RenameContainerOptions {
+                name: aside.clone(),
+            },
+        )
+        .await
+        .map_err(|e| format!("cannot rename {cname} aside: {e}"))?;
+    let put_back = || async {
+        let _ = docker
+            .rename_container(
+                &old_id,
+                RenameContainerOptions {
+                    name: cname.clone(),
+                },
+            )
+            .await;
+    };
+    let created = match docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(cname.clone()),
+                ..Default::default()
+            }),
+            body,
+        )
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            put_back().await;
+            return Err(format!("cannot create the new {cname}: {e}"));
+        }
+    };
+    let new_id = created.id;
+    let undo = |why: String| async {
+        let _ = docker
+            .remove_container(
+                &new_id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+        put_back().await;
+        let _ = docker
+            .start_container(&old_id, None::<StartContainerOptions>)
+            .await;
+        Err::<Recreated, String>(why)
+    };
+    for (net, ep) in extra_networks {
+        if let Err(e) = docker
+            .connect_network(
+                &net,
+                NetworkConnectRequest {
+                    container: new_id.clone(),
+                    endpoint_config: Some(ep),
+                },
+            )
+            .await
+        {
+            return undo(format!(
+                "cannot connect the new {cname} to network {net}: {e}"
+            ))
+            .await;
+        }
+    }
+    let _ = docker
+        .stop_container(
+            &old_id,
+            Some(StopContainerOptions {
+                t: Some(10),
+                ..Default::default()
+            }),
+        )
+        .await;
+    if let Err(e) = docker
+        .start_container(&new_id, None::<StartContainerOptions>)
+        .await
+    {
+        return undo(format!(
+            "cannot start the new {cname} (the old one is back): {e}"
+        ))
+        .await;
+    }
+    let _ = docker
+        .remove_container(
+            &old_id,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await;
+    Ok(Recreated {
+        name: cname,
+        old_id: old_id.chars().take(12).collect(),
+        new_id: new_id.chars().take(12).collect(),
+        old_image_id,
+        new_image_id,
+        ms: start.elapsed().as_millis() as u64,
+    })
+}
