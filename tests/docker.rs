@@ -484,21 +484,44 @@ impl Compose {
 }
 
 impl Drop for Compose {
+    /// Cleans up by label, not with `compose down`: the project's directory may already be
+    /// gone (the test's workspace is dropped first when a test fails).
     fn drop(&mut self) {
-        let _ = Command::new(&self.cmd[0])
-            .args(&self.cmd[1..])
-            .args([
-                "-p",
-                &self.project,
-                "down",
-                "-v",
-                "--rmi",
-                "local",
-                "-t",
-                "1",
-            ])
-            .current_dir(&self.dir)
-            .output();
+        let label = format!("label=com.docker.compose.project={}", self.project);
+        let ids = |args: &[&str]| {
+            let out = Command::new("docker")
+                .args(args)
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            String::from_utf8_lossy(&out)
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        let containers = ids(&["ps", "-aq", "--filter", &label]);
+        if !containers.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&containers)
+                .output();
+        }
+        let networks = ids(&["network", "ls", "-q", "--filter", &label]);
+        if !networks.is_empty() {
+            let _ = Command::new("docker")
+                .args(["network", "rm"])
+                .args(&networks)
+                .output();
+        }
+        let images = ids(&["images", "-q", &format!("{}_*", self.project)]);
+        let images2 = ids(&["images", "-q", &format!("{}-*", self.project)]);
+        let all: Vec<_> = images.into_iter().chain(images2).collect();
+        if !all.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f"])
+                .args(&all)
+                .output();
+        }
     }
 }
 
