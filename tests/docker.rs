@@ -85,7 +85,8 @@ impl Lab {
     fn run(&mut self, service: &str, extra: &[&str], script: &str) -> String {
         let name = format!("{}-{service}", self.project);
         let mut cmd = Command::new("docker");
-        cmd.args(["run", "-d", "--name", &name])
+        // --init: an init as PID 1 forwards SIGTERM, so stops do not wait out the grace period.
+        cmd.args(["run", "-d", "--init", "--name", &name])
             .args([
                 "--label",
                 &format!("com.docker.compose.project={}", self.project),
@@ -556,7 +557,7 @@ fn recreate_scenario(check_compose_up: bool) {
         )
         .file(
             "docker-compose.yml",
-            "version: \"2.4\"\nservices:\n  web:\n    build: ./web\n    environment:\n      FOO: bar\n    ports:\n      - \"127.0.0.1::8080\"\n    labels:\n      homeiq.category: integration\n    networks: [backend]\n    restart: unless-stopped\nnetworks:\n  backend: {}\n",
+            "version: \"2.4\"\nservices:\n  web:\n    build: ./web\n    init: true\n    environment:\n      FOO: bar\n    ports:\n      - \"127.0.0.1::8080\"\n    labels:\n      homeiq.category: integration\n    networks: [backend]\n    restart: unless-stopped\nnetworks:\n  backend: {}\n",
         );
     let project = format!("dhtestrecreate{}", std::process::id());
     let compose = Compose {

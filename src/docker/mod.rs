@@ -262,6 +262,15 @@ pub async fn find(
     }
 }
 
+/// An inspected container's name without the leading `/` the engine puts there.
+pub fn container_name(c: &ContainerInspectResponse) -> String {
+    c.name
+        .as_deref()
+        .unwrap_or("")
+        .trim_start_matches('/')
+        .to_string()
+}
+
 /// Health of an inspected container: healthy, unhealthy, starting, none (no healthcheck,
 /// running), or the state when it is not running (exited, created, …).
 pub fn health_of(c: &ContainerInspectResponse) -> String {
@@ -303,12 +312,7 @@ pub async fn wait_healthy(
     let start = Instant::now();
     let c = find(docker, project, name).await?;
     let id = c.id.clone().unwrap_or_default();
-    let cname = c
-        .name
-        .clone()
-        .unwrap_or_default()
-        .trim_start_matches('/')
-        .to_string();
+    let cname = container_name(&c);
     // Subscribe first, replaying from just before we inspect, so no transition is missed.
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -188,12 +188,7 @@ pub async fn recreate(
     let start = Instant::now();
     let old = find(docker, project, name).await?;
     let old_id = old.id.clone().unwrap_or_default();
-    let cname = old
-        .name
-        .clone()
-        .unwrap_or_default()
-        .trim_start_matches('/')
-        .to_string();
+    let cname = super::container_name(&old);
     let image = image
         .map(String::from)
         .or_else(|| old.config.as_ref().and_then(|c| c.image.clone()))

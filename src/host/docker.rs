@@ -87,12 +87,7 @@ fn lifecycle(ctx: &NativeCallContext, action: &str, name: &str) -> HostResult<()
     let h = host(ctx)?;
     let c = inspect_of(&h, name)?;
     let id = c.id.clone().unwrap_or_default();
-    let cname = c
-        .name
-        .clone()
-        .unwrap_or_default()
-        .trim_start_matches('/')
-        .to_string();
+    let cname = dk::container_name(&c);
     if !h.mutation(
         &format!("docker::{action}"),
         name,
@@ -647,12 +642,7 @@ pub mod docker_api {
             check_keys(&opts, &["image"], "recreate")?;
             let image = opt_str(&opts, "image");
             let c = inspect_of(&h, name)?;
-            let cname = c
-                .name
-                .clone()
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string();
+            let cname = dk::container_name(&c);
             let detail = format!(
                 "container {cname} on {}",
                 image.clone().unwrap_or_else(|| "its image".into())
