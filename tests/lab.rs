@@ -1,0 +1,102 @@
+//! The lab fleet's definition files agree with each other and with the seeds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+fn load(path: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(format!(
+        "{}/examples/homeiq/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn compose_files_and_service_config_agree() {
+    let compose = load("docker-compose.yml");
+    let ports = load("docker-compose.ports.yml");
+    let config = load("services.yaml");
+    let compose_services = compose["services"].as_object().expect("compose services");
+    let config_services = config["services"]
+        .as_object()
+        .expect("services.yaml services");
+
+    let mut by_category: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, svc) in config_services {
+        let c = &compose_services
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is in services.yaml but not in docker-compose.yml"));
+        let category = svc["category"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no category"));
+        assert_eq!(
+            c["labels"]["homeiq.category"].as_str(),
+            Some(category),
+            "{name}: category differs"
+        );
+        let port = svc["port"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name}: no port"));
+        assert_eq!(
+            c["build"]["args"]["PORT"].as_str(),
+            Some(port.to_string().as_str()),
+            "{name}: build port differs"
+        );
+        let published = ports["services"][name]["ports"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: not published in docker-compose.ports.yml"));
+        assert_eq!(
+            published,
+            format!("127.0.0.1:{port}:{port}"),
+            "{name}: published port differs"
+        );
+        assert!(
+            config["categories"].get(category).is_some(),
+            "{name}: unknown category {category}"
+        );
+        *by_category.entry(category.to_string()).or_default() += 1;
+    }
+    let compose_names: BTreeSet<&String> = compose_services
+        .keys()
+        .filter(|n| n.as_str() != "influxdb")
+        .collect();
+    let config_names: BTreeSet<&String> = config_services.keys().collect();
+    assert_eq!(compose_names, config_names, "service sets differ");
+
+    // The seeds: core 4 (story 4) + the batch-rebuild seed's 40 in 7 categories.
+    let expect = [
+        ("core", 4),
+        ("integration", 8),
+        ("ai-ml", 13),
+        ("device", 7),
+        ("automation", 6),
+        ("analytics", 2),
+        ("frontend", 2),
+        ("other", 2),
+    ];
+    for (cat, n) in expect {
+        assert_eq!(
+            by_category.get(cat).copied().unwrap_or(0),
+            n,
+            "category {cat}"
+        );
+    }
+    // Ports the epic names.
+    for (name, port) in [
+        ("data-api", 8006),
+        ("websocket-ingestion", 8001),
+        ("admin-api", 8004),
+        ("data-retention", 8080),
+        ("weather-api", 8009),
+        ("health-dashboard", 3000),
+        ("ai-automation-ui", 3001),
+    ] {
+        assert_eq!(config_services[name]["port"].as_u64(), Some(port), "{name}");
+    }
+    let all_ports: Vec<u64> = config_services
+        .values()
+        .filter_map(|s| s["port"].as_u64())
+        .collect();
+    let unique: BTreeSet<&u64> = all_ports.iter().collect();
+    assert_eq!(unique.len(), all_ports.len(), "two services share a port");
+}
