@@ -20,6 +20,7 @@ pub mod docs;
 pub mod engine;
 pub mod error;
 pub mod host;
+pub mod lab;
 pub mod resolver;
 pub mod runtime;
 

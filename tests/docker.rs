@@ -224,6 +224,10 @@ fn wait_healthy_reports_unhealthy_exited_and_no_healthcheck() {
             r#"docker::use_project("{p}");
 let s = docker::wait_healthy("sick", #{{ timeout: "20s" }});
 print(`sick: ${{s.status}} in ${{s.ms}} ms`);
+let again = docker::wait_healthy("sick", #{{ timeout: "5s" }});
+print(`still sick: ${{again.status}} in ${{again.ms < 1000}}`);
+let patient = docker::wait_healthy("sick", #{{ timeout: "1500ms", through_unhealthy: true }});
+print(`patient: ${{patient.status}}`);
 let p = docker::wait_healthy("plain", #{{ timeout: "5s" }});
 print(`plain: ${{p.status}} (${{p.note}})`);
 let d = docker::wait_healthy("dies", #{{ timeout: "20s" }});
@@ -232,6 +236,8 @@ print(`dies: ${{d.status}} ${{d.note}}`);
             p = lab.project
         ))
         .stderr_has("sick: unhealthy in")
+        .stderr_has("still sick: unhealthy in true")
+        .stderr_has("patient: timeout")
         .stderr_has("plain: running (no healthcheck: running counts as ready)")
         .stderr_has("dies: exited exit code 3")
         .run();

@@ -100,3 +100,128 @@ fn compose_files_and_service_config_agree() {
     let unique: BTreeSet<&u64> = all_ports.iter().collect();
     assert_eq!(unique.len(), all_ports.len(), "two services share a port");
 }
+
+mod common;
+use common::Test;
+
+fn docker_lab_ready() -> bool {
+    let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    let missing = if std::process::Command::new("docker")
+        .arg("version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        Some("no Docker engine answers")
+    } else if !std::path::Path::new("/bin/busybox").exists() {
+        Some("no /bin/busybox (apt-get install busybox-static)")
+    } else if !std::path::Path::new("/usr/bin/influxd").exists() {
+        Some("no /usr/bin/influxd (apt-get install influxdb)")
+    } else {
+        None
+    };
+    match missing {
+        None => true,
+        Some(why) => {
+            assert!(!require, "DOCKHAND_REQUIRE_DOCKER=1 but {why}");
+            eprintln!("skipping lab test: {why}");
+            false
+        }
+    }
+}
+
+/// Takes the lab down even when the test fails.
+struct Down(String);
+impl Drop for Down {
+    fn drop(&mut self) {
+        let dir = format!("{}/examples/homeiq", env!("CARGO_MANIFEST_DIR"));
+        let _ = std::process::Command::new(common::BIN)
+            .args(["lab", "--dir", &dir, "--project", &self.0, "down"])
+            .output();
+    }
+}
+
+#[test]
+fn lab_up_from_nothing_with_a_fault_data_flowing_then_down() {
+    if !docker_lab_ready() {
+        return;
+    }
+    let dir = format!("{}/examples/homeiq", env!("CARGO_MANIFEST_DIR"));
+    let project = format!("dhlab{}", std::process::id());
+    let _down = Down(project.clone());
+    let r = Test::new()
+        .args(&[
+            "--json",
+            "lab",
+            "--dir",
+            &dir,
+            "--project",
+            &project,
+            "up",
+            "--services",
+            "3",
+            "--fault",
+            "admin-api=unhealthy",
+            "--wait",
+            "3m",
+        ])
+        .stderr_has("building homeiq-base")
+        .stderr_has("3/4 healthy")
+        .run();
+    let v = r.json();
+    let states = v.as_array().expect("array of services");
+    let status = |svc: &str| {
+        states
+            .iter()
+            .find(|s| s["service"] == svc)
+            .map(|s| s["status"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(status("influxdb").as_deref(), Some("healthy"));
+    assert_eq!(status("data-api").as_deref(), Some("healthy"));
+    assert_eq!(status("websocket-ingestion").as_deref(), Some("healthy"));
+    assert_eq!(
+        status("admin-api").as_deref(),
+        Some("unhealthy"),
+        "the injected fault did not show"
+    );
+    // The injected fault surfaces as an unhealthy container, but `up` still succeeds: it was asked for.
+    Test::new()
+        .args(&["lab", "--dir", &dir, "--project", &project, "status"])
+        .stdout_has("admin-api")
+        .run();
+    // Data flows: websocket-ingestion writes to the lab's InfluxDB, a playbook reads it back.
+    Test::new()
+        .script(&format!(
+            r#"docker::use_project("{project}");
+let admin = docker::wait_healthy("admin-api", #{{ timeout: "20s" }});
+print(`admin-api: ${{admin.status}}`);
+let ip = docker::ps(#{{ service: "influxdb" }})[0].ips[0];
+let n = 0;
+time::wait_until(#{{ timeout: "30s", interval: "500ms" }}, || {{
+    let r = http::get(`http://${{ip}}:8086/query?db=home_assistant_events&q=SELECT+count(*)+FROM+home_assistant_events`);
+    let rows = r.json?.results?[0]?.series?[0]?.values;
+    n = if rows == () {{ 0 }} else {{ rows[0][1] }};
+    n >= 2
+}});
+print(`points: ${{n >= 2}}`);
+"#
+        ))
+        .stderr_has("admin-api: unhealthy")
+        .stderr_has("points: true")
+        .run();
+    drop(r);
+    let down = Test::new()
+        .args(&["lab", "--dir", &dir, "--project", &project, "down"])
+        .run();
+    drop(down);
+    let left = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "lab down left containers behind");
+}

@@ -12,6 +12,7 @@ use crate::host::Mode;
 
 mod check;
 mod docs;
+mod lab;
 pub mod logging;
 mod run;
 
@@ -20,6 +21,7 @@ Examples:
   dockhand run playbooks/hello.rhai                 run a playbook
   dockhand run playbooks/hello.rhai --help          list the playbook's own options
   dockhand run playbooks/hello.rhai --name ops --dry-run
+  dockhand lab up --services 8                      build and start a lab fleet
   dockhand check playbooks/*.rhai                   compile without running
   dockhand docs > API.md                            reference of every host function
   dockhand completions bash > /etc/bash_completion.d/dockhand
@@ -131,6 +133,8 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// The HomeIQ lab fleet: build it from nothing, inspect it, take it down.
+    Lab(lab::LabArgs),
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
 }
@@ -172,6 +176,7 @@ pub fn main() -> i32 {
             definitions,
             output,
         } => docs::docs(&cli.global, definitions, output),
+        Command::Lab(args) => lab::lab(&cli.global, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "dockhand", &mut std::io::stdout());

@@ -302,12 +302,15 @@ pub struct HealthWait {
     pub container: String,
 }
 
-/// Waits until the container is healthy, unhealthy, or dead, or `timeout` passes.
+/// Waits until the container is healthy, unhealthy, or dead, or `timeout` passes. Docker's
+/// "unhealthy" verdict ends the wait (the image's healthcheck window has passed) unless
+/// `through_unhealthy`, for services whose start period is shorter than their start-up.
 pub async fn wait_healthy(
     docker: &Docker,
     project: Option<&str>,
     name: &str,
     timeout: Duration,
+    through_unhealthy: bool,
 ) -> Result<HealthWait, String> {
     let start = Instant::now();
     let c = find(docker, project, name).await?;
@@ -345,6 +348,13 @@ pub async fn wait_healthy(
         .is_some_and(|t| !t.is_empty() && t[0] != "NONE");
     match health_of(&now).as_str() {
         "healthy" => return Ok(done("healthy", None, "already healthy".into())),
+        "unhealthy" if !through_unhealthy => {
+            return Ok(done(
+                "unhealthy",
+                None,
+                "the container's healthcheck is failing".into(),
+            ));
+        }
         "none" if !has_check => {
             return Ok(done(
                 "running",
@@ -377,7 +387,7 @@ pub async fn wait_healthy(
         let t = ev.time_nano;
         match action {
             "health_status: healthy" => return Ok(done("healthy", t, String::new())),
-            "health_status: unhealthy" => {
+            "health_status: unhealthy" if !through_unhealthy => {
                 return Ok(done(
                     "unhealthy",
                     t,

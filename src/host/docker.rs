@@ -682,7 +682,9 @@ pub mod docker_api {
         super::super::at(call, move || wait_healthy_with(ctx, name, Map::new()))
     }
 
-    /// `wait_healthy` with options: `timeout` (or `timeout_ms`).
+    /// `wait_healthy` with options: `timeout` (or `timeout_ms`), `through_unhealthy` (keep
+    /// waiting when Docker reports unhealthy, for services that start slower than their
+    /// healthcheck's start period; default false: unhealthy ends the wait).
     #[rhai_fn(name = "wait_healthy", return_raw)]
     pub fn wait_healthy_with(
         ctx: NativeCallContext,
@@ -692,7 +694,15 @@ pub mod docker_api {
         let call = ctx.call_position();
         super::super::at(call, move || {
             let h = host(&ctx)?;
-            check_keys(&opts, &["timeout", "timeout_ms"], "wait_healthy")?;
+            check_keys(
+                &opts,
+                &["timeout", "timeout_ms", "through_unhealthy"],
+                "wait_healthy",
+            )?;
+            let through = opts
+                .get("through_unhealthy")
+                .and_then(|v| v.as_bool().ok())
+                .unwrap_or(false);
             let mut timeout = Duration::from_secs(60);
             for k in ["timeout", "timeout_ms"] {
                 if let Some(v) = opts.get(k) {
@@ -702,7 +712,9 @@ pub mod docker_api {
             let d = client(&h)?;
             let p = super::project(&h);
             let w = h
-                .block_on(async move { dk::wait_healthy(&d, p.as_deref(), name, timeout).await })?
+                .block_on(async move {
+                    dk::wait_healthy(&d, p.as_deref(), name, timeout, through).await
+                })?
                 .map_err(fail)?;
             let mut m = Map::new();
             m.insert("status".into(), w.status.into());

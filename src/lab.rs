@@ -1,0 +1,412 @@
+//! The HomeIQ lab: the seeds' fleet as a real compose project on this machine's engine.
+//!
+//! `dockhand lab up` works from nothing on a machine with a Docker engine and no registry:
+//!
+//! 1. builds `homeiq-base` (`FROM scratch` + Debian's static busybox) and `homeiq-influxdb`
+//!    (the base + the host's `influxd` and the libraries `ldd` names) through the engine API,
+//!    assembling each build context in a temporary directory so the source tree stays clean;
+//! 2. writes a compose override for `--fault SERVICE=KIND` knobs;
+//! 3. runs the compose tool (`docker compose` v2 or `docker-compose` v1) to build and start
+//!    the chosen services — compose stays the owner of the project, so every container has
+//!    the labels a later `docker compose` or `dockhand` rebuild expects;
+//! 4. waits for each service's health on the engine's event stream, reporting progress.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::docker::{self as dk, build::BuildSpec};
+
+/// The fault knobs the lab's service image understands.
+pub const FAULTS: &[&str] = &[
+    "none",
+    "unhealthy",
+    "crash-loop",
+    "slow-start",
+    "error-logs",
+    "slow-health",
+];
+
+/// What `lab up` should do.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// The lab directory (`examples/homeiq`).
+    pub dir: PathBuf,
+    pub project: String,
+    /// Bring up only the first N services (infrastructure always comes up).
+    pub services: Option<usize>,
+    /// `(service, kind)` fault knobs.
+    pub faults: Vec<(String, String)>,
+    /// Publish the seeds' ports on 127.0.0.1.
+    pub ports: bool,
+    /// How long to wait for the fleet to become healthy.
+    pub timeout: Duration,
+}
+
+/// One service after `lab up`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceState {
+    pub service: String,
+    pub status: String,
+    pub ms: u64,
+}
+
+/// The compose command available here: `docker compose` (v2) or `docker-compose` (v1).
+pub fn compose_command() -> Result<Vec<String>, String> {
+    for cmd in [vec!["docker", "compose"], vec!["docker-compose"]] {
+        let ok = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            return Ok(cmd.into_iter().map(String::from).collect());
+        }
+    }
+    Err("neither `docker compose` nor `docker-compose` is installed (apt-get install docker-compose)".into())
+}
+
+/// Service names in `services.yaml` order (infrastructure not included).
+pub fn service_names(dir: &Path) -> Result<Vec<String>, String> {
+    let path = dir.join("services.yaml");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let doc: serde_yaml::Mapping = serde_yaml::from_str(&text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        format!("invalid YAML in {}{at}: {e}", path.display())
+    })?;
+    let services = doc
+        .get("services")
+        .and_then(|s| s.as_mapping())
+        .ok_or_else(|| format!("{}: no `services` map", path.display()))?;
+    Ok(services
+        .keys()
+        .filter_map(|k| k.as_str().map(String::from))
+        .collect())
+}
+
+/// Infrastructure service names (`infrastructure:` in services.yaml).
+pub fn infrastructure_names(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("services.yaml"))
+        .ok()
+        .and_then(|t| serde_yaml::from_str::<serde_yaml::Mapping>(&t).ok())
+        .and_then(|d| {
+            d.get("infrastructure")
+                .and_then(|i| i.as_mapping())
+                .cloned()
+        })
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_static(binary: &Path) -> bool {
+    match Command::new("ldd").arg(binary).output() {
+        Ok(o) => {
+            !o.status.success() || String::from_utf8_lossy(&o.stdout).contains("not a dynamic")
+        }
+        Err(_) => false,
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+    for e in std::fs::read_dir(from)
+        .map_err(|e| format!("cannot read {}: {e}", from.display()))?
+        .flatten()
+    {
+        let p = e.path();
+        let name = e.file_name();
+        if name == "busybox" || name == "rootfs" {
+            continue; // copied binaries from a manual build; we bring our own
+        }
+        if p.is_dir() {
+            copy_dir(&p, &to.join(&name))?;
+        } else {
+            std::fs::copy(&p, to.join(&name))
+                .map_err(|e| format!("cannot copy {}: {e}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds `homeiq-base:latest` and `homeiq-influxdb:latest`.
+pub async fn build_base_images(
+    docker: &bollard::Docker,
+    dir: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<(), String> {
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.exists() || !is_static(busybox) {
+        return Err(
+            "the lab needs the static busybox at /bin/busybox: apt-get install busybox-static"
+                .into(),
+        );
+    }
+    let influxd = Path::new("/usr/bin/influxd");
+    if !influxd.exists() {
+        return Err("the lab's InfluxDB needs /usr/bin/influxd: apt-get install influxdb".into());
+    }
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+
+    progress("building homeiq-base (FROM scratch + static busybox)");
+    let base = tmp.path().join("base");
+    copy_dir(&dir.join("base"), &base)?;
+    std::fs::copy(busybox, base.join("busybox"))
+        .map_err(|e| format!("cannot copy busybox: {e}"))?;
+    let spec = BuildSpec {
+        context: base,
+        tag: "homeiq-base:latest".into(),
+        ..Default::default()
+    };
+    dk::build::build(docker, &spec, None).await?;
+
+    progress("building homeiq-influxdb (base + host influxd)");
+    let influx = tmp.path().join("influxdb");
+    copy_dir(&dir.join("influxdb"), &influx)?;
+    let rootfs = influx.join("rootfs");
+    let mut files = vec![influxd.to_path_buf()];
+    if let Ok(o) = Command::new("ldd").arg(influxd).output() {
+        for tok in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+            if tok.starts_with('/') {
+                files.push(PathBuf::from(tok));
+            }
+        }
+    }
+    for f in files {
+        let dest = rootfs.join(f.strip_prefix("/").unwrap_or(&f));
+        std::fs::create_dir_all(dest.parent().unwrap_or(&rootfs)).map_err(|e| e.to_string())?;
+        std::fs::copy(&f, &dest).map_err(|e| format!("cannot copy {}: {e}", f.display()))?;
+    }
+    let spec = BuildSpec {
+        context: influx,
+        tag: "homeiq-influxdb:latest".into(),
+        ..Default::default()
+    };
+    dk::build::build(docker, &spec, None).await?;
+    Ok(())
+}
+
+/// The compose override for fault knobs: build args (so the image is "bad", as after a bad
+/// upgrade) and environment (so the running container is).
+pub fn fault_override(faults: &[(String, String)]) -> Result<String, String> {
+    let mut out = String::from("version: \"2.4\"\nservices:\n");
+    for (svc, kind) in faults {
+        if !FAULTS.contains(&kind.as_str()) {
+            return Err(format!(
+                "unknown fault '{kind}' for {svc} (known: {})",
+                FAULTS.join(", ")
+            ));
+        }
+        out.push_str(&format!(
+            "  {svc}:\n    environment:\n      FAULT: \"{kind}\"\n"
+        ));
+    }
+    Ok(out)
+}
+
+/// Runs the compose tool, passing each output line to `progress`.
+pub fn compose(
+    dir: &Path,
+    project: &str,
+    files: &[PathBuf],
+    args: &[&str],
+    progress: &dyn Fn(&str),
+) -> Result<(), String> {
+    let cmd = compose_command()?;
+    let mut c = Command::new(&cmd[0]);
+    c.args(&cmd[1..]).args(["-p", project]);
+    for f in files {
+        c.arg("-f").arg(f);
+    }
+    c.args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", cmd.join(" ")))?;
+    let stderr = child.stderr.take();
+    let lines = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        if let Some(s) = stderr {
+            for l in BufReader::new(s).lines().map_while(Result::ok) {
+                all.push(l);
+            }
+        }
+        all
+    });
+    if let Some(out) = child.stdout.take() {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            progress(&l);
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let err_lines = lines.join().unwrap_or_default();
+    for l in &err_lines {
+        progress(l);
+    }
+    if status.success() {
+        Ok(())
+    } else {
+        let tail: Vec<&String> = err_lines
+            .iter()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        Err(format!(
+            "{} {} failed ({status}):\n{}",
+            cmd.join(" "),
+            args.join(" "),
+            tail.iter()
+                .map(|s| format!("  {s}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))
+    }
+}
+
+/// The files compose is given for this lab.
+fn compose_files(opts: &LabOptions, state_dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files = vec![opts.dir.join("docker-compose.yml")];
+    if opts.ports {
+        files.push(opts.dir.join("docker-compose.ports.yml"));
+    }
+    if !opts.faults.is_empty() {
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+        let f = state_dir.join(format!("{}.faults.yml", opts.project));
+        std::fs::write(&f, fault_override(&opts.faults)?)
+            .map_err(|e| format!("cannot write {}: {e}", f.display()))?;
+        files.push(f);
+    }
+    Ok(files)
+}
+
+/// Brings the lab up and waits for it; returns each service's health.
+pub fn up(
+    handle: &tokio::runtime::Handle,
+    opts: &LabOptions,
+    state_dir: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<Vec<ServiceState>, String> {
+    let start = Instant::now();
+    let all = service_names(&opts.dir)?;
+    for (svc, _) in &opts.faults {
+        if !all.contains(svc) {
+            return Err(format!("--fault names an unknown service '{svc}'"));
+        }
+    }
+    let mut chosen: Vec<String> = infrastructure_names(&opts.dir);
+    chosen.extend(all.iter().take(opts.services.unwrap_or(all.len())).cloned());
+    let docker = handle.block_on(dk::connect())?;
+    handle.block_on(build_base_images(&docker, &opts.dir, progress))?;
+    let files = compose_files(opts, state_dir)?;
+    progress(&format!(
+        "starting {} services (project {})",
+        chosen.len(),
+        opts.project
+    ));
+    let mut args = vec!["up", "-d", "--build"];
+    args.extend(chosen.iter().map(String::as_str));
+    compose(&opts.dir, &opts.project, &files, &args, progress)?;
+    // Compose v1 lowercases and strips the project name; look containers up by the name it used.
+    let label_project = normalize_project(&opts.project);
+    let waits = chosen.iter().map(|svc| {
+        let docker = docker.clone();
+        let project = label_project.clone();
+        let svc = svc.clone();
+        let timeout = opts.timeout.saturating_sub(start.elapsed());
+        async move {
+            let r = dk::wait_healthy(&docker, Some(&project), &svc, timeout, false).await;
+            let (status, ms) = match r {
+                Ok(w) => (w.status, w.ms),
+                Err(e) => (format!("error: {e}"), 0),
+            };
+            ServiceState {
+                service: svc,
+                status,
+                ms,
+            }
+        }
+    });
+    let states = handle.block_on(futures_util::future::join_all(waits));
+    let healthy = states.iter().filter(|s| s.status == "healthy").count();
+    progress(&format!(
+        "{healthy}/{} healthy after {:.1}s",
+        states.len(),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(states)
+}
+
+/// Compose v1 keeps only lowercase letters, digits, `-` and `_` of a project name.
+pub fn normalize_project(p: &str) -> String {
+    p.to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+/// Stops and removes the lab: containers, networks, volumes and its service images.
+pub fn down(opts: &LabOptions, state_dir: &Path, progress: &dyn Fn(&str)) -> Result<(), String> {
+    let files = compose_files(opts, state_dir)?;
+    compose(
+        &opts.dir,
+        &opts.project,
+        &files,
+        &[
+            "down",
+            "-v",
+            "--rmi",
+            "local",
+            "--remove-orphans",
+            "-t",
+            "2",
+        ],
+        progress,
+    )?;
+    let _ = std::fs::remove_file(state_dir.join(format!("{}.faults.yml", opts.project)));
+    Ok(())
+}
+
+/// The containers of the lab, by service.
+pub fn status(
+    handle: &tokio::runtime::Handle,
+    project: &str,
+) -> Result<Vec<dk::Container>, String> {
+    let docker = handle.block_on(dk::connect())?;
+    let f = dk::Filter {
+        project: Some(normalize_project(project)),
+        all: true,
+        ..Default::default()
+    };
+    handle.block_on(dk::list(&docker, &f))
+}
+
+/// Parses `SERVICE=KIND`.
+pub fn parse_fault(s: &str) -> Result<(String, String), String> {
+    let (svc, kind) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': write a fault as SERVICE=KIND, e.g. data-api=unhealthy"))?;
+    if !FAULTS.contains(&kind) {
+        return Err(format!(
+            "'{kind}' is not a fault (known: {})",
+            FAULTS.join(", ")
+        ));
+    }
+    Ok((svc.to_string(), kind.to_string()))
+}
