@@ -262,7 +262,21 @@ fn restart_then_wait_healthy_and_dry_run_and_read_only_leave_it_alone() {
         .stdout_has("docker::restart web")
         .run();
     assert_eq!(started(&lab), t0, "--dry-run restarted the container");
-    for call in ["restart", "stop", "start", "rm"] {
+    let id_before = lab.inspect(&name, "{{.Id}}");
+    Test::new()
+        .script(&format!(
+            "docker::use_project(\"{}\");\ndocker::recreate(\"web\");\n",
+            lab.project
+        ))
+        .args(&["--dry-run"])
+        .stdout_has("docker::recreate web")
+        .run();
+    assert_eq!(
+        lab.inspect(&name, "{{.Id}}"),
+        id_before,
+        "--dry-run recreated the container"
+    );
+    for call in ["restart", "stop", "start", "rm", "recreate"] {
         Test::new()
             .script(&format!(
                 "docker::use_project(\"{}\");\ndocker::{call}(\"web\");\n",
