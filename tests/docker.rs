@@ -184,8 +184,13 @@ print(`all: ${{docker::logs("web").contains("INFO web listening")}}`);
 print(`inspect: ${{docker::inspect("web").Name}}`);
 let r = http::probe(`http://${{ps[0].ips[0]}}:8080/health`);
 print(`probe: ${{r.ok}}`);
+let st = docker::stats("web");
+print(`stats: ${{st.mem_bytes > 0}} ${{st.cpu_percent >= 0.0}} ${{st.mem_limit > 0}}`);
+let imgs = docker::images();
+print(`images: ${{imgs.filter(|i| i.tags.contains("{image}")).len()}}`);
 "#,
-            p = lab.project
+            p = lab.project,
+            image = IMAGE
         ))
         .stderr_has("wait: healthy")
         .stderr_has(&format!("ps: 1 web integration healthy running {}", lab.project))
@@ -195,6 +200,8 @@ print(`probe: ${{r.ok}}`);
         .stderr_has("all: true")
         .stderr_has(&format!("inspect: /{name}"))
         .stderr_has("probe: true")
+        .stderr_has("stats: true true true")
+        .stderr_has("images: 1")
         .run();
     drop(r);
 }
