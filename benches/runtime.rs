@@ -1,147 +1,295 @@
-//! Runtime benchmarks, side by side with what a bash runbook pays today.
+//! Runtime benchmarks, side by side with what a user would run instead, in one run.
 //!
 //! 1. Process time of `dockhand run playbooks/hello.rhai --allow-down -q` with no network
 //!    (goal ≤ 10 ms), against the bash + curl script a user would write instead, and the
-//!    fixed cost of `dockhand run` on a one-line script.
-//! 2. Host-call overhead: a loop calling `time::now()` minus the same loop without it,
-//!    per call (goal ≤ 2 µs); `fs::exists()` (a host call plus a syscall); against the
-//!    bash way of calling a primitive: spawning a process (`date +%s%N`).
+//!    fixed cost of `dockhand run` on a script that only prints.
+//! 2. Host-call overhead: a loop calling `time::now()` minus the same loop without it, per
+//!    call (goal ≤ 2 µs); `fs::exists()` (a host call plus a syscall); against the bash way
+//!    of calling a primitive: spawning a process (`date +%s%N`).
 //!
-//! Run: `cargo bench --bench runtime` (env `DOCKHAND_BENCH_RUNS`, default 100).
+//! Run: `cargo bench --bench runtime`. `DOCKHAND_BENCH_RUNS` sets the number of measured
+//! process runs (default 100). The bench always exits 0 when every command ran: a missed goal
+//! shows as `MISSED` in the table. It panics if a command fails, since its time would then
+//! measure an error path.
 
+use std::ffi::OsStr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-fn time_process(cmd: &mut Command, runs: usize) -> Vec<f64> {
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    for _ in 0..5 {
-        let _ = cmd.status();
-    }
-    (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            let _ = cmd.status().expect("spawn");
-            t.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect()
+use dockhand::Runtime;
+
+/// Unmeasured runs before each process measurement.
+const WARMUP: usize = 5;
+/// Spawns of `date` for the bash per-primitive cost.
+const SPAWNS: usize = 200;
+/// Iterations of the `time::now()` loops.
+const NOW_ITERS: i64 = 1_000_000;
+/// Iterations of the `fs::exists()` loops (each call is a syscall, so fewer).
+const EXISTS_ITERS: i64 = 200_000;
+/// Measured repetitions of each in-process loop (after one warm-up).
+const REPS: usize = 7;
+
+/// Distribution of a set of samples, in the samples' unit.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    min: f64,
+    p50: f64,
+    p90: f64,
+    mean: f64,
 }
 
-fn summary(mut v: Vec<f64>) -> (f64, f64, f64, f64) {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
-    (v[0], p(0.5), p(0.9), v.iter().sum::<f64>() / v.len() as f64)
+impl Stats {
+    fn of(mut v: Vec<f64>) -> Stats {
+        assert!(!v.is_empty(), "no samples");
+        v.sort_by(f64::total_cmp);
+        // Nearest-rank percentile.
+        let p = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        Stats {
+            min: v[0],
+            p50: p(0.5),
+            p90: p(0.9),
+            mean: v.iter().sum::<f64>() / v.len() as f64,
+        }
+    }
+}
+
+/// Whether `program` can be spawned (it is on PATH).
+fn available(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn describe(cmd: &Command) -> String {
+    let args: Vec<_> = cmd.get_args().map(OsStr::to_string_lossy).collect();
+    format!("{} {}", cmd.get_program().to_string_lossy(), args.join(" "))
+}
+
+/// Wall time of `cmd`, spawn to exit, in ms: `WARMUP` unmeasured runs, then `runs` measured
+/// ones. Output is discarded. Panics if the command does not exit 0.
+fn time_process(cmd: &mut Command, runs: usize) -> Vec<f64> {
+    cmd.stdin(Stdio::null());
+    // First warm-up run: capture the output, to say why if the command fails.
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", describe(cmd)));
+    assert!(
+        out.status.success(),
+        "`{}` failed ({}):\n{}{}",
+        describe(cmd),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut run = || {
+        let t = Instant::now();
+        let status = cmd.status().expect("spawn");
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        assert!(status.success(), "`{}` failed ({status})", describe(cmd));
+        ms
+    };
+    for _ in 1..WARMUP {
+        run();
+    }
+    (0..runs).map(|_| run()).collect()
+}
+
+/// Seconds taken by `rt.eval(src)`, checking the script returns `expect`.
+fn eval_secs(rt: &Runtime, src: &str, expect: i64) -> f64 {
+    let t = Instant::now();
+    let value = rt
+        .eval(src)
+        .unwrap_or_else(|e| panic!("eval of `{src}` failed: {e}"));
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(
+        value.as_int().ok(),
+        Some(expect),
+        "`{src}` returned {value}"
+    );
+    secs
+}
+
+/// Per-call overhead of `call`, in µs: each repetition times a counting loop of `n`
+/// iterations with and without `call` in its body (interleaved, so drift hits both alike),
+/// and yields (with - without) / n. Also returns the bare loop's cost per iteration in µs.
+fn call_overhead(rt: &Runtime, call: &str, n: i64) -> (Vec<f64>, f64) {
+    let bare = format!("let n = 0; for i in 0..{n} {{ n += 1; }} n");
+    let with = format!("let n = 0; for i in 0..{n} {{ n += 1; {call}; }} n");
+    eval_secs(rt, &bare, n);
+    eval_secs(rt, &with, n);
+    let mut per_call = Vec::with_capacity(REPS);
+    let mut best_bare = f64::INFINITY;
+    for _ in 0..REPS {
+        let a = eval_secs(rt, &bare, n);
+        let b = eval_secs(rt, &with, n);
+        best_bare = best_bare.min(a);
+        per_call.push((b - a) / n as f64 * 1e6);
+    }
+    (per_call, best_bare / n as f64 * 1e6)
+}
+
+fn ms(x: f64) -> String {
+    format!("{x:.2} ms")
+}
+
+fn us(x: f64) -> String {
+    if x < 10.0 {
+        format!("{x:.3} µs")
+    } else {
+        format!("{x:.0} µs")
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}
+
+fn header() {
+    println!(
+        "{:<44} {:>11} {:>11} {:>11} {:>11} {:>9}  verdict",
+        "what", "min", "p50", "p90", "mean", "goal"
+    );
+}
+
+fn row(what: &str, s: Stats, unit: fn(f64) -> String, goal: &str, verdict: &str) {
+    println!(
+        "{what:<44} {:>11} {:>11} {:>11} {:>11} {goal:>9}  {verdict}",
+        unit(s.min),
+        unit(s.p50),
+        unit(s.p90),
+        unit(s.mean),
+    );
+}
+
+fn skipped(what: &str, why: &str) {
+    println!("{what:<44} skipped: {why}");
 }
 
 fn main() {
     let bin = env!("CARGO_BIN_EXE_dockhand");
-    let root = env!("CARGO_MANIFEST_DIR");
-    let runs: usize = std::env::var("DOCKHAND_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
-    let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let runs: usize = match std::env::var("DOCKHAND_BENCH_RUNS") {
+        Ok(v) => match v.trim().parse() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("DOCKHAND_BENCH_RUNS must be a positive integer, got {v:?}"),
+        },
+        Err(_) => 100,
+    };
+    let dockhand = |args: &[&OsStr]| {
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .current_dir(root)
+            // Keep the user's environment from changing what is measured.
+            .env_remove("DOCKHAND_ROOT")
+            .env_remove("DOCKHAND_STDLIB")
+            .env_remove("RUST_LOG");
+        cmd
+    };
 
     // --- 1. process time ---
-    let hello = summary(time_process(
-        Command::new(bin)
-            .args(["run", "playbooks/hello.rhai", "--allow-down", "-q"])
-            .current_dir(root),
+    eprintln!("measuring process time ({runs} runs each, after {WARMUP} warm-up runs)...");
+    let hello = Stats::of(time_process(
+        &mut dockhand(&[
+            "run".as_ref(),
+            "playbooks/hello.rhai".as_ref(),
+            "--allow-down".as_ref(),
+            "-q".as_ref(),
+        ]),
         runs,
     ));
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("print.rhai"), "print(\"hi\");\n").unwrap();
-    let print_only = summary(time_process(
-        Command::new(bin)
-            .args(["run", "print.rhai"])
-            .current_dir(tmp.path()),
-        runs,
-    ));
-    let has_curl = Command::new("curl")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let bash = has_curl.then(|| {
-        summary(time_process(
-            Command::new("bash").args([
+    let bash_curl = (available("bash", "--version") && available("curl", "--version")).then(|| {
+        Stats::of(time_process(
+            Command::new("bash").current_dir(root).args([
                 "-c",
-                "echo \"hello, world!\"; curl -s -o /dev/null -m 2 -w '%{time_total}' http://127.0.0.1:9/health || true",
+                r#"echo "hello, world!"; curl -s -o /dev/null -m 2 -w "%{time_total}" http://127.0.0.1:9/health || true"#,
             ]),
             runs,
         ))
     });
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let print_rhai = tmp.path().join("print.rhai");
+    std::fs::write(&print_rhai, "print(\"hi\");\n").expect("write print.rhai");
+    let print_only = Stats::of(time_process(
+        &mut dockhand(&["run".as_ref(), print_rhai.as_os_str(), "-q".as_ref()]),
+        runs,
+    ));
 
-    // --- 2. host-call overhead, in process ---
-    let rt = dockhand::Runtime::builder()
+    // --- 2. host-call overhead, in process (on this plain main thread) ---
+    eprintln!("measuring host-call overhead ({REPS} repetitions per loop)...");
+    let rt = Runtime::builder()
         .root(tmp.path())
         .build()
         .expect("runtime");
-    let time_eval = |src: &str| {
-        let script = rt.compile_str("bench", src).unwrap();
-        rt.run(&script, Default::default()).unwrap(); // warm-up
-        let t = Instant::now();
-        rt.run(&script, Default::default()).unwrap();
-        t.elapsed().as_secs_f64()
-    };
-    let n = 1_000_000.0;
-    let empty = time_eval("let x = 0; for i in 0..1000000 { x += 1; } x");
-    let now = time_eval("let x = 0; for i in 0..1000000 { x += 1; time::now(); } x");
-    let per_call_us = (now - empty) / n * 1e6;
-    let m = 200_000.0;
-    let empty_m = time_eval("let x = 0; for i in 0..200000 { x += 1; } x");
-    let exists = time_eval("let x = 0; for i in 0..200000 { x += 1; fs::exists(\"x\"); } x");
-    let exists_us = (exists - empty_m) / m * 1e6;
-    let spawn = summary(time_process(Command::new("date").arg("+%s%N"), 200));
+    let (now, now_loop) = call_overhead(&rt, "time::now()", NOW_ITERS);
+    let (exists, _) = call_overhead(&rt, r#"fs::exists("x")"#, EXISTS_ITERS);
+    let (now, exists) = (Stats::of(now), Stats::of(exists));
+    drop(rt);
+    let spawn_date = available("date", "+%s%N").then(|| {
+        let mut date = Command::new("date");
+        date.arg("+%s%N");
+        // ms → µs
+        let v = time_process(&mut date, SPAWNS);
+        Stats::of(v.into_iter().map(|x| x * 1e3).collect())
+    });
 
+    // --- report ---
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let build = if cfg!(debug_assertions) {
+        "debug build"
+    } else {
+        "release build"
+    };
+    println!();
+    println!("dockhand benchmarks ({build}, {cores} cores)");
+    header();
+    row(
+        "dockhand run hello.rhai (process)",
+        hello,
+        ms,
+        "≤ 10 ms",
+        verdict(hello.p50 <= 10.0),
+    );
+    match bash_curl {
+        Some(s) => row("  bash + curl equivalent", s, ms, "", ""),
+        None => skipped("  bash + curl equivalent", "bash or curl not on PATH"),
+    }
+    row("dockhand run print-only (process)", print_only, ms, "", "");
+    row(
+        "host call overhead time::now()",
+        now,
+        us,
+        "≤ 2 µs",
+        verdict(now.p50 <= 2.0),
+    );
+    row("  host call + syscall fs::exists()", exists, us, "", "");
+    match spawn_date {
+        Some(s) => row("  bash: spawn `date` per primitive", s, us, "", ""),
+        None => skipped("  bash: spawn `date` per primitive", "date not on PATH"),
+    }
     println!();
     println!(
-        "dockhand runtime benchmarks (release build, {} cores)",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
+        "process rows: wall time spawn to exit, {runs} runs after {WARMUP} warm-up, output discarded, cwd = crate root"
     );
     println!(
-        "{:<48} {:>9} {:>9} {:>9} {:>9} {:>10}  verdict",
-        "what", "min", "p50", "p90", "mean", "goal"
-    );
-    let row = |name: &str, s: (f64, f64, f64, f64), goal: &str, v: &str| {
-        println!(
-            "{name:<48} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>7.2}ms {goal:>10}  {v}",
-            s.0, s.1, s.2, s.3
-        );
-    };
-    row(
-        "dockhand run hello.rhai (process, no network)",
-        hello,
-        "≤ 10 ms",
-        verdict(hello.1 <= 10.0),
-    );
-    match bash {
-        Some(b) => row("  bash + curl equivalent", b, "", ""),
-        None => println!("  bash + curl equivalent: skipped (no curl on PATH)"),
-    }
-    row(
-        "dockhand run print-only script (fixed cost)",
-        print_only,
-        "",
-        "",
+        "host-call rows: (loop with call - same loop without) / N over {REPS} interleaved repetitions, N = {NOW_ITERS} (time::now), {EXISTS_ITERS} (fs::exists)"
     );
     println!(
-        "{:<48} {:>27.3}µs {:>20} {:>10}  {}",
-        "host call overhead, time::now()",
-        per_call_us,
-        "",
-        "≤ 2 µs",
-        verdict(per_call_us <= 2.0)
+        "  time::now(): p50 {:.0} ns per call; the bare loop costs {:.0} ns per iteration",
+        now.p50 * 1e3,
+        now_loop * 1e3
     );
     println!(
-        "{:<48} {:>27.3}µs",
-        "  host call + syscall, fs::exists()", exists_us
+        "  fs::exists(): p50 {:.0} ns per call; `date`: {SPAWNS} spawns after {WARMUP} warm-up",
+        exists.p50 * 1e3
     );
+    println!("verdicts compare p50 with the goal; the bench exits 0 either way");
     println!(
-        "{:<48} {:>27.1}µs",
-        "  bash: spawn `date` per primitive (mean)",
-        spawn.3 * 1000.0
+        "reproduce: cargo bench --bench runtime   (DOCKHAND_BENCH_RUNS={runs} to set the runs)"
     );
-    println!("reproduce: cargo bench --bench runtime");
 }

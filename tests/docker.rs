@@ -553,21 +553,11 @@ impl Drop for Compose {
     }
 }
 
-#[test]
-fn recreate_keeps_ports_env_networks_and_compose_labels() {
-    recreate_scenario(false);
-}
-
 /// Compose v1 (the only compose on these machines) folds the image id into
-/// `com.docker.compose.config-hash`, so after a rebuild only compose can compute the hash
-/// the recreated container must carry; dockhand does not do that yet.
+/// `com.docker.compose.config-hash`; recreate asks compose for the new hash, so a later
+/// `docker-compose up -d` leaves the recreated container alone.
 #[test]
-#[ignore = "needs the compose config-hash of the new image (compose v1 hashes the image id)"]
-fn compose_up_after_recreate_does_not_recreate_again() {
-    recreate_scenario(true);
-}
-
-fn recreate_scenario(check_compose_up: bool) {
+fn recreate_keeps_config_and_compose_up_leaves_it_alone() {
     if !docker_ready() {
         return;
     }
@@ -609,7 +599,6 @@ fn recreate_scenario(check_compose_up: bool) {
         "{{json .HostConfig.PortBindings}}",
         "{{json .HostConfig.RestartPolicy}}",
         "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
-        "{{index .Config.Labels \"com.docker.compose.config-hash\"}}",
         "{{index .Config.Labels \"com.docker.compose.service\"}}",
         "{{index .Config.Labels \"homeiq.category\"}}",
         "{{.Name}}",
@@ -655,13 +644,27 @@ print(`health: ${{w.status}}`);
         old[..12],
         "hostname copied from the old id"
     );
-    if check_compose_up {
-        compose.run(&["up", "-d"]);
-        assert_eq!(
-            id_of(),
-            new,
-            "docker compose up -d recreated the container again"
-        );
-    }
+    // The config-hash label is the one compose computes for the service now.
+    let hash_line =
+        String::from_utf8_lossy(&compose.run(&["config", "--hash=web"]).stdout).to_string();
+    let expected = hash_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(
+        inspect(
+            &new,
+            "{{index .Config.Labels \"com.docker.compose.config-hash\"}}"
+        ),
+        expected,
+        "config-hash is not compose's"
+    );
+    compose.run(&["up", "-d"]);
+    assert_eq!(
+        id_of(),
+        new,
+        "docker compose up -d recreated the container again"
+    );
     drop(r);
 }

@@ -4,9 +4,11 @@
 //! inspected configuration — ports, volumes, restart policy, networks and aliases, user env,
 //! compose labels — *minus* what the old image baked in (its env defaults, cmd, entrypoint,
 //! healthcheck, labels), so the new image's own defaults apply, and minus what Docker
-//! generated (hostname = old id, MAC and IP addresses). The compose labels, including
-//! `com.docker.compose.config-hash`, are kept, so `docker compose up -d` afterwards sees the
-//! container as up to date (when it runs the image the compose file names).
+//! generated (hostname = old id, MAC and IP addresses). The compose labels are kept and
+//! brought up to date — `com.docker.compose.image` (compose v2) and, for containers made by
+//! compose v1, the `config-hash` compose computes for the new image — so `docker compose up
+//! -d` afterwards sees the container as up to date (when it runs the image the compose file
+//! names).
 //!
 //! Order matters for availability and for rollback: the old container is renamed aside, the
 //! new one is *created* under the original name, and only then is the old one stopped and
@@ -31,6 +33,53 @@ use super::find;
 /// The label compose v2 compares to decide whether a container runs the current image.
 pub const LABEL_IMAGE: &str = "com.docker.compose.image";
 
+/// The `config-hash` compose v1 would give this container's service now, asked of compose
+/// itself (`docker-compose config --hash=SERVICE`, in the project's directory with its
+/// files). v1 folds the image id into that hash, so after a rebuild the old hash would make
+/// the next `docker-compose up -d` recreate the container again. `None` for containers not
+/// made by compose v1.
+pub async fn compose_v1_hash(labels: &HashMap<String, String>) -> Option<Result<String, String>> {
+    let version = labels.get("com.docker.compose.version")?;
+    if !version.starts_with("1.") {
+        return None;
+    }
+    let project = labels.get("com.docker.compose.project")?;
+    let service = labels.get("com.docker.compose.service")?;
+    let dir = labels.get("com.docker.compose.project.working_dir")?;
+    let files = labels.get("com.docker.compose.project.config_files")?;
+    let mut cmd = tokio::process::Command::new("docker-compose");
+    cmd.arg("-p").arg(project);
+    for f in files.split(',').filter(|f| !f.is_empty()) {
+        cmd.arg("-f").arg(f);
+    }
+    cmd.arg("config")
+        .arg(format!("--hash={service}"))
+        .current_dir(dir);
+    let out = match cmd.output().await {
+        Ok(o) => o,
+        Err(e) => {
+            return Some(Err(format!(
+                "cannot run docker-compose to compute the config hash: {e}"
+            )));
+        }
+    };
+    if !out.status.success() {
+        return Some(Err(format!(
+            "docker-compose config --hash={service} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hash = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{service} ")))
+        .map(str::trim);
+    Some(
+        hash.map(String::from)
+            .ok_or_else(|| format!("docker-compose config --hash printed no hash for {service}")),
+    )
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Recreated {
     pub name: String,
@@ -39,6 +88,8 @@ pub struct Recreated {
     pub old_image_id: String,
     pub new_image_id: String,
     pub ms: u64,
+    /// Things the operator should know (e.g. the compose hash could not be updated).
+    pub notes: Vec<String>,
 }
 
 fn same<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
@@ -206,7 +257,20 @@ pub async fn recreate(
         .await
         .ok()
         .and_then(|i| i.config);
-    let (body, extra_networks) = clone_config(&old, old_image_cfg.as_ref(), &image, &new_image_id);
+    let (mut body, extra_networks) =
+        clone_config(&old, old_image_cfg.as_ref(), &image, &new_image_id);
+    let mut notes = Vec::new();
+    if let Some(labels) = body.labels.as_mut() {
+        match compose_v1_hash(labels).await {
+            Some(Ok(hash)) => {
+                labels.insert("com.docker.compose.config-hash".to_string(), hash);
+            }
+            Some(Err(why)) => notes.push(format!(
+                "{why}; `docker-compose up -d` may recreate {cname} once more"
+            )),
+            None => {}
+        }
+    }
 
     let aside = format!("{cname}_dockhand_old_{}", &old_id[..old_id.len().min(12)]);
     docker
@@ -312,5 +376,6 @@ pub async fn recreate(
         old_image_id,
         new_image_id,
         ms: start.elapsed().as_millis() as u64,
+        notes,
     })
 }
