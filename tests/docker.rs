@@ -668,3 +668,39 @@ print(`health: ${{w.status}}`);
     );
     drop(r);
 }
+
+#[test]
+fn ps_follows_external_changes_and_sees_its_own_at_once() {
+    if !docker_ready() {
+        return;
+    }
+    let mut lab = Lab::new("table");
+    let a = lab.run("a", &[], "exec sleep 300");
+    lab.run("b", &[], "exec sleep 300");
+    let script = format!(
+        r#"docker::use_project("{p}");
+print(`start: ${{docker::ps().len()}}`);
+print("stop-a-now");
+// Someone else stops a (the test, with the docker CLI): the table follows the events.
+let ms = time::wait_until(#{{ timeout: "10s", interval: 20 }}, || docker::ps().len() == 1);
+print(`external: ${{docker::ps().map(|c| c.service)}}`);
+// Our own change is visible to the very next call, no waiting.
+docker::stop("b");
+print(`own: ${{docker::ps().len()}} ${{docker::ps(#{{ all: true }}).len()}}`);
+"#,
+        p = lab.project
+    );
+    let t = Test::new().script(&script);
+    let mut child = t.spawn();
+    let rest = common::wait_for_line(&mut child, "stop-a-now");
+    let stop = Command::new("docker").args(["stop", "-t", "1", &a]).output().unwrap();
+    assert!(stop.status.success());
+    let out = child.wait_with_output().unwrap();
+    let mut stderr = String::new();
+    use std::io::Read;
+    let mut rest = rest;
+    rest.read_to_string(&mut stderr).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(r#"external: ["b"]"#), "{stderr}");
+    assert!(stderr.contains("own: 0 2"), "{stderr}");
+}

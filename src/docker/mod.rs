@@ -19,6 +19,7 @@ use std::collections::HashMap;
 
 pub mod build;
 pub mod recreate;
+pub mod table;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;

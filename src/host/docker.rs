@@ -44,6 +44,13 @@ pub fn client(h: &HostCtx) -> HostResult<Docker> {
     Ok(d)
 }
 
+/// Marks the container table stale after dockhand changed something itself.
+fn changed(h: &HostCtx) {
+    if let Some(t) = h.docker_table.get() {
+        t.invalidate();
+    }
+}
+
 /// The compose project in use: `docker::use_project`, else `COMPOSE_PROJECT_NAME`.
 pub fn project(h: &HostCtx) -> Option<String> {
     lock(&h.docker_project).clone().or_else(|| {
@@ -96,6 +103,7 @@ fn lifecycle(ctx: &NativeCallContext, action: &str, name: &str) -> HostResult<()
         return Ok(());
     }
     let d = client(&h)?;
+    let action_name = action.to_string();
     let action = action.to_string();
     let r = h.block_on(async move {
         match action.as_str() {
@@ -132,12 +140,8 @@ fn lifecycle(ctx: &NativeCallContext, action: &str, name: &str) -> HostResult<()
             }
         }
     })?;
-    r.map_err(|e| {
-        fail(format!(
-            "cannot {} {cname}: {e}",
-            if name.is_empty() { "act on" } else { "change" }
-        ))
-    })
+    changed(&h);
+    r.map_err(|e| fail(format!("cannot {action_name} {cname}: {e}")))
 }
 
 #[export_module]
@@ -224,8 +228,12 @@ pub mod docker_api {
                     .unwrap_or(false),
             };
             let d = client(&h)?;
+            let table = h
+                .docker_table
+                .get_or_init(|| dk::table::Table::start(&h.handle, d.clone()))
+                .clone();
             let list = h
-                .block_on(async move { dk::list(&d, &f).await })?
+                .block_on(async move { table.query(&d, &f).await })?
                 .map_err(fail)?;
             list.iter().map(to_dyn).collect()
         })
@@ -659,7 +667,11 @@ pub mod docker_api {
                 .block_on(async move {
                     dk::recreate::recreate(&d, p.as_deref(), name, image.as_deref()).await
                 })?
-                .map_err(fail)?;
+                .map_err(|e| {
+                    changed(&h);
+                    fail(e)
+                })?;
+            changed(&h);
             to_dyn(&r)?
                 .try_cast::<Map>()
                 .ok_or_else(|| fail("internal: recreate result"))

@@ -85,6 +85,7 @@ pub struct HostCtx {
     pub(crate) journals: state::Journals,
     pub(crate) params: params::ParamValues,
     pub(crate) docker: OnceLock<bollard::Docker>,
+    pub(crate) docker_table: OnceLock<crate::docker::table::Table>,
     pub(crate) docker_project: Mutex<Option<String>>,
 }
 
@@ -117,6 +118,7 @@ impl HostCtx {
             journals: state::Journals::default(),
             params: params::ParamValues::default(),
             docker: OnceLock::new(),
+            docker_table: OnceLock::new(),
             docker_project: Mutex::new(None),
         }
     }
