@@ -428,13 +428,19 @@ fn dry_run_builds_nothing_and_read_only_refuses_image_changes() {
     let mut lab = Lab::new("drybuild");
     let tag = format!("{}-dry:latest", lab.project);
     lab.images.push(tag.clone());
-    let images_before = Command::new("docker")
-        .args(["images", "-q", "--no-trunc"])
-        .output()
-        .unwrap()
-        .stdout;
+    // A label unique to this run: any image (final or intermediate) a real build of this
+    // Dockerfile made would carry it. Comparing the whole image list would race the other
+    // tests, which build images at the same time.
+    let token = format!("dhtest.dry={}", lab.project);
+    let labelled = || {
+        let out = Command::new("docker")
+            .args(["images", "-aq", "--filter", &format!("label={token}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
     let t = Test::new()
-        .file("app/Dockerfile", &format!("FROM {IMAGE}\nRUN echo hi > /hi\n"))
+        .file("app/Dockerfile", &format!("FROM {IMAGE}\nLABEL {token}\nRUN echo hi > /hi\n"))
         .script(&format!(
             "let b = docker::build(#{{ context: \"app\", tag: \"{tag}\", no_cache: true }});\nprint(`id: ${{b.image_id}}`);\ndocker::tag(\"{IMAGE}\", \"{tag}\");\n"
         ))
@@ -445,15 +451,7 @@ fn dry_run_builds_nothing_and_read_only_refuses_image_changes() {
         .run();
     drop(t);
     assert!(!image_exists(&tag), "--dry-run built or tagged an image");
-    let images_after = Command::new("docker")
-        .args(["images", "-q", "--no-trunc"])
-        .output()
-        .unwrap()
-        .stdout;
-    assert_eq!(
-        images_before, images_after,
-        "--dry-run changed the image list"
-    );
+    assert_eq!(labelled(), "", "--dry-run built an image");
     for call in [
         format!("docker::build(#{{ context: \"app\", tag: \"{tag}\" }})"),
         format!("docker::tag(\"{IMAGE}\", \"{tag}\")"),
@@ -693,7 +691,10 @@ print(`own: ${{docker::ps().len()}} ${{docker::ps(#{{ all: true }}).len()}}`);
     let t = Test::new().script(&script);
     let mut child = t.spawn();
     let rest = common::wait_for_line(&mut child, "stop-a-now");
-    let stop = Command::new("docker").args(["stop", "-t", "1", &a]).output().unwrap();
+    let stop = Command::new("docker")
+        .args(["stop", "-t", "1", &a])
+        .output()
+        .unwrap();
     assert!(stop.status.success());
     let out = child.wait_with_output().unwrap();
     let mut stderr = String::new();
