@@ -184,6 +184,7 @@ print(`all: ${{docker::logs("web").contains("INFO web listening")}}`);
 print(`inspect: ${{docker::inspect("web").Name}}`);
 let r = http::probe(`http://${{ps[0].ips[0]}}:8080/health`);
 print(`probe: ${{r.ok}}`);
+print(`restarts: ${{ps[0].restarts}} uptime ok: ${{ps[0].uptime_s >= 0 && ps[0].uptime_s < 600}}`);
 let st = docker::stats("web");
 print(`stats: ${{st.mem_bytes > 0}} ${{st.cpu_percent >= 0.0}} ${{st.mem_limit > 0}}`);
 let imgs = docker::images();
@@ -201,6 +202,7 @@ print(`images: ${{imgs.filter(|i| i.tags.contains("{image}")).len()}}`);
         .stderr_has(&format!("inspect: /{name}"))
         .stderr_has("probe: true")
         .stderr_has("stats: true true true")
+        .stderr_has("restarts: 0 uptime ok: true")
         .stderr_has("images: 1")
         .run();
     drop(r);
@@ -704,4 +706,30 @@ print(`own: ${{docker::ps().len()}} ${{docker::ps(#{{ all: true }}).len()}}`);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains(r#"external: ["b"]"#), "{stderr}");
     assert!(stderr.contains("own: 0 2"), "{stderr}");
+}
+
+#[test]
+fn ps_shows_restarts_of_a_crash_loop() {
+    if !docker_ready() {
+        return;
+    }
+    let mut lab = Lab::new("crashloop");
+    lab.run(
+        "crashy",
+        &["--restart", "always"],
+        "echo 'ERROR boom'; sleep 1; exit 1",
+    );
+    Test::new()
+        .script(&format!(
+            r#"docker::use_project("{p}");
+let first = docker::ps(#{{ all: true }})[0].restarts;
+time::wait_until(#{{ timeout: "30s", interval: 100 }}, || docker::ps(#{{ all: true }})[0].restarts >= first + 2);
+print(`restarts grew: ${{docker::ps(#{{ all: true }})[0].restarts >= 2}}`);
+print(`same as inspect: ${{docker::restart_count("crashy") >= 2}}`);
+"#,
+            p = lab.project
+        ))
+        .stderr_has("restarts grew: true")
+        .stderr_has("same as inspect: true")
+        .run();
 }

@@ -74,6 +74,11 @@ pub struct Container {
     pub ports: Vec<String>,
     /// Seconds since the container was created.
     pub age_s: i64,
+    /// Restarts by the engine's restart policy (from `inspect`: the list call lacks it;
+    /// `None` where it was not looked up).
+    pub restarts: Option<i64>,
+    /// Seconds since the container last started (`None` when not running or not looked up).
+    pub uptime_s: Option<i64>,
     /// IP addresses on the container's networks.
     pub ips: Vec<String>,
 }
@@ -151,10 +156,62 @@ impl From<&ContainerSummary> for Container {
             status: c.status.clone().unwrap_or_default(),
             ports,
             age_s: c.created.map(|t| now - t).unwrap_or(0),
+            restarts: None,
+            uptime_s: None,
             ips,
             name,
         }
     }
+}
+
+/// What `inspect` adds to a listed container: restart count and start time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Details {
+    pub restarts: i64,
+    /// Unix seconds of the last start, when running.
+    pub started: Option<i64>,
+}
+
+impl Details {
+    pub fn of(c: &ContainerInspectResponse) -> Details {
+        let state = c.state.as_ref();
+        let running = state.and_then(|s| s.running).unwrap_or(false);
+        let started = state
+            .and_then(|s| s.started_at.as_deref())
+            .filter(|_| running)
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64);
+        Details {
+            restarts: c.restart_count.unwrap_or(0),
+            started,
+        }
+    }
+
+    /// Fills `c`'s restart count and uptime.
+    pub fn apply(&self, c: &mut Container) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        c.restarts = Some(self.restarts);
+        c.uptime_s = self.started.map(|t| (now - t).max(0));
+    }
+}
+
+/// Inspects the given containers concurrently for their [`Details`].
+pub async fn details(docker: &Docker, ids: &[String]) -> HashMap<String, Details> {
+    let lookups = ids.iter().map(|id| async move {
+        let r = docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await;
+        (id.clone(), r.ok().map(|c| Details::of(&c)))
+    });
+    futures_util::future::join_all(lookups)
+        .await
+        .into_iter()
+        .filter_map(|(id, d)| d.map(|d| (id, d)))
+        .collect()
 }
 
 /// Which containers to list.

@@ -23,7 +23,7 @@ use bollard::models::ContainerSummary;
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use futures_util::StreamExt;
 
-use super::{Container, Filter, LABEL_CATEGORY, LABEL_PROJECT, LABEL_SERVICE};
+use super::{Container, Details, Filter, LABEL_CATEGORY, LABEL_PROJECT, LABEL_SERVICE, details};
 
 /// The container events that can change what `ps` shows (exec_* noise from healthchecks
 /// is left out on the engine's side).
@@ -48,6 +48,8 @@ struct State {
     ready: bool,
     dirty: bool,
     by_id: HashMap<String, ContainerSummary>,
+    /// Restart count and start time from `inspect`, refreshed with each event.
+    details: HashMap<String, Details>,
 }
 
 /// See the module docs. Cheap to clone.
@@ -87,11 +89,18 @@ fn matches(c: &ContainerSummary, f: &Filter) -> bool {
             .is_none_or(|c| label(LABEL_CATEGORY) == Some(c))
 }
 
-fn select(by_id: &HashMap<String, ContainerSummary>, f: &Filter) -> Vec<Container> {
-    let mut out: Vec<Container> = by_id
-        .values()
-        .filter(|c| matches(c, f))
-        .map(Container::from)
+fn select(s: &State, f: &Filter) -> Vec<Container> {
+    let mut out: Vec<Container> = s
+        .by_id
+        .iter()
+        .filter(|(_, c)| matches(c, f))
+        .map(|(id, c)| {
+            let mut out = Container::from(c);
+            if let Some(d) = s.details.get(id) {
+                d.apply(&mut out);
+            }
+            out
+        })
         .collect();
     out.sort_by(|a, b| (&a.project, &a.service, &a.name).cmp(&(&b.project, &b.service, &b.name)));
     out
@@ -128,17 +137,20 @@ impl Table {
         {
             let s = lock(&self.state);
             if s.ready && !s.dirty {
-                return Ok(select(&s.by_id, f));
+                return Ok(select(&s, f));
             }
         }
         let all = list_all(docker, None).await?;
+        let ids: Vec<String> = all.iter().filter_map(|c| c.id.clone()).collect();
+        let fresh = details(docker, &ids).await;
         let mut s = lock(&self.state);
         s.by_id = all
             .into_iter()
             .filter_map(|c| c.id.clone().map(|id| (id, c)))
             .collect();
+        s.details = fresh;
         s.dirty = false;
-        Ok(select(&s.by_id, f))
+        Ok(select(&s, f))
     }
 }
 
@@ -160,11 +172,14 @@ async fn follow(docker: &Docker, state: &Mutex<State>) -> String {
     }));
     match list_all(docker, None).await {
         Ok(all) => {
+            let ids: Vec<String> = all.iter().filter_map(|c| c.id.clone()).collect();
+            let fresh = details(docker, &ids).await;
             let mut s = lock(state);
             s.by_id = all
                 .into_iter()
                 .filter_map(|c| c.id.clone().map(|id| (id, c)))
                 .collect();
+            s.details = fresh;
             s.ready = true;
         }
         Err(e) => return e,
@@ -178,16 +193,28 @@ async fn follow(docker: &Docker, state: &Mutex<State>) -> String {
             continue;
         };
         if ev.action.as_deref() == Some("destroy") {
-            lock(state).by_id.remove(&id);
+            let mut s = lock(state);
+            s.by_id.remove(&id);
+            s.details.remove(&id);
             continue;
         }
         match list_all(docker, Some(&id)).await {
             Ok(mut fresh) => {
+                let d = details(docker, std::slice::from_ref(&id)).await;
                 let mut s = lock(state);
                 match fresh.pop() {
-                    Some(c) => s.by_id.insert(id, c),
-                    None => s.by_id.remove(&id),
-                };
+                    Some(c) => {
+                        s.by_id.insert(id.clone(), c);
+                        match d.get(&id) {
+                            Some(d) => s.details.insert(id, *d),
+                            None => s.details.remove(&id),
+                        };
+                    }
+                    None => {
+                        s.by_id.remove(&id);
+                        s.details.remove(&id);
+                    }
+                }
             }
             Err(e) => return e,
         }

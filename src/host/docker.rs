@@ -199,7 +199,10 @@ pub mod docker_api {
     }
 
     /// Running containers of the project in use, like `docker ps`: an array of
-    /// `#{name, id, service, project, category, image, state, health, status, ports, age_s, ips}`.
+    /// `#{name, id, service, project, category, image, state, health, status, ports, age_s,
+    /// restarts, uptime_s, ips}`. Answers from a table the engine's event stream keeps
+    /// current (microseconds after the first call); `status` is the engine's text as of the
+    /// container's last change.
     #[rhai_fn(return_raw)]
     pub fn ps(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
         let call = ctx.call_position();
