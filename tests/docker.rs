@@ -233,6 +233,8 @@ fn wait_healthy_reports_unhealthy_exited_and_no_healthcheck() {
             r#"docker::use_project("{p}");
 let s = docker::wait_healthy("sick", #{{ timeout: "20s" }});
 print(`sick: ${{s.status}} in ${{s.ms}} ms`);
+// Healthcheck window: 1 s interval x 2 retries (+ the check's own time); generous for CI.
+print(`within window: ${{s.ms < 8000}}`);
 let again = docker::wait_healthy("sick", #{{ timeout: "5s" }});
 print(`still sick: ${{again.status}} in ${{again.ms < 1000}}`);
 let patient = docker::wait_healthy("sick", #{{ timeout: "1500ms", through_unhealthy: true }});
@@ -245,6 +247,7 @@ print(`dies: ${{d.status}} ${{d.note}}`);
             p = lab.project
         ))
         .stderr_has("sick: unhealthy in")
+        .stderr_has("within window: true")
         .stderr_has("still sick: unhealthy in true")
         .stderr_has("patient: timeout")
         .stderr_has("plain: running (no healthcheck: running counts as ready)")
