@@ -140,17 +140,35 @@ impl Table {
                 return Ok(select(&s, f));
             }
         }
+        let snap = Snapshot::take(docker).await?;
+        let mut s = lock(&self.state);
+        snap.install(&mut s);
+        s.dirty = false;
+        Ok(select(&s, f))
+    }
+}
+
+/// Every container with its details, taken in one go.
+struct Snapshot {
+    by_id: HashMap<String, ContainerSummary>,
+    details: HashMap<String, Details>,
+}
+
+impl Snapshot {
+    async fn take(docker: &Docker) -> Result<Snapshot, String> {
         let all = list_all(docker, None).await?;
         let ids: Vec<String> = all.iter().filter_map(|c| c.id.clone()).collect();
-        let fresh = details(docker, &ids).await;
-        let mut s = lock(&self.state);
-        s.by_id = all
+        let details = details(docker, &ids).await;
+        let by_id = all
             .into_iter()
             .filter_map(|c| c.id.clone().map(|id| (id, c)))
             .collect();
-        s.details = fresh;
-        s.dirty = false;
-        Ok(select(&s, f))
+        Ok(Snapshot { by_id, details })
+    }
+
+    fn install(self, s: &mut State) {
+        s.by_id = self.by_id;
+        s.details = self.details;
     }
 }
 
@@ -170,16 +188,10 @@ async fn follow(docker: &Docker, state: &Mutex<State>) -> String {
         filters: Some(filters),
         ..Default::default()
     }));
-    match list_all(docker, None).await {
-        Ok(all) => {
-            let ids: Vec<String> = all.iter().filter_map(|c| c.id.clone()).collect();
-            let fresh = details(docker, &ids).await;
+    match Snapshot::take(docker).await {
+        Ok(snap) => {
             let mut s = lock(state);
-            s.by_id = all
-                .into_iter()
-                .filter_map(|c| c.id.clone().map(|id| (id, c)))
-                .collect();
-            s.details = fresh;
+            snap.install(&mut s);
             s.ready = true;
         }
         Err(e) => return e,
