@@ -578,3 +578,26 @@ fn call_depth_limit_stops_runaway_recursion_on_every_thread() {
         .stderr_has("50 60 true")
         .run();
 }
+
+#[test]
+fn logging_and_root_options_work_after_the_playbook_name() {
+    // -q hides the script's prints; before, it was rejected as an unknown option.
+    Test::new()
+        .script("print(\"chatty\");\n")
+        .args(&["-q"])
+        .stderr_lacks("chatty")
+        .run();
+    Test::new().script("print(\"chatty\");\n").args(&["--quiet"]).stderr_lacks("chatty").run();
+    Test::new()
+        .script("debug(\"detail\");\n")
+        .args(&["-v"])
+        .stderr_has("detail")
+        .run();
+    let r = Test::new()
+        .file("ws/data.txt", "inside")
+        .script("print(fs::read(\"data.txt\"));\n")
+        .args(&["--root", "ws"])
+        .stderr_has("inside")
+        .run();
+    drop(r);
+}

@@ -152,7 +152,11 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    logging::init(&cli.global);
+    let mut log_opts = cli.global.clone();
+    if let Command::Run { args, .. } = &cli.command {
+        run::logging_overrides(&mut log_opts, args);
+    }
+    logging::init(&log_opts);
     let result = match cli.command {
         Command::Run {
             help,

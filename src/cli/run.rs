@@ -112,7 +112,78 @@ fn run_option_args() -> Vec<Arg> {
             .help("Stop the run after this long")
             .help_heading("Run options")
             .value_parser(super::parse_duration),
+        Arg::new("root")
+            .long("root")
+            .value_name("DIR")
+            .help("Workspace root")
+            .help_heading("Run options")
+            .value_parser(clap::value_parser!(std::path::PathBuf)),
+        Arg::new("stdlib")
+            .long("stdlib")
+            .value_name("DIR")
+            .help("Load stdlib modules from DIR")
+            .help_heading("Run options")
+            .value_parser(clap::value_parser!(std::path::PathBuf)),
+        Arg::new("max-operations")
+            .long("max-operations")
+            .value_name("N")
+            .help("Stop the script after N operations (0 = no limit)")
+            .help_heading("Run options")
+            .value_parser(clap::value_parser!(u64)),
+        // Logging is set up before the playbook is read, so these are also picked out of
+        // the arguments early (see `logging_overrides`); here they are accepted and listed.
+        Arg::new("quiet")
+            .short('q')
+            .long("quiet")
+            .action(ArgAction::Count)
+            .help("Less output")
+            .help_heading("Run options"),
+        Arg::new("verbose")
+            .short('v')
+            .long("verbose")
+            .action(ArgAction::Count)
+            .help("More output")
+            .help_heading("Run options"),
+        Arg::new("log-format")
+            .long("log-format")
+            .value_name("FORMAT")
+            .help("Log line format: text or json")
+            .help_heading("Run options")
+            .value_parser(["text", "json"]),
     ]
+}
+
+/// `-q`, `-v` and `--log-format` given after the playbook name, applied to `opts` before
+/// logging starts (the playbook's own parser runs later).
+pub fn logging_overrides(opts: &mut GlobalOpts, args: &[String]) {
+    let mut iter = args.iter().peekable();
+    while let Some(a) = iter.next() {
+        match a.as_str() {
+            "--" => break,
+            "--quiet" => opts.quiet += 1,
+            "--verbose" => opts.verbose += 1,
+            "--log-format" => {
+                if let Some(v) = iter.next() {
+                    opts.log_format = if v == "json" {
+                        super::LogFormat::Json
+                    } else {
+                        super::LogFormat::Text
+                    };
+                }
+            }
+            "--log-format=json" => opts.log_format = super::LogFormat::Json,
+            "--log-format=text" => opts.log_format = super::LogFormat::Text,
+            s if s.starts_with('-')
+                && !s.starts_with("--")
+                && s.len() > 1
+                && s[1..].chars().all(|c| c == 'q' || c == 'v') =>
+            {
+                opts.quiet += s.matches('q').count() as u8;
+                opts.verbose += s.matches('v').count() as u8;
+            }
+            _ => {}
+        }
+    }
 }
 
 fn values(script: &Script, m: &ArgMatches) -> Result<Map> {
@@ -182,6 +253,15 @@ fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i3
     opts.allow_exec |= matches.get_flag("allow-exec");
     if let Some(t) = matches.get_one::<std::time::Duration>("timeout") {
         opts.timeout = Some(*t);
+    }
+    if let Some(r) = matches.get_one::<std::path::PathBuf>("root") {
+        opts.root = Some(r.clone());
+    }
+    if let Some(d) = matches.get_one::<std::path::PathBuf>("stdlib") {
+        opts.stdlib = Some(d.clone());
+    }
+    if let Some(n) = matches.get_one::<u64>("max-operations") {
+        opts.max_operations = Some(*n);
     }
     if opts.dry_run && opts.read_only {
         return Err(Error::Usage(
