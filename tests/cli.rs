@@ -587,7 +587,11 @@ fn logging_and_root_options_work_after_the_playbook_name() {
         .args(&["-q"])
         .stderr_lacks("chatty")
         .run();
-    Test::new().script("print(\"chatty\");\n").args(&["--quiet"]).stderr_lacks("chatty").run();
+    Test::new()
+        .script("print(\"chatty\");\n")
+        .args(&["--quiet"])
+        .stderr_lacks("chatty")
+        .run();
     Test::new()
         .script("debug(\"detail\");\n")
         .args(&["-v"])
