@@ -92,8 +92,14 @@ pub struct Recreated {
     pub notes: Vec<String>,
 }
 
-fn same<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
-    a.is_some() && a == b
+/// `value`, unless the old image baked in exactly that (then `None`, so the new image's own
+/// default applies).
+fn unless_baked<T: PartialEq>(value: Option<T>, baked: &Option<T>) -> Option<T> {
+    if value.is_some() && value == *baked {
+        None
+    } else {
+        value
+    }
 }
 
 /// The create body for a copy of `old` running `image` (whose id is `image_id`).
@@ -175,51 +181,23 @@ pub fn clone_config(
     let body = ContainerCreateBody {
         hostname,
         domainname: cfg.domainname,
-        user: cfg.user.filter(|u| !same(&Some(u.clone()), &baked.user)),
+        user: unless_baked(cfg.user, &baked.user),
         attach_stdin: cfg.attach_stdin,
         attach_stdout: cfg.attach_stdout,
         attach_stderr: cfg.attach_stderr,
-        exposed_ports: if same(&cfg.exposed_ports, &baked.exposed_ports) {
-            None
-        } else {
-            cfg.exposed_ports
-        },
+        exposed_ports: unless_baked(cfg.exposed_ports, &baked.exposed_ports),
         tty: cfg.tty,
         open_stdin: cfg.open_stdin,
         stdin_once: cfg.stdin_once,
         env,
-        cmd: if same(&cfg.cmd, &baked.cmd) {
-            None
-        } else {
-            cfg.cmd
-        },
-        healthcheck: if same(&cfg.healthcheck, &baked.healthcheck) {
-            None
-        } else {
-            cfg.healthcheck
-        },
+        cmd: unless_baked(cfg.cmd, &baked.cmd),
+        healthcheck: unless_baked(cfg.healthcheck, &baked.healthcheck),
         image: Some(image.to_string()),
-        volumes: if same(&cfg.volumes, &baked.volumes) {
-            None
-        } else {
-            cfg.volumes
-        },
-        working_dir: if same(&cfg.working_dir, &baked.working_dir) {
-            None
-        } else {
-            cfg.working_dir
-        },
-        entrypoint: if same(&cfg.entrypoint, &baked.entrypoint) {
-            None
-        } else {
-            cfg.entrypoint
-        },
+        volumes: unless_baked(cfg.volumes, &baked.volumes),
+        working_dir: unless_baked(cfg.working_dir, &baked.working_dir),
+        entrypoint: unless_baked(cfg.entrypoint, &baked.entrypoint),
         labels,
-        stop_signal: if same(&cfg.stop_signal, &baked.stop_signal) {
-            None
-        } else {
-            cfg.stop_signal
-        },
+        stop_signal: unless_baked(cfg.stop_signal, &baked.stop_signal),
         stop_timeout: cfg.stop_timeout,
         host_config: old.host_config.clone(),
         networking_config,

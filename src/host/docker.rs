@@ -103,10 +103,8 @@ fn lifecycle(ctx: &NativeCallContext, action: &str, name: &str) -> HostResult<()
         return Ok(());
     }
     let d = client(&h)?;
-    let action_name = action.to_string();
-    let action = action.to_string();
     let r = h.block_on(async move {
-        match action.as_str() {
+        match action {
             "restart" => {
                 d.restart_container(
                     &id,
@@ -141,7 +139,7 @@ fn lifecycle(ctx: &NativeCallContext, action: &str, name: &str) -> HostResult<()
         }
     })?;
     changed(&h);
-    r.map_err(|e| fail(format!("cannot {action_name} {cname}: {e}")))
+    r.map_err(|e| fail(format!("cannot {action} {cname}: {e}")))
 }
 
 #[export_module]
@@ -205,8 +203,7 @@ pub mod docker_api {
     /// container's last change.
     #[rhai_fn(return_raw)]
     pub fn ps(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || ps_with(ctx, Map::new()))
+        ps_with(ctx, Map::new())
     }
 
     /// `docker::ps` with filters: `project` (default: the one in use; `""` for all),
@@ -276,8 +273,7 @@ pub mod docker_api {
     /// The last 100 log lines (stdout and stderr) of a container.
     #[rhai_fn(return_raw)]
     pub fn logs(ctx: NativeCallContext, name: &str) -> Result<String, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || logs_with(ctx, name, Map::new()))
+        logs_with(ctx, name, Map::new())
     }
 
     /// The last `tail` log lines of a container.
@@ -287,12 +283,9 @@ pub mod docker_api {
         name: &str,
         tail: INT,
     ) -> Result<String, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let mut m = Map::new();
-            m.insert("tail".into(), tail.into());
-            logs_with(ctx, name, m)
-        })
+        let mut m = Map::new();
+        m.insert("tail".into(), tail.into());
+        logs_with(ctx, name, m)
     }
 
     /// Logs with options: `tail` (lines, default 100; 0 for all), `since` (a duration like
@@ -693,8 +686,7 @@ pub mod docker_api {
     /// for a container without healthcheck (which counts as ready, and `note` says so).
     #[rhai_fn(return_raw)]
     pub fn wait_healthy(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || wait_healthy_with(ctx, name, Map::new()))
+        wait_healthy_with(ctx, name, Map::new())
     }
 
     /// `wait_healthy` with options: `timeout` (or `timeout_ms`), `through_unhealthy` (keep

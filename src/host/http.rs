@@ -259,8 +259,7 @@ pub mod http_api {
     /// `error` says why `ok` is false. Default timeout 5 s.
     #[rhai_fn(return_raw)]
     pub fn probe(ctx: NativeCallContext, url: &str) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || probe_with(ctx, url, Map::new()))
+        probe_with(ctx, url, Map::new())
     }
 
     /// Health probe with options: `timeout`, `budget` (latency limit), `expect` (status),
