@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use rhai::{EvalAltResult, ParseError, Position};
 use serde::Serialize;
 
-use crate::host::{INVALID_ARGUMENT, MODULE_NOT_FOUND, REFUSED};
+use crate::host::{CONFIG_ERROR, INVALID_ARGUMENT, MODULE_NOT_FOUND, REFUSED};
 
 /// Source texts by name (a file path, or `stdlib/x` for an embedded module), so errors can
 /// quote the offending line even from inside imported modules.
@@ -150,7 +150,7 @@ impl ScriptError {
             EvalAltResult::ErrorParsing(..) => ErrorKind::Syntax,
             EvalAltResult::ErrorTerminated(..) => ErrorKind::Terminated,
             EvalAltResult::ErrorRuntime(..)
-                if ![INVALID_ARGUMENT, REFUSED, MODULE_NOT_FOUND]
+                if ![INVALID_ARGUMENT, REFUSED, MODULE_NOT_FOUND, CONFIG_ERROR]
                     .iter()
                     .any(|p| message.starts_with(p)) =>
             {

@@ -14,6 +14,7 @@
 
 pub mod cancel;
 pub mod cli;
+pub mod config;
 pub mod diagnostic;
 pub mod docker;
 pub mod docs;

@@ -21,7 +21,10 @@ use crate::diagnostic::{ScriptError, SourceMap};
 use crate::host::lock;
 
 /// The embedded standard library: (import name, source).
-pub const STDLIB: &[(&str, &str)] = &[("stdlib/fmt", include_str!("../stdlib/fmt.rhai"))];
+pub const STDLIB: &[(&str, &str)] = &[
+    ("stdlib/fmt", include_str!("../stdlib/fmt.rhai")),
+    ("stdlib/rebuild", include_str!("../stdlib/rebuild.rhai")),
+];
 
 /// Where a module's text came from.
 #[derive(Debug, Clone)]

@@ -51,9 +51,9 @@ fn param_arg(p: &Param) -> Arg {
     }
     if p.kind == Kind::List {
         help.push_str(if help.is_empty() {
-            "(comma-separated)"
+            "(comma-separated, or repeat the option)"
         } else {
-            " (comma-separated)"
+            " (comma-separated, or repeat the option)"
         });
     }
     let mut arg = Arg::new(p.name.clone())
@@ -71,7 +71,7 @@ fn param_arg(p: &Param) -> Arg {
         Kind::Int => arg.value_name("INT"),
         Kind::Float => arg.value_name("NUMBER"),
         Kind::Duration => arg.value_name("DURATION"),
-        Kind::List => arg.value_name("A,B,.."),
+        Kind::List => arg.value_name("A,B,..").action(ArgAction::Append),
         Kind::String => arg.value_name("TEXT"),
     };
     if !p.choices.is_empty() {
@@ -192,8 +192,12 @@ fn values(script: &Script, m: &ArgMatches) -> Result<Map> {
         if m.value_source(&p.name) != Some(clap::parser::ValueSource::CommandLine) {
             continue;
         }
-        if let Some(text) = m.get_one::<String>(&p.name) {
-            let v = p.convert(text).map_err(Error::Usage)?;
+        let text = match m.get_many::<String>(&p.name) {
+            Some(many) => Some(many.cloned().collect::<Vec<_>>().join(",")),
+            None => None,
+        };
+        if let Some(text) = text {
+            let v = p.convert(&text).map_err(Error::Usage)?;
             out.insert(p.name.as_str().into(), v);
         }
     }

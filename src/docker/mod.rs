@@ -267,7 +267,8 @@ pub async fn find(
         ..Default::default()
     };
     let mut by_service = list(docker, &f).await?;
-    by_service.sort_by_key(|c| c.state != "running");
+    // A container set aside by an interrupted recreate is a leftover, not the service.
+    by_service.sort_by_key(|c| (c.name.contains(recreate::ASIDE), c.state != "running"));
     let target = by_service
         .first()
         .map(|c| c.id.clone())

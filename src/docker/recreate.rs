@@ -250,7 +250,7 @@ pub async fn recreate(
         }
     }
 
-    let aside = format!("{cname}_dockhand_old_{}", &old_id[..old_id.len().min(12)]);
+    let aside = format!("{cname}{ASIDE}{}", &old_id[..old_id.len().min(12)]);
     docker
         .rename_container(
             &old_id,
@@ -355,5 +355,117 @@ pub async fn recreate(
         new_image_id,
         ms: start.elapsed().as_millis() as u64,
         notes,
+    })
+}
+
+/// The infix of the name an old container gets while [`recreate`] replaces it.
+pub const ASIDE: &str = "_dockhand_old_";
+
+/// The name a container set aside by [`recreate`] had before (`None` if it is not one).
+pub fn original_name(aside: &str) -> Option<&str> {
+    aside.rfind(ASIDE).map(|i| &aside[..i])
+}
+
+/// What [`recover`] found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovered {
+    /// "none" (nothing was interrupted), "finished" (the new container had started: the
+    /// old one is removed) or "restored" (the old container is back under its name).
+    pub action: String,
+    pub detail: String,
+}
+
+/// Completes or undoes a [`recreate`] that was interrupted (SIGKILL, power loss, a
+/// cancelled call): a container renamed aside means the swap never finished.
+///
+/// * the new container exists and has run → the swap happened; remove the old one;
+/// * the new container was only created, or there is none → remove it, rename the old one
+///   back and start it.
+///
+/// Idempotent, and safe to run before every step that touches the container.
+pub async fn recover(
+    docker: &Docker,
+    project: Option<&str>,
+    name: &str,
+) -> Result<Recovered, String> {
+    let f = super::Filter {
+        project: project.map(String::from),
+        service: Some(name.to_string()),
+        all: true,
+        ..Default::default()
+    };
+    let mut all = super::list(docker, &f).await?;
+    if all.is_empty() {
+        // Not a compose service: look for the plain name and its aside copies.
+        let by_name = super::Filter {
+            project: project.map(String::from),
+            all: true,
+            ..Default::default()
+        };
+        all = super::list(docker, &by_name)
+            .await?
+            .into_iter()
+            .filter(|c| c.name == name || original_name(&c.name) == Some(name))
+            .collect();
+    }
+    let (aside, current): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| c.name.contains(ASIDE));
+    let Some(old) = aside.first() else {
+        return Ok(Recovered {
+            action: "none".into(),
+            detail: String::new(),
+        });
+    };
+    let remove = |id: String| async move {
+        docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| format!("cannot remove container {id}: {e}"))
+    };
+    let new_has_run = current.iter().any(|c| c.state != "created");
+    if new_has_run {
+        for a in &aside {
+            remove(a.id.clone()).await?;
+        }
+        return Ok(Recovered {
+            action: "finished".into(),
+            detail: format!(
+                "an interrupted recreate had started the new container; removed the old one ({})",
+                old.name
+            ),
+        });
+    }
+    for c in &current {
+        remove(c.id.clone()).await?;
+    }
+    let original = original_name(&old.name).unwrap_or(&old.name).to_string();
+    docker
+        .rename_container(
+            &old.id,
+            RenameContainerOptions {
+                name: original.clone(),
+            },
+        )
+        .await
+        .map_err(|e| format!("cannot rename {} back to {original}: {e}", old.name))?;
+    if old.state != "running" {
+        docker
+            .start_container(&old.id, None::<StartContainerOptions>)
+            .await
+            .map_err(|e| format!("cannot start the restored {original}: {e}"))?;
+    }
+    for a in aside.iter().skip(1) {
+        remove(a.id.clone()).await?;
+    }
+    Ok(Recovered {
+        action: "restored".into(),
+        detail: format!(
+            "an interrupted recreate had not started the new container; {original} is back on its old image"
+        ),
     })
 }

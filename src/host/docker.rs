@@ -674,6 +674,38 @@ pub mod docker_api {
         })
     }
 
+    /// Completes or undoes a `docker::recreate` that was interrupted (the runner was killed,
+    /// or the call cancelled): if the new container had started, the old one (renamed
+    /// aside) is removed; otherwise the old one gets its name back and is started. Returns
+    /// `#{action, detail}` with action "none", "finished" or "restored". Cheap when there is
+    /// nothing to do; `--continue` runs it before touching a service. In `--dry-run` it only
+    /// reports "none".
+    #[rhai_fn(return_raw)]
+    pub fn recover(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let mut m = Map::new();
+            if h.mode == super::super::Mode::DryRun {
+                m.insert("action".into(), "none".into());
+                m.insert("detail".into(), "dry-run: not checked".into());
+                return Ok(m);
+            }
+            h.mutation("docker::recover", name, "")?;
+            let d = client(&h)?;
+            let p = super::project(&h);
+            let r = h
+                .block_on(async move { dk::recreate::recover(&d, p.as_deref(), name).await })?
+                .map_err(fail)?;
+            if r.action != "none" {
+                changed(&h);
+            }
+            m.insert("action".into(), r.action.into());
+            m.insert("detail".into(), r.detail.into());
+            Ok(m)
+        })
+    }
+
     /// `docker::recreate` on the image the container was created with.
     #[rhai_fn(name = "recreate", return_raw)]
     pub fn recreate_same(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {

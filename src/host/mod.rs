@@ -20,6 +20,8 @@ use serde::Serialize;
 use crate::cancel::{self, RunCancel};
 
 pub mod check;
+pub mod compose;
+pub mod config;
 pub mod docker;
 pub mod fs;
 pub mod http;
@@ -265,6 +267,8 @@ pub const INVALID_ARGUMENT: &str = "invalid argument: ";
 pub const MODULE_NOT_FOUND: &str = "module not found: ";
 /// Prefix of messages for calls the sandbox refuses (exit code 2).
 pub const REFUSED: &str = "refused: ";
+/// Prefix of messages for a bad config file (exit code 2): the file and line follow.
+pub const CONFIG_ERROR: &str = "config error: ";
 
 pub fn invalid(msg: impl AsRef<str>) -> Box<EvalAltResult> {
     fail(format!("{INVALID_ARGUMENT}{}", msg.as_ref()))
@@ -289,4 +293,6 @@ pub fn register_all(engine: &mut Engine) {
     check::register(engine);
     params::register(engine);
     docker::register(engine);
+    compose::register(engine);
+    config::register(engine);
 }

@@ -28,6 +28,47 @@ use crate::cancel;
 /// Where a worker leaves one item's result.
 type Slot = Mutex<Option<Result<Dynamic, Box<EvalAltResult>>>>;
 
+/// A counting semaphore shared by `parallel` workers: `semaphore(n)` then `s.run(|| ...)`.
+///
+/// `parallel`'s limit caps how many items are in flight; a semaphore caps one *stage* of
+/// them. The rebuild uses two — builds and deploys — so a service deploys as soon as its
+/// build ends (a work queue) instead of waiting for its whole batch (the seeds' lock-step).
+#[derive(Debug, Clone)]
+pub struct Semaphore(std::sync::Arc<(Mutex<usize>, std::sync::Condvar, usize)>);
+
+impl Semaphore {
+    pub fn new(n: usize) -> Self {
+        Self(std::sync::Arc::new((
+            Mutex::new(n),
+            std::sync::Condvar::new(),
+            n,
+        )))
+    }
+
+    /// Takes a slot, waiting (and watching for cancellation) until one is free.
+    fn acquire(&self) -> Result<(), Box<EvalAltResult>> {
+        let (count, cv, _) = &*self.0;
+        let mut free = super::lock(count);
+        while *free == 0 {
+            if cancel::current().is_some_and(|t| t.is_cancelled()) {
+                return Err(terminated());
+            }
+            free = cv
+                .wait_timeout(free, std::time::Duration::from_millis(20))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *free -= 1;
+        Ok(())
+    }
+
+    fn release(&self) {
+        let (count, cv, _) = &*self.0;
+        *super::lock(count) += 1;
+        cv.notify_one();
+    }
+}
+
 /// The result of an item whose closure failed.
 #[derive(Debug, Clone)]
 pub struct ItemError {
@@ -134,6 +175,51 @@ pub mod parallel_api {
         })
     }
 
+    pub type Semaphore = super::Semaphore;
+
+    /// A semaphore with `n` slots, to cap one stage of work running under `parallel`:
+    /// `let builds = semaphore(5); parallel(svcs, 10, |s| { builds.run(|| build(s)); deploy(s) })`.
+    #[rhai_fn(return_raw)]
+    pub fn semaphore(n: INT) -> Result<Semaphore, Box<EvalAltResult>> {
+        if n < 1 {
+            return Err(invalid(format!(
+                "a semaphore needs at least 1 slot, got {n}"
+            )));
+        }
+        Ok(Semaphore::new(usize::try_from(n).unwrap_or(usize::MAX)))
+    }
+
+    /// Calls `f()` while holding one of the semaphore's slots (waiting for one if all are
+    /// taken) and returns its result. The slot is given back even if `f` throws.
+    //
+    // A closure that *captures* the semaphore and calls `s.run(...)` on several workers gets
+    // "data race detected": Rhai write-locks a captured variable that is the target of a
+    // method call. Pass the semaphore in (a function parameter, or inside a map argument)
+    // or write `run(s, || ...)`; both work on a copy, which shares the slots.
+    #[rhai_fn(global, return_raw)]
+    pub fn run(
+        ctx: NativeCallContext,
+        s: Semaphore,
+        f: FnPtr,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        s.acquire()?;
+        let r = f.call_raw(&ctx, None, []);
+        s.release();
+        r
+    }
+
+    /// Free slots right now.
+    #[rhai_fn(global, get = "available", pure)]
+    pub fn available(s: &mut Semaphore) -> INT {
+        *super::super::lock(&s.0.0) as INT
+    }
+
+    /// Total slots.
+    #[rhai_fn(global, get = "size", pure)]
+    pub fn size(s: &mut Semaphore) -> INT {
+        s.0.2 as INT
+    }
+
     /// True if `value` is an `ItemError` from `parallel`.
     pub fn is_error(value: Dynamic) -> bool {
         value.is::<ItemError>()
@@ -170,5 +256,6 @@ static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
 
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<ItemError>("ItemError");
+    engine.register_type_with_name::<Semaphore>("Semaphore");
     engine.register_global_module(MODULE.clone());
 }

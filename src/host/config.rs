@@ -1,0 +1,67 @@
+//! `config::` — the fleet configuration (`services.yaml`, the seeds'
+//! `phase1-service-config.yaml`), loaded strictly.
+//!
+//! Playbooks could read the file with `fs::read_yaml`, but then a misspelt key would be
+//! silently ignored and every playbook would re-implement "service setting, else category
+//! setting, else default". `config::load` refuses unknown keys and bad values with the file
+//! and line, and hands back each service with its effective settings.
+//!
+//! ```rhai
+//! let cfg = config::load("examples/homeiq/services.yaml");
+//! for svc in cfg.services { print(`${svc.name}: ${svc.category}, budget ${svc.latency_budget_ms} ms`); }
+//! ```
+
+use rhai::plugin::*;
+use rhai::{Dynamic, Engine, EvalAltResult};
+
+use super::{CONFIG_ERROR, fail, host};
+use crate::config::FleetConfig;
+
+#[export_module]
+pub mod config_api {
+    use super::*;
+
+    /// Loads a fleet config (path relative to the workspace). Returns `#{project,
+    /// compose_file, dir, defaults, infrastructure, categories, services}` where `services`
+    /// is an array, in file order, of `#{name, category, port, health_path, endpoints,
+    /// story, latency_budget_ms, health_timeout_s, settle_s, batch_rebuild, on_failure,
+    /// max_failures, risk}` with category and default settings applied; `compose_file` is
+    /// relative to the workspace. An unknown key or a bad value fails with its file and line.
+    #[rhai_fn(return_raw)]
+    pub fn load(ctx: NativeCallContext, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let call = ctx.call_position();
+        super::super::at(call, move || {
+            let h = host(&ctx)?;
+            let full = super::super::fs::resolve(&h.root, path)?;
+            let cfg = FleetConfig::load(&full).map_err(|mut e| {
+                e.file = path.to_string();
+                fail(format!("{CONFIG_ERROR}{e}"))
+            })?;
+            let dir = std::path::Path::new(path)
+                .parent()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let compose = if dir.is_empty() {
+                cfg.compose_file.clone()
+            } else {
+                format!("{dir}/{}", cfg.compose_file)
+            };
+            let mut doc = serde_json::to_value(&cfg).map_err(|e| fail(e.to_string()))?;
+            let services = serde_json::to_value(cfg.resolved()).map_err(|e| fail(e.to_string()))?;
+            if let Some(m) = doc.as_object_mut() {
+                m.insert("services".into(), services);
+                m.insert("compose_file".into(), compose.into());
+                m.insert("dir".into(), dir.into());
+            }
+            super::super::fs::json_to_dynamic(doc)
+        })
+    }
+}
+
+/// Built once per process: every engine shares it.
+static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
+    std::sync::LazyLock::new(|| exported_module!(config_api).into());
+
+pub fn register(engine: &mut Engine) {
+    engine.register_static_module("config", MODULE.clone());
+}
