@@ -36,6 +36,8 @@ pub struct LabOptions {
     pub project: String,
     /// Bring up only the first N services (infrastructure always comes up).
     pub services: Option<usize>,
+    /// Bring up only these services (infrastructure always comes up); empty: all.
+    pub only: Vec<String>,
     /// `(service, kind)` fault knobs.
     pub faults: Vec<(String, String)>,
     /// Publish the seeds' ports on 127.0.0.1.
@@ -310,8 +312,18 @@ pub fn up(
             return Err(format!("--fault names an unknown service '{svc}'"));
         }
     }
+    for svc in &opts.only {
+        if !all.contains(svc) {
+            return Err(format!("--only names an unknown service '{svc}'"));
+        }
+    }
     let mut chosen: Vec<String> = infrastructure_names(&opts.dir);
-    chosen.extend(all.iter().take(opts.services.unwrap_or(all.len())).cloned());
+    chosen.extend(
+        all.iter()
+            .filter(|s| opts.only.is_empty() || opts.only.contains(s))
+            .take(opts.services.unwrap_or(all.len()))
+            .cloned(),
+    );
     let docker = handle.block_on(dk::connect())?;
     handle.block_on(build_base_images(&docker, &opts.dir, progress))?;
     let files = compose_files(opts, state_dir)?;

@@ -16,6 +16,9 @@ pub enum LabCommand {
         /// Start only the first N services of services.yaml (InfluxDB always starts).
         #[arg(long, value_name = "N")]
         services: Option<usize>,
+        /// Start only these services (comma-separated or repeated; InfluxDB always starts).
+        #[arg(long, value_name = "SERVICE", value_delimiter = ',')]
+        only: Vec<String>,
         /// Inject a fault: SERVICE=KIND, KIND one of none, unhealthy, crash-loop,
         /// slow-start, error-logs, slow-health. Repeatable.
         #[arg(long, value_name = "SERVICE=KIND", value_parser = lab::parse_fault)]
@@ -64,10 +67,11 @@ pub fn lab(global: &GlobalOpts, args: LabArgs) -> Result<i32> {
         path: args.dir.clone(),
         source,
     })?;
-    let opts = |services, faults, ports, timeout| LabOptions {
+    let opts = |services, only, faults, ports, timeout| LabOptions {
         dir: dir.clone(),
         project: args.project.clone(),
         services,
+        only,
         faults,
         ports,
         timeout,
@@ -81,11 +85,12 @@ pub fn lab(global: &GlobalOpts, args: LabArgs) -> Result<i32> {
     match args.command {
         LabCommand::Up {
             services,
+            only,
             fault,
             ports,
             wait,
         } => {
-            let o = opts(services, fault, ports, wait);
+            let o = opts(services, only, fault, ports, wait);
             let states = lab::up(rt.handle(), &o, &state_dir, &progress).map_err(Error::Usage)?;
             if global.json {
                 println!(
@@ -112,7 +117,7 @@ pub fn lab(global: &GlobalOpts, args: LabArgs) -> Result<i32> {
         }
         LabCommand::Down => {
             lab::down(
-                &opts(None, vec![], false, Duration::ZERO),
+                &opts(None, vec![], vec![], false, Duration::ZERO),
                 &state_dir,
                 &progress,
             )

@@ -89,6 +89,41 @@ pub struct HostCtx {
     pub(crate) docker: OnceLock<bollard::Docker>,
     pub(crate) docker_table: OnceLock<crate::docker::table::Table>,
     pub(crate) docker_project: Mutex<Option<String>>,
+    waiting: Waiting,
+}
+
+/// How long the run spent blocked on I/O or timers — time when *some* host call was waiting
+/// for Docker, the network or a sleep. Overlapping waits of parallel workers count once, so
+/// `wall − waiting` is dockhand's own overhead (interpreting, journaling, bookkeeping).
+#[derive(Debug, Default)]
+struct Waiting {
+    /// (calls in flight, when the first of them started, total so far)
+    inner: Mutex<(usize, Option<std::time::Instant>, std::time::Duration)>,
+}
+
+impl Waiting {
+    fn enter(&self) {
+        let mut w = lock(&self.inner);
+        if w.0 == 0 {
+            w.1 = Some(std::time::Instant::now());
+        }
+        w.0 += 1;
+    }
+
+    fn leave(&self) {
+        let mut w = lock(&self.inner);
+        w.0 = w.0.saturating_sub(1);
+        if w.0 == 0
+            && let Some(t) = w.1.take()
+        {
+            w.2 += t.elapsed();
+        }
+    }
+
+    fn total(&self) -> std::time::Duration {
+        let w = lock(&self.inner);
+        w.2 + w.1.map(|t| t.elapsed()).unwrap_or_default()
+    }
 }
 
 impl std::fmt::Debug for HostCtx {
@@ -122,6 +157,7 @@ impl HostCtx {
             docker: OnceLock::new(),
             docker_table: OnceLock::new(),
             docker_project: Mutex::new(None),
+            waiting: Waiting::default(),
         }
     }
 
@@ -221,13 +257,22 @@ impl HostCtx {
                  on a plain thread (e.g. tokio::task::spawn_blocking)",
             ));
         }
-        self.handle.block_on(async {
+        self.waiting.enter();
+        let out = self.handle.block_on(async {
             tokio::select! {
                 biased;
                 _ = token.cancelled() => Err(terminated()),
                 out = fut => Ok(out),
             }
-        })
+        });
+        self.waiting.leave();
+        out
+    }
+
+    /// Time this runtime spent blocked in host calls (overlaps counted once); see
+    /// `time::waiting_ms`.
+    pub fn waiting(&self) -> std::time::Duration {
+        self.waiting.total()
     }
 }
 

@@ -123,6 +123,15 @@ pub mod time_api {
             .unwrap_or(0)
     }
 
+    /// Milliseconds this process's runs have spent blocked in host calls — waiting on
+    /// Docker, HTTP, sleeps — with the waits of parallel workers counted once. A run's wall
+    /// time minus this is dockhand's own overhead.
+    #[rhai_fn(return_raw)]
+    pub fn waiting_ms(ctx: NativeCallContext) -> Result<INT, Box<EvalAltResult>> {
+        let h = super::host(&ctx)?;
+        Ok(INT::try_from(h.waiting().as_millis()).unwrap_or(INT::MAX))
+    }
+
     /// The current time as RFC 3339 text in UTC, e.g. `2026-02-04T14:00:00.123Z`.
     pub fn now_iso() -> String {
         humantime::format_rfc3339_millis(SystemTime::now()).to_string()

@@ -1,0 +1,236 @@
+//! The Phase 1 rebuild of the whole lab fleet, side by side with what a user would run
+//! instead: `docker compose build && docker compose up -d --wait`.
+//!
+//! Both sides get the same change — a new `VERSION` build arg for all 44 services, so every
+//! image is rebuilt and every container replaced — on the same running fleet, in one run:
+//!
+//! * **compose**: `docker-compose build` then `up -d`, then wait until every container is
+//!   healthy. This machine kind has compose v1, which has no `--wait`; the bench polls
+//!   `docker inspect` every 250 ms instead (generous to compose: `--wait` polls too).
+//! * **dockhand**: `playbooks/batch-rebuild.rhai --all`, which also backs up every image,
+//!   gates each service (health, HTTP probe within budget, 2 s settle, log scan) and
+//!   journals every phase.
+//!
+//! Reported: wall times and their ratio (goal ≤ 1.0×), dockhand's orchestration overhead
+//! (wall time minus the time it spent waiting on the engine, the network and timers — from
+//! the run journal), and dockhand's peak RSS (`/usr/bin/time`, goal ≤ 40 MB).
+//!
+//! Needs Docker, `busybox-static`, `influxdb` and `/usr/bin/time`.
+//! Run: `cargo bench --bench rebuild` (env `DOCKHAND_BENCH_ROUNDS`, default 1: each round
+//! is one compose rebuild and one dockhand rebuild).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dockhand");
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Down(PathBuf, String);
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["lab", "--dir"])
+            .arg(&self.0)
+            .args(["--project", &self.1, "down"])
+            .output();
+    }
+}
+
+/// Polls until every container of the project is healthy; returns when they are.
+fn wait_all_healthy(project: &str, timeout: Duration) {
+    let end = Instant::now() + timeout;
+    loop {
+        let ids = run(
+            Command::new("docker").args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=com.docker.compose.project={project}"),
+            ]),
+            "docker ps",
+        );
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        let health = run(
+            Command::new("docker")
+                .args(["inspect", "-f", "{{.State.Health.Status}}"])
+                .args(&ids),
+            "docker inspect",
+        );
+        if !ids.is_empty() && health.lines().all(|l| l.trim() == "healthy") {
+            return;
+        }
+        assert!(Instant::now() < end, "fleet not healthy within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn main() {
+    if Command::new("docker")
+        .arg("version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        eprintln!("skipping the rebuild bench: no Docker engine");
+        return;
+    }
+    let rounds: usize = std::env::var("DOCKHAND_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let ws = tempfile::tempdir().unwrap();
+    let lab = ws.path().join("homeiq");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homeiq"),
+        &lab,
+    );
+    let project = format!("dhbench{}", std::process::id());
+    let _down = Down(lab.clone(), project.clone());
+    eprintln!("bringing up the full lab ({project}) …");
+    let t = Instant::now();
+    run(
+        Command::new(BIN)
+            .args(["-q", "lab", "--dir"])
+            .arg(&lab)
+            .args(["--project", &project, "up", "--wait", "10m"]),
+        "lab up",
+    );
+    eprintln!("lab up: {:.1} s", t.elapsed().as_secs_f64());
+    let services = dockhand::config::FleetConfig::load(&lab.join("services.yaml"))
+        .expect("services.yaml")
+        .services
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>();
+
+    let mut version = 1;
+    let mut rows = Vec::new();
+    for round in 0..rounds {
+        // compose: build && up -d, then wait for health.
+        version += 1;
+        let bump = lab.join("bump.yml");
+        let mut text = String::from("version: \"2.4\"\nservices:\n");
+        for s in &services {
+            text.push_str(&format!(
+                "  {s}:\n    build:\n      args:\n        VERSION: \"{version}\"\n"
+            ));
+        }
+        std::fs::write(&bump, text).unwrap();
+        let compose = |args: &[&str]| {
+            let mut c = Command::new("docker-compose");
+            c.current_dir(&lab)
+                .args(["-p", &project, "-f", "docker-compose.yml", "-f", "bump.yml"])
+                .args(args);
+            c
+        };
+        let t = Instant::now();
+        run(&mut compose(&["build"]), "docker-compose build");
+        let built = t.elapsed();
+        run(&mut compose(&["up", "-d"]), "docker-compose up -d");
+        wait_all_healthy(&project, Duration::from_secs(600));
+        let compose_s = t.elapsed().as_secs_f64();
+        eprintln!(
+            "round {round}: compose build {:.1} s, build+up+healthy {compose_s:.1} s",
+            built.as_secs_f64()
+        );
+
+        // dockhand: the batch rebuild playbook with a new version.
+        version += 1;
+        let run_id = format!("bench{round}");
+        let rss_file = ws.path().join("rss.txt");
+        let t = Instant::now();
+        run(
+            Command::new("/usr/bin/time")
+                .arg("-o")
+                .arg(&rss_file)
+                .args(["-f", "%M"])
+                .arg(BIN)
+                .args(["-q", "run"])
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/batch-rebuild.rhai"))
+                .arg("--root")
+                .arg(ws.path())
+                .args(["--config", "homeiq/services.yaml", "--project", &project])
+                .args(["--all", "--build-arg", &format!("VERSION={version}")])
+                .args(["--run", &run_id]),
+            "dockhand batch-rebuild",
+        );
+        let dockhand_s = t.elapsed().as_secs_f64();
+        let rss_kb: f64 = std::fs::read_to_string(&rss_file)
+            .unwrap()
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0.0);
+        let journal: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(ws.path().join(format!(".dockhand/state/{run_id}.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        let meta = &journal["records"]["_run"];
+        let completed = journal["records"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|r| r["status"] == "completed")
+            .count();
+        assert_eq!(completed, services.len(), "not every service completed");
+        let overhead = meta["overhead_s"].as_f64().unwrap_or(f64::NAN);
+        let waiting = meta["waiting_s"].as_f64().unwrap_or(f64::NAN);
+        eprintln!(
+            "round {round}: dockhand {dockhand_s:.1} s (waiting {waiting:.1} s, overhead {overhead:.2} s), peak RSS {:.1} MB",
+            rss_kb / 1024.0
+        );
+        rows.push((compose_s, dockhand_s, overhead, rss_kb / 1024.0));
+    }
+
+    println!(
+        "\nfull lab rebuild, {} services, {} round(s) (engine {}):",
+        services.len(),
+        rows.len(),
+        run(
+            Command::new("docker").args(["version", "-f", "{{.Server.Version}}"]),
+            "docker version"
+        )
+        .trim()
+    );
+    println!(
+        "{:<6} {:>22} {:>12} {:>7} {:>12} {:>10}",
+        "round", "compose build+up+wait", "dockhand", "ratio", "overhead", "peak RSS"
+    );
+    for (i, (c, d, o, rss)) in rows.iter().enumerate() {
+        println!(
+            "{i:<6} {c:>20.1} s {d:>10.1} s {:>6.2}x {o:>10.2} s {rss:>7.1} MB",
+            d / c
+        );
+    }
+    println!(
+        "goal: dockhand/compose <= 1.0x; peak RSS <= 40 MB. dockhand also backs up, gates (probe, settle, logs) and journals every service."
+    );
+}

@@ -1,0 +1,638 @@
+//! The rebuild pipeline against the real engine: `playbooks/batch-rebuild.rhai` on lab
+//! fleets copied into temporary workspaces (so a test can break a service's build args the
+//! way a bad upgrade would, without touching the checkout).
+//!
+//! Docker-dependent: skipped with a printed reason when no engine (or no busybox / influxd
+//! for the lab images) is here, but failing when `DOCKHAND_REQUIRE_DOCKER=1` (CI sets it).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::BIN;
+use serde_json::Value;
+
+fn docker_lab_ready() -> bool {
+    let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    let missing = if Command::new("docker")
+        .arg("version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        Some("no Docker engine answers")
+    } else if !Path::new("/bin/busybox").exists() {
+        Some("no /bin/busybox (apt-get install busybox-static)")
+    } else if !Path::new("/usr/bin/influxd").exists() {
+        Some("no /usr/bin/influxd (apt-get install influxdb)")
+    } else {
+        None
+    };
+    match missing {
+        None => true,
+        Some(why) => {
+            assert!(!require, "DOCKHAND_REQUIRE_DOCKER=1 but {why}");
+            eprintln!("skipping rebuild test: {why}");
+            false
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// One container of the lab, from `docker inspect`.
+#[derive(Debug, Clone)]
+struct Ctr {
+    name: String,
+    id: String,
+    image: String,
+    health: String,
+}
+
+/// A lab fleet in its own workspace and compose project; taken down on drop.
+struct Lab {
+    ws: tempfile::TempDir,
+    project: String,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["lab", "--dir"])
+            .arg(self.dir())
+            .args(["--project", &self.project, "down"])
+            .output();
+    }
+}
+
+impl Lab {
+    /// Copies the lab and brings up InfluxDB plus `only`.
+    fn up(tag: &str, only: &[&str]) -> Lab {
+        let ws = tempfile::tempdir().unwrap();
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homeiq"),
+            &ws.path().join("homeiq"),
+        );
+        let lab = Lab {
+            ws,
+            project: format!("dhrb{tag}{}", std::process::id()),
+        };
+        let mut cmd = Command::new(BIN);
+        cmd.args(["lab", "--dir"]).arg(lab.dir()).args([
+            "--project",
+            &lab.project,
+            "up",
+            "--wait",
+            "3m",
+        ]);
+        if !only.is_empty() {
+            cmd.args(["--only", &only.join(",")]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "lab up failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.ws.path().join("homeiq")
+    }
+
+    /// Adds a build arg to one service in the compose file (a "bad upgrade").
+    fn set_build_arg(&self, service: &str, key: &str, value: &str) {
+        let f = self.dir().join("docker-compose.yml");
+        let text = std::fs::read_to_string(&f).unwrap();
+        let anchor = format!("        SERVICE_NAME: {service}\n");
+        assert!(text.contains(&anchor), "no build args for {service}");
+        let text = text.replacen(&anchor, &format!("{anchor}        {key}: \"{value}\"\n"), 1);
+        std::fs::write(f, text).unwrap();
+    }
+
+    /// `dockhand run playbooks/batch-rebuild.rhai` in this workspace.
+    fn rebuild(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("run")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/batch-rebuild.rhai"))
+            .args(["--root"])
+            .arg(self.ws.path())
+            .args([
+                "--config",
+                "homeiq/services.yaml",
+                "--project",
+                &self.project,
+            ])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("DOCKHAND_LOG");
+        c
+    }
+
+    fn journal(&self, run: &str) -> Value {
+        let p = self.ws.path().join(format!(".dockhand/state/{run}.json"));
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("journal {} is not valid JSON ({e}):\n{text}", p.display()))
+    }
+
+    /// Every container of the project (running or not), keyed by compose service; a
+    /// service with two containers (a recreate left half done) appears twice in `all`.
+    fn containers(&self) -> (BTreeMap<String, Ctr>, Vec<Ctr>) {
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label=com.docker.compose.project={}", self.project))
+            .output()
+            .unwrap();
+        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let mut by_service = BTreeMap::new();
+        let mut all = Vec::new();
+        if ids.is_empty() {
+            return (by_service, all);
+        }
+        let out = Command::new("docker")
+            .arg("inspect")
+            .args(&ids)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for c in v.as_array().unwrap() {
+            let ctr = Ctr {
+                name: c["Name"].as_str().unwrap().trim_start_matches('/').into(),
+                id: c["Id"].as_str().unwrap().into(),
+                image: c["Image"].as_str().unwrap().into(),
+                health: c["State"]["Health"]["Status"]
+                    .as_str()
+                    .unwrap_or("none")
+                    .into(),
+            };
+            let svc = c["Config"]["Labels"]["com.docker.compose.service"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            by_service.insert(svc, ctr.clone());
+            all.push(ctr);
+        }
+        (by_service, all)
+    }
+
+    /// Waits until `services` are healthy (a just-restored container needs a moment).
+    fn wait_healthy(&self, services: &[&str], within: Duration) -> BTreeMap<String, Ctr> {
+        let end = Instant::now() + within;
+        loop {
+            let (by, _) = self.containers();
+            if services
+                .iter()
+                .all(|s| by.get(*s).is_some_and(|c| c.health == "healthy"))
+                || Instant::now() > end
+            {
+                return by;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+fn output(mut c: Command) -> (i32, String, String) {
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn record<'a>(journal: &'a Value, service: &str) -> &'a Value {
+    &journal["records"][service]
+}
+
+/// One row of the fault matrix: `svc` gets a bad build arg; `neighbour` (same category,
+/// on_failure: continue) must still be rebuilt.
+fn fault_case(
+    tag: &str,
+    svc: &str,
+    neighbour: &str,
+    bad: &[(&str, &str)],
+    extra: &[&str],
+    reason_has: &str,
+) {
+    if !docker_lab_ready() {
+        return;
+    }
+    let lab = Lab::up(tag, &[svc, neighbour]);
+    let (before, _) = lab.containers();
+    for (k, v) in bad {
+        lab.set_build_arg(svc, k, v);
+    }
+    let mut args = vec![
+        "--service",
+        svc,
+        "--service",
+        neighbour,
+        "--build-arg",
+        "VERSION=2",
+        "--run",
+        "r1",
+    ];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = output(lab.rebuild(&args));
+    let show = format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    assert_eq!(code, 1, "a rolled-back service must fail the run\n{show}");
+
+    let j = lab.journal("r1");
+    let r = record(&j, svc);
+    assert_eq!(r["status"], "rolled-back", "{svc}: {r}\n{show}");
+    assert_eq!(r["rolled_back"], true, "{r}");
+    let reason = r["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains(reason_has),
+        "{svc}: reason {reason:?} lacks {reason_has:?}"
+    );
+    assert!(
+        stderr.contains(&format!("{svc}: rolled back")) || reason.contains("build failed"),
+        "{show}"
+    );
+    let n = record(&j, neighbour);
+    assert_eq!(n["status"], "completed", "{neighbour}: {n}\n{show}");
+
+    let after = lab.wait_healthy(&[svc, neighbour], Duration::from_secs(20));
+    assert_eq!(
+        after[svc].image, before[svc].image,
+        "{svc} is not back on its previous image"
+    );
+    assert_eq!(after[svc].health, "healthy", "{svc} after rollback");
+    assert_ne!(
+        after[neighbour].image, before[neighbour].image,
+        "{neighbour} was not rebuilt"
+    );
+    assert_eq!(after[neighbour].health, "healthy");
+    assert_eq!(
+        r["old_image_id"].as_str(),
+        Some(before[svc].image.as_str()),
+        "the journal's backup is not what ran before"
+    );
+    // The failed container's logs were kept before it was replaced (not for a build
+    // failure: no container ran).
+    if reason_has != "build failed" {
+        assert!(
+            lab.ws
+                .path()
+                .join(format!("logs/r1/{svc}.failed.log"))
+                .is_file(),
+            "no failed-container log"
+        );
+    }
+    assert!(lab.ws.path().join("logs/r1/master.log").is_file());
+}
+
+#[test]
+fn fault_broken_build_keeps_the_old_image() {
+    fault_case(
+        "bb",
+        "weather-api",
+        "sports-api",
+        &[("FAIL_BUILD", "1")],
+        &[],
+        "build failed",
+    );
+}
+
+#[test]
+fn fault_new_image_unhealthy_is_rolled_back() {
+    fault_case(
+        "uh",
+        "carbon-intensity",
+        "electricity-pricing",
+        &[("FAULT", "unhealthy")],
+        &["--health-timeout", "6s"],
+        "not healthy within 6s",
+    );
+}
+
+#[test]
+fn fault_crash_loop_is_rolled_back() {
+    fault_case(
+        "cl",
+        "air-quality",
+        "calendar-service",
+        &[("FAULT", "crash-loop")],
+        &["--health-timeout", "20s"],
+        "exited before it was healthy",
+    );
+}
+
+#[test]
+fn fault_slow_start_past_the_timeout_is_rolled_back() {
+    fault_case(
+        "ss",
+        "smart-meter-service",
+        "log-aggregator",
+        &[("FAULT", "slow-start"), ("SLOW_START_S", "60")],
+        &["--health-timeout", "5s"],
+        "not healthy within 5s",
+    );
+}
+
+#[test]
+fn fault_slow_health_over_budget_is_rolled_back() {
+    fault_case(
+        "sh",
+        "automation-linter",
+        "automation-miner",
+        &[("FAULT", "slow-health")],
+        &[],
+        "budget",
+    );
+}
+
+#[test]
+fn fault_error_lines_in_logs_are_rolled_back() {
+    fault_case(
+        "el",
+        "blueprint-index",
+        "yaml-validation-service",
+        &[("FAULT", "error-logs")],
+        &[],
+        "'ERROR' line(s)",
+    );
+}
+
+#[test]
+fn dry_run_changes_nothing_and_builds_nothing() {
+    if !docker_lab_ready() {
+        return;
+    }
+    let lab = Lab::up("dry", &["weather-api", "sports-api"]);
+    let images = || {
+        let o = Command::new("docker")
+            .args(["images", "-qa", "--no-trunc"])
+            .output()
+            .unwrap();
+        let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let images_before = images();
+    let (before, _) = lab.containers();
+    let c = lab.rebuild(&[
+        "--category",
+        "integration",
+        "--service",
+        "weather-api",
+        "--service",
+        "sports-api",
+        "--build-arg",
+        "VERSION=9",
+        "--no-cache",
+        "--run",
+        "dry1",
+        "--dry-run",
+        "--json",
+    ]);
+    let (code, stdout, stderr) = output(c);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let plan = v["plan"].as_array().expect("a plan");
+    let actions: Vec<(&str, &str)> = plan
+        .iter()
+        .map(|a| (a["action"].as_str().unwrap(), a["target"].as_str().unwrap()))
+        .collect();
+    for svc in ["weather-api", "sports-api"] {
+        assert!(
+            actions.contains(&("docker::recreate", svc)),
+            "no recreate of {svc} planned: {actions:?}"
+        );
+    }
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|(a, _)| *a == "docker::build")
+            .count(),
+        2,
+        "{actions:?}"
+    );
+    assert!(stderr.contains("then gate"), "{stderr}");
+    let (after, _) = lab.containers();
+    for (svc, c) in &before {
+        assert_eq!(after[svc].id, c.id, "{svc}: container changed");
+        assert_eq!(after[svc].image, c.image, "{svc}: image changed");
+    }
+    assert_eq!(images(), images_before, "a dry run built or removed images");
+    assert!(
+        !lab.ws.path().join(".dockhand/state/dry1.json").exists(),
+        "a dry run wrote a journal"
+    );
+    assert!(
+        !lab.ws.path().join("logs/dry1").exists(),
+        "a dry run wrote logs"
+    );
+}
+
+#[test]
+fn recover_puts_back_a_container_left_aside_by_a_killed_recreate() {
+    if !docker_lab_ready() {
+        return;
+    }
+    let lab = Lab::up("rec", &["weather-api"]);
+    let (before, _) = lab.containers();
+    let c = &before["weather-api"];
+    // What a SIGKILL between "rename aside" and "create" leaves behind.
+    let aside = format!("{}_dockhand_old_{}", c.name, &c.id[..12]);
+    let st = Command::new("docker")
+        .args(["rename", &c.name, &aside])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let script = lab.ws.path().join("recover.rhai");
+    std::fs::write(
+        &script,
+        format!(
+            "docker::use_project(\"{}\");\nlet r = docker::recover(\"weather-api\");\nprint(`${{r.action}}: ${{r.detail}}`);\nlet again = docker::recover(\"weather-api\");\nprint(`again: ${{again.action}}`);\n",
+            lab.project
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = output({
+        let mut c = Command::new(BIN);
+        c.args(["run", "recover.rhai"]).current_dir(lab.ws.path());
+        c
+    });
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("restored:"), "{stderr}");
+    assert!(stderr.contains("again: none"), "{stderr}");
+    let (after, all) = lab.containers();
+    assert_eq!(after["weather-api"].name, c.name, "name not restored");
+    assert_eq!(after["weather-api"].id, c.id);
+    assert_eq!(all.len(), before.len(), "{all:?}");
+}
+
+/// SIGKILL the runner at many points — mid-build, between recreate and gate, mid-rollback,
+/// between journal writes, at fixed times — then `--continue`: every time the fleet must end
+/// healthy, every service exactly once (nothing left aside, nothing lost), and the journal
+/// valid with each service completed or rolled back.
+#[test]
+fn killed_at_any_point_continue_ends_all_healthy() {
+    if !docker_lab_ready() {
+        return;
+    }
+    let good = ["weather-api", "sports-api"];
+    let bad = "carbon-intensity";
+    let lab = Lab::up("kill", &["weather-api", "sports-api", bad]);
+    lab.set_build_arg(bad, "FAULT", "unhealthy");
+    let (start, _) = lab.containers();
+    let n_containers = start.len();
+
+    // (line to wait for, extra delay): each kill point.
+    let points: &[(&str, u64)] = &[
+        ("weather-api: building", 0),
+        ("built in", 0),
+        ("recreating", 0),
+        ("recreating", 900),
+        ("gating", 0),
+        ("healthy in", 0),
+        ("rolling back", 0),
+        ("rolling back", 1100),
+        ("[1/3]", 0),
+        ("", 2500),
+        ("", 5000),
+        ("[2/3]", 0),
+    ];
+    let mut killed_at = Vec::new();
+    for (i, (line, delay)) in points.iter().enumerate() {
+        let run = format!("k{i}");
+        let version = format!("VERSION={}", i + 2);
+        let args = [
+            "--service",
+            "weather-api",
+            "--service",
+            "sports-api",
+            "--service",
+            bad,
+            "--build-arg",
+            &version,
+            "--health-timeout",
+            "4s",
+            "--run",
+            &run,
+        ];
+        let mut c = lab.rebuild(&args);
+        let mut child = c
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        let _reader = if line.is_empty() {
+            None
+        } else {
+            Some(common::wait_for_line(&mut child, line))
+        };
+        std::thread::sleep(Duration::from_millis(*delay));
+        common::signal(&child, "KILL");
+        let _ = child.wait();
+        killed_at.push(format!("{line:?}+{delay}ms at {:?}", t0.elapsed()));
+        // Whatever the moment, the journal on disk is valid JSON.
+        let _ = lab.journal(&run);
+
+        let cont = lab.rebuild(&["--continue", "--run", &run, "--health-timeout", "4s"]);
+        let (code, stdout, stderr) = output(cont);
+        let show = format!(
+            "kill point {i} ({line:?} + {delay} ms)\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}"
+        );
+        assert!(code == 0 || code == 1, "continue failed to run: {show}");
+
+        let j = lab.journal(&run);
+        let by = lab.wait_healthy(&["weather-api", "sports-api", bad], Duration::from_secs(20));
+        let (_, all) = lab.containers();
+        assert_eq!(
+            all.len(),
+            n_containers,
+            "containers lost or left aside: {all:?}\n{show}"
+        );
+        assert!(
+            all.iter().all(|c| !c.name.contains("_dockhand_old_")),
+            "a container is still aside: {all:?}"
+        );
+        for svc in good {
+            let r = record(&j, svc);
+            assert_eq!(r["status"], "completed", "{svc}: {r}\n{show}");
+            assert_eq!(by[svc].health, "healthy", "{svc}\n{show}");
+            assert_eq!(
+                r["new_image_id"].as_str(),
+                Some(by[svc].image.as_str()),
+                "{svc} is not on the image it built\n{show}"
+            );
+        }
+        let r = record(&j, bad);
+        assert_eq!(r["status"], "rolled-back", "{bad}: {r}\n{show}");
+        assert_eq!(by[bad].health, "healthy", "{bad}\n{show}");
+        assert_eq!(
+            by[bad].image, start[bad].image,
+            "{bad} is not on its original image\n{show}"
+        );
+    }
+    eprintln!("killed at: {killed_at:#?}");
+}
+
+#[test]
+fn full_lab_rebuild_ends_all_healthy_with_timings() {
+    if !docker_lab_ready() {
+        return;
+    }
+    let lab = Lab::up("full", &[]);
+    let (before, _) = lab.containers();
+    assert_eq!(before.len(), 45, "the whole lab: {:?}", before.keys());
+    let (code, stdout, stderr) =
+        output(lab.rebuild(&["--all", "--build-arg", "VERSION=2", "--run", "full1"]));
+    assert_eq!(code, 0, "--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    let j = lab.journal("full1");
+    let records = j["records"].as_object().unwrap();
+    let services: Vec<&String> = records.keys().filter(|k| !k.starts_with('_')).collect();
+    assert_eq!(services.len(), 44, "{services:?}");
+    let (after, _) = lab.containers();
+    for svc in services {
+        let r = &records[svc];
+        assert_eq!(r["status"], "completed", "{svc}: {r}");
+        assert!(r["build_s"].as_f64().unwrap() > 0.0, "{svc}: build_s {r}");
+        assert!(r["healthy_ms"].as_i64().is_some(), "{svc}: healthy_ms {r}");
+        assert_eq!(after[svc.as_str()].health, "healthy", "{svc}");
+        assert_ne!(
+            after[svc.as_str()].image,
+            before[svc.as_str()].image,
+            "{svc} not rebuilt"
+        );
+        assert_eq!(
+            r["new_image_id"].as_str(),
+            Some(after[svc.as_str()].image.as_str())
+        );
+    }
+    assert_eq!(
+        after["influxdb"].id, before["influxdb"].id,
+        "infrastructure was touched"
+    );
+    assert_eq!(records["_run"]["status"], "completed");
+    assert!(stderr.contains("HEALTHY_MS"), "no summary table:\n{stderr}");
+}
