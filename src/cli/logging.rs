@@ -59,13 +59,24 @@ pub fn init(opts: &GlobalOpts) {
         .unwrap_or_else(|| EnvFilter::new(format!("{level}{deps}")));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match opts.log_format {
-        LogFormat::Text => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .event_format(Plain),
-            )
-            .try_init(),
+        LogFormat::Text => {
+            // Progress bars (only `progress::` spans) drawn below the log lines; log lines
+            // go through the layer's writer so they print above the bars, never through
+            // them. Off a terminal indicatif draws nothing.
+            let bars = tracing_indicatif::IndicatifLayer::new();
+            let writer = bars.get_stderr_writer();
+            let only_progress = tracing_subscriber::filter::filter_fn(|m| {
+                m.target() == crate::host::progress::TARGET
+            });
+            registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(writer)
+                        .event_format(Plain),
+                )
+                .with(bars.with_filter(only_progress))
+                .try_init()
+        }
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()

@@ -27,6 +27,7 @@ pub mod fs;
 pub mod http;
 pub mod parallel;
 pub mod params;
+pub mod progress;
 pub mod state;
 pub mod time;
 
@@ -340,4 +341,5 @@ pub fn register_all(engine: &mut Engine) {
     docker::register(engine);
     compose::register(engine);
     config::register(engine);
+    progress::register(engine);
 }
