@@ -392,6 +392,23 @@ pub fn down(opts: &LabOptions, state_dir: &Path, progress: &dyn Fn(&str)) -> Res
         progress,
     )?;
     let _ = std::fs::remove_file(state_dir.join(format!("{}.faults.yml", opts.project)));
+    // `--rmi local` removes the images compose named, not the rebuild's backup tags
+    // (`<project>_<service>:pre-<run>`); those go too, so nothing of the lab is left.
+    let prefix = format!("{}_", normalize_project(&opts.project));
+    if let Ok(out) = Command::new("docker")
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+    {
+        let backups: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|r| r.starts_with(&prefix) && r.contains(":pre-"))
+            .map(String::from)
+            .collect();
+        if !backups.is_empty() {
+            progress(&format!("removing {} backup tag(s)", backups.len()));
+            let _ = Command::new("docker").arg("rmi").args(&backups).output();
+        }
+    }
     Ok(())
 }
 

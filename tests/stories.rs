@@ -1,0 +1,673 @@
+//! The Phase 1 story playbooks (stories 3 to 9) and `rollback.rhai` against real lab fleets.
+//!
+//! Each test copies the lab (`examples/homeiq`) and the playbooks into a temporary workspace
+//! (the playbooks import `lib/stories` relative to themselves, inside the workspace root),
+//! brings up InfluxDB plus at most four services in its own compose project, runs the real
+//! binary, and takes the lab down (with its backup tags) on drop.
+//!
+//! Docker-dependent: skipped with a printed reason when no engine (or no busybox / influxd
+//! for the lab images) is here, but failing when `DOCKHAND_REQUIRE_DOCKER=1` (CI sets it).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::BIN;
+use serde_json::Value;
+
+const PLAYBOOKS: [&str; 8] = [
+    "story-03-restart-infrastructure.rhai",
+    "story-04-core-services.rhai",
+    "story-05-integration.rhai",
+    "story-06-ai-ml.rhai",
+    "story-07-device.rhai",
+    "story-08-automation.rhai",
+    "story-09-analytics.rhai",
+    "rollback.rhai",
+];
+
+fn docker_lab_ready() -> bool {
+    let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    let missing = if Command::new("docker")
+        .arg("version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        Some("no Docker engine answers")
+    } else if !Path::new("/bin/busybox").exists() {
+        Some("no /bin/busybox (apt-get install busybox-static)")
+    } else if !Path::new("/usr/bin/influxd").exists() {
+        Some("no /usr/bin/influxd (apt-get install influxdb)")
+    } else {
+        None
+    };
+    match missing {
+        None => true,
+        Some(why) => {
+            assert!(!require, "DOCKHAND_REQUIRE_DOCKER=1 but {why}");
+            eprintln!("skipping story test: {why}");
+            false
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// One container of the lab, from `docker inspect`.
+#[derive(Debug, Clone)]
+struct Ctr {
+    id: String,
+    image: String,
+    health: String,
+    started_at: String,
+    version: String,
+}
+
+/// A lab fleet in its own workspace and compose project; taken down on drop, with the
+/// backup tags (`<project>_<service>:pre-<run>`) that `lab down --rmi local` leaves.
+struct Lab {
+    ws: tempfile::TempDir,
+    project: String,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["lab", "--dir"])
+            .arg(self.dir())
+            .args(["--project", &self.project, "down"])
+            .output();
+        if let Ok(out) = Command::new("docker")
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter"])
+            .arg(format!("reference={}_*", self.project))
+            .output()
+        {
+            let refs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            if !refs.is_empty() {
+                let _ = Command::new("docker").arg("rmi").args(&refs).output();
+            }
+        }
+    }
+}
+
+impl Lab {
+    /// Copies the lab and the playbooks, and brings up InfluxDB plus `only`.
+    fn up(tag: &str, only: &[&str]) -> Lab {
+        let ws = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"));
+        copy_dir(&src.join("examples/homeiq"), &ws.path().join("homeiq"));
+        copy_dir(&src.join("playbooks"), &ws.path().join("playbooks"));
+        let lab = Lab {
+            ws,
+            project: format!("dhst{tag}{}", std::process::id()),
+        };
+        let out = Command::new(BIN)
+            .args(["lab", "--dir"])
+            .arg(lab.dir())
+            .args(["--project", &lab.project, "up", "--wait", "3m", "--only"])
+            .arg(only.join(","))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "lab up failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.ws.path().join("homeiq")
+    }
+
+    /// `dockhand run playbooks/<playbook> --json` in this workspace, on this lab.
+    fn play(&self, playbook: &str, args: &[&str]) -> Played {
+        let out = Command::new(BIN)
+            .arg("run")
+            .arg(format!("playbooks/{playbook}"))
+            .arg("--root")
+            .arg(self.ws.path())
+            .args([
+                "--json",
+                "--config",
+                "homeiq/services.yaml",
+                "--project",
+                &self.project,
+            ])
+            .args(args)
+            .current_dir(self.ws.path())
+            .env("NO_COLOR", "1")
+            .env_remove("DOCKHAND_LOG")
+            .env_remove("DOCKHAND_ROOT")
+            .env_remove("DOCKHAND_STDLIB")
+            .output()
+            .unwrap();
+        Played {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn journal(&self, run: &str) -> Value {
+        let p = self.ws.path().join(format!(".dockhand/state/{run}.json"));
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("journal {} is not valid JSON ({e}):\n{text}", p.display()))
+    }
+
+    /// Every container of the project, keyed by compose service.
+    fn containers(&self) -> BTreeMap<String, Ctr> {
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label=com.docker.compose.project={}", self.project))
+            .output()
+            .unwrap();
+        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let mut by_service = BTreeMap::new();
+        if ids.is_empty() {
+            return by_service;
+        }
+        let out = Command::new("docker")
+            .arg("inspect")
+            .args(&ids)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for c in v.as_array().unwrap() {
+            let svc = c["Config"]["Labels"]["com.docker.compose.service"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            by_service.insert(
+                svc,
+                Ctr {
+                    id: c["Id"].as_str().unwrap().into(),
+                    image: c["Image"].as_str().unwrap().into(),
+                    health: c["State"]["Health"]["Status"]
+                        .as_str()
+                        .unwrap_or("none")
+                        .into(),
+                    started_at: c["State"]["StartedAt"].as_str().unwrap_or("").into(),
+                    version: c["Config"]["Labels"]["homeiq.version"]
+                        .as_str()
+                        .unwrap_or("")
+                        .into(),
+                },
+            );
+        }
+        by_service
+    }
+
+    /// Waits until `services` are healthy; returns the containers as last seen.
+    fn wait_healthy(&self, services: &[&str], within: Duration) -> BTreeMap<String, Ctr> {
+        let end = Instant::now() + within;
+        loop {
+            let by = self.containers();
+            if services
+                .iter()
+                .all(|s| by.get(*s).is_some_and(|c| c.health == "healthy"))
+                || Instant::now() > end
+            {
+                return by;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Runs a small script in the workspace (with the lab's project in use).
+    fn script(&self, body: &str) -> Played {
+        let f = self.ws.path().join("probe.rhai");
+        std::fs::write(
+            &f,
+            format!("docker::use_project(\"{}\");\n{body}", self.project),
+        )
+        .unwrap();
+        let out = Command::new(BIN)
+            .args(["run", "probe.rhai"])
+            .current_dir(self.ws.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        Played {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+struct Played {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Played {
+    fn show(&self) -> String {
+        format!(
+            "--- exit {}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", self.show()))
+    }
+    /// The named check from `--json` output: (ok, reason).
+    fn check(&self, name: &str) -> (bool, String) {
+        let v = self.json();
+        let c = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str().is_some_and(|n| n.starts_with(name)))
+            .unwrap_or_else(|| panic!("no check {name:?}\n{}", self.show()));
+        (
+            c["ok"].as_bool().unwrap(),
+            c["reason"].as_str().unwrap_or("").into(),
+        )
+    }
+}
+
+fn record<'a>(journal: &'a Value, service: &str) -> &'a Value {
+    &journal["records"][service]
+}
+
+#[test]
+fn story_playbooks_compile_and_declare_their_options() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let files: Vec<String> = PLAYBOOKS
+        .iter()
+        .map(|p| format!("playbooks/{p}"))
+        .chain(["playbooks/lib/stories.rhai".to_string()])
+        .collect();
+    let out = Command::new(BIN)
+        .arg("check")
+        .args(&files)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for p in PLAYBOOKS {
+        let out = Command::new(BIN)
+            .args(["run", &format!("playbooks/{p}"), "--help"])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{p} --help: {help}");
+        for opt in ["--config", "--project", "--run"] {
+            assert!(help.contains(opt), "{p} --help lacks {opt}:\n{help}");
+        }
+    }
+    // rollback needs the run it undoes.
+    let out = Command::new(BIN)
+        .args(["run", "playbooks/rollback.rhai"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--run"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn story3_restarts_influxdb_without_losing_points() {
+    if !docker_lab_ready() {
+        return;
+    }
+    let lab = Lab::up("s3", &["websocket-ingestion"]);
+    // Let the writer put a few points in first, so "no data loss" has something to lose.
+    let warm = lab.script(
+        r#"import "playbooks/lib/stories" as stories;
+let db = stories::influx(config::load("homeiq/services.yaml"));
+time::wait_until(#{ timeout: "60s", interval: "500ms" }, || stories::influx_count(db) >= 3);
+print(`points: ${stories::influx_count(db)}`);"#,
+    );
+    assert_eq!(warm.code, 0, "{}", warm.show());
+    let before = lab.containers();
+
+    let r = lab.play("story-03-restart-infrastructure.rhai", &["--run", "s3"]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    let v = r.json();
+    let row = &v["value"]["services"][0];
+    assert_eq!(row["service"], "influxdb", "{}", r.show());
+    let points_before = row["before"].as_i64().expect("points before");
+    let points_after = row["after"].as_i64().expect("points after");
+    assert!(points_before >= 3, "{}", r.show());
+    assert!(
+        points_after >= points_before,
+        "points lost: {points_before} before, {points_after} after"
+    );
+    assert!(row["new_points"].as_i64().unwrap() >= 1, "{}", r.show());
+    assert!(row["healthy_ms"].as_i64().unwrap() < 120_000);
+    for name in [
+        "influxdb healthy within",
+        "influxdb /ping answers",
+        "influxdb kept its points",
+        "influxdb receives new points",
+    ] {
+        assert!(r.check(name).0, "{name}\n{}", r.show());
+    }
+
+    // Really restarted (same container, started again), and healthy.
+    let after = lab.wait_healthy(
+        &["influxdb", "websocket-ingestion"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(after["influxdb"].id, before["influxdb"].id, "not a restart");
+    assert_ne!(
+        after["influxdb"].started_at, before["influxdb"].started_at,
+        "influxdb was not restarted"
+    );
+    assert_eq!(after["influxdb"].health, "healthy");
+    // The restart is in the journal, for monitoring.
+    let j = lab.journal("s3");
+    let rec = record(&j, "influxdb");
+    assert_eq!(rec["status"], "completed", "{rec}");
+    assert_eq!(rec["points_before"].as_i64(), Some(points_before));
+    assert!(rec["restarted_at"].is_string(), "{rec}");
+    assert_eq!(j["records"]["_run"]["status"], "completed");
+    eprintln!(
+        "story 3: {points_before} points before, {points_after} after, healthy in {} ms",
+        row["healthy_ms"]
+    );
+}
+
+#[test]
+fn story4_rebuilds_the_core_services_in_order_with_data_flowing() {
+    if !docker_lab_ready() {
+        return;
+    }
+    let core = [
+        "data-api",
+        "websocket-ingestion",
+        "admin-api",
+        "data-retention",
+    ];
+    let lab = Lab::up("s4", &core);
+    let before = lab.containers();
+    let r = lab.play(
+        "story-04-core-services.rhai",
+        &["--build-arg", "VERSION=2", "--run", "s4"],
+    );
+    assert_eq!(r.code, 0, "{}", r.show());
+    let j = lab.journal("s4");
+    let after = lab.wait_healthy(&core, Duration::from_secs(20));
+    let mut previous_end = String::new();
+    for svc in core {
+        let rec = record(&j, svc);
+        assert_eq!(rec["status"], "completed", "{svc}: {rec}\n{}", r.show());
+        assert_eq!(rec["validated"], true, "{svc}: {rec}");
+        let c = &after[svc];
+        assert_eq!(c.health, "healthy", "{svc}");
+        assert_ne!(c.image, before[svc].image, "{svc} was not rebuilt");
+        assert_eq!(
+            rec["new_image_id"].as_str(),
+            Some(c.image.as_str()),
+            "{svc} is not on the image it built"
+        );
+        assert_eq!(c.version, "2", "{svc}: the build arg did not land");
+        // Sequential: each one started after the one before it had finished.
+        let started = rec["started_at"].as_str().unwrap().to_string();
+        assert!(
+            started >= previous_end,
+            "{svc} started at {started}, before the previous service ended at {previous_end}"
+        );
+        previous_end = rec["finished_at"].as_str().unwrap().to_string();
+    }
+    assert_eq!(j["records"]["_run"]["status"], "completed");
+    assert_eq!(j["records"]["_run"]["data_flow"], true);
+    let (ok, why) = r.check("data flow websocket-ingestion -> influxdb");
+    assert!(ok, "{why}");
+    assert!(
+        record(&j, "websocket-ingestion")["validation"]
+            .as_str()
+            .unwrap_or("")
+            .contains("points"),
+        "{}",
+        record(&j, "websocket-ingestion")
+    );
+    assert_eq!(
+        after["influxdb"].id, before["influxdb"].id,
+        "infrastructure was touched"
+    );
+
+    // A bad admin-api stops the sequence: it is rolled back, data-retention is not
+    // started; once fixed, --continue finishes both.
+    let compose = lab.dir().join("docker-compose.yml");
+    let good = std::fs::read_to_string(&compose).unwrap();
+    let anchor = "        SERVICE_NAME: admin-api\n";
+    assert!(good.contains(anchor));
+    std::fs::write(
+        &compose,
+        good.replacen(
+            anchor,
+            &format!("{anchor}        FAULT: \"unhealthy\"\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let args = [
+        "--service",
+        "admin-api",
+        "--service",
+        "data-retention",
+        "--build-arg",
+        "VERSION=3",
+        "--health-timeout",
+        "5s",
+        "--run",
+        "s4bad",
+    ];
+    let r = lab.play("story-04-core-services.rhai", &args);
+    assert_eq!(r.code, 1, "{}", r.show());
+    let j = lab.journal("s4bad");
+    assert_eq!(
+        record(&j, "admin-api")["status"],
+        "rolled-back",
+        "{}",
+        r.show()
+    );
+    let pending = record(&j, "data-retention");
+    assert_eq!(pending["status"], "pending", "{pending}");
+    assert!(
+        pending["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("admin-api"),
+        "{pending}"
+    );
+    let stopped = lab.wait_healthy(&["admin-api", "data-retention"], Duration::from_secs(20));
+    assert_eq!(
+        stopped["admin-api"].image, after["admin-api"].image,
+        "not rolled back"
+    );
+    assert_eq!(
+        stopped["data-retention"].id, after["data-retention"].id,
+        "data-retention was touched after admin-api failed"
+    );
+
+    std::fs::write(&compose, &good).unwrap();
+    let r = lab.play(
+        "story-04-core-services.rhai",
+        &[
+            "--continue",
+            "--build-arg",
+            "VERSION=3",
+            "--health-timeout",
+            "5s",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.show());
+    let j = lab.journal("s4bad");
+    let resumed = lab.wait_healthy(&core, Duration::from_secs(20));
+    for svc in ["admin-api", "data-retention"] {
+        assert_eq!(
+            record(&j, svc)["status"],
+            "completed",
+            "{svc}\n{}",
+            r.show()
+        );
+        assert_eq!(resumed[svc].version, "3", "{svc}");
+    }
+    assert!(
+        j["records"].get("data-api").is_none(),
+        "--continue widened the run's selection"
+    );
+    assert_eq!(resumed["data-api"].id, after["data-api"].id);
+}
+
+#[test]
+fn story9_rebuilds_its_pair_in_parallel_and_checks_endpoints() {
+    if !docker_lab_ready() {
+        return;
+    }
+    let set = ["energy-correlator", "rule-recommendation-ml"];
+    let lab = Lab::up("s9", &set);
+    let before = lab.containers();
+    let r = lab.play(
+        "story-09-analytics.rhai",
+        &["--build-arg", "VERSION=2", "--run", "s9"],
+    );
+    assert_eq!(r.code, 0, "{}", r.show());
+    let j = lab.journal("s9");
+    let after = lab.wait_healthy(&set, Duration::from_secs(20));
+    for svc in set {
+        let rec = record(&j, svc);
+        assert_eq!(rec["status"], "completed", "{svc}: {rec}\n{}", r.show());
+        assert_ne!(after[svc].image, before[svc].image, "{svc} was not rebuilt");
+        assert_eq!(
+            rec["new_image_id"].as_str(),
+            Some(after[svc].image.as_str())
+        );
+        assert_eq!(after[svc].version, "2");
+        let (ok, why) = r.check(&format!("{svc} endpoints within 500 ms"));
+        assert!(ok, "{svc}: {why}");
+    }
+    let v = r.json();
+    let endpoints = v["value"]["endpoints"].as_array().expect("endpoint rows");
+    assert_eq!(endpoints.len(), 2, "{}", r.show());
+    assert_eq!(j["records"]["_run"]["status"], "completed");
+    assert_eq!(
+        j["records"]["_run"]["services"],
+        serde_json::json!(["rule-recommendation-ml", "energy-correlator"]),
+        "story 9 is the epic's pair, in config order"
+    );
+}
+
+#[test]
+fn rollback_restores_the_pre_run_images_of_a_batch_rebuild() {
+    if !docker_lab_ready() {
+        return;
+    }
+    let set = ["weather-api", "sports-api"];
+    let lab = Lab::up("rb", &set);
+    let before = lab.containers();
+    let r = lab.play(
+        "batch-rebuild.rhai",
+        &[
+            "--service",
+            "weather-api",
+            "--service",
+            "sports-api",
+            "--build-arg",
+            "VERSION=2",
+            "--run",
+            "b1",
+        ],
+    );
+    assert_eq!(r.code, 0, "batch rebuild: {}", r.show());
+    let rebuilt = lab.wait_healthy(&set, Duration::from_secs(20));
+    for svc in set {
+        assert_ne!(rebuilt[svc].image, before[svc].image, "{svc} not rebuilt");
+    }
+
+    let r = lab.play("rollback.rhai", &["--run", "b1"]);
+    assert_eq!(r.code, 0, "rollback: {}", r.show());
+    let after = lab.wait_healthy(&set, Duration::from_secs(20));
+    let j = lab.journal("b1");
+    for svc in set {
+        assert_eq!(
+            after[svc].image, before[svc].image,
+            "{svc} is not back on its pre-run image"
+        );
+        assert_eq!(after[svc].health, "healthy", "{svc}");
+        assert_eq!(after[svc].version, "1", "{svc}");
+        let rec = record(&j, svc);
+        assert_eq!(rec["status"], "rolled-back", "{svc}: {rec}");
+        assert_eq!(rec["reason"], "manual rollback", "{svc}: {rec}");
+        assert_eq!(
+            rec["old_image_id"].as_str(),
+            Some(before[svc].image.as_str())
+        );
+        let (ok, why) = r.check(&format!("{svc} rolled back to"));
+        assert!(ok, "{why}");
+    }
+    let rows = r.json()["value"]["services"].as_array().unwrap().len();
+    assert_eq!(rows, 2, "{}", r.show());
+
+    // A backup tag that is gone fails that service clearly and leaves it alone.
+    let backup = record(&j, "sports-api")["backup"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rmi = Command::new("docker")
+        .args(["rmi", &backup])
+        .output()
+        .unwrap();
+    assert!(
+        rmi.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rmi.stderr)
+    );
+    let r = lab.play("rollback.rhai", &["--run", "b1", "--service", "sports-api"]);
+    assert_eq!(r.code, 1, "{}", r.show());
+    let (ok, why) = r.check("sports-api rolled back to");
+    assert!(!ok);
+    assert!(
+        why.contains(&backup) && why.contains("is gone"),
+        "unclear reason: {why}"
+    );
+    let still = lab.containers();
+    assert_eq!(still["sports-api"].id, after["sports-api"].id, "touched");
+
+    // An unknown run is a clear error, not an empty rollback.
+    let r = lab.play("rollback.rhai", &["--run", "nope"]);
+    assert_eq!(r.code, 1, "{}", r.show());
+    assert!(
+        r.stdout.contains("no journal for run 'nope'"),
+        "{}",
+        r.show()
+    );
+}
