@@ -15,6 +15,14 @@ use std::time::{Duration, Instant};
 use common::BIN;
 use serde_json::Value;
 
+/// These tests each run a lab and time health gates; run them one at a time so a loaded
+/// 2-core CI machine does not turn a healthy service into a timed-out one.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn docker_lab_ready() -> bool {
     let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
     let missing = if Command::new("docker")
@@ -234,6 +242,7 @@ fn fault_case(
     extra: &[&str],
     reason_has: &str,
 ) {
+    let _serial = serial();
     if !docker_lab_ready() {
         return;
     }
@@ -377,6 +386,7 @@ fn fault_error_lines_in_logs_are_rolled_back() {
 
 #[test]
 fn dry_run_changes_nothing_and_builds_nothing() {
+    let _serial = serial();
     if !docker_lab_ready() {
         return;
     }
@@ -452,6 +462,7 @@ fn dry_run_changes_nothing_and_builds_nothing() {
 
 #[test]
 fn recover_puts_back_a_container_left_aside_by_a_killed_recreate() {
+    let _serial = serial();
     if !docker_lab_ready() {
         return;
     }
@@ -494,6 +505,7 @@ fn recover_puts_back_a_container_left_aside_by_a_killed_recreate() {
 /// valid with each service completed or rolled back.
 #[test]
 fn killed_at_any_point_continue_ends_all_healthy() {
+    let _serial = serial();
     if !docker_lab_ready() {
         return;
     }
@@ -533,7 +545,7 @@ fn killed_at_any_point_continue_ends_all_healthy() {
             "--build-arg",
             &version,
             "--health-timeout",
-            "4s",
+            "8s",
             "--run",
             &run,
         ];
@@ -557,7 +569,7 @@ fn killed_at_any_point_continue_ends_all_healthy() {
         // Whatever the moment, the journal on disk is valid JSON.
         let _ = lab.journal(&run);
 
-        let cont = lab.rebuild(&["--continue", "--run", &run, "--health-timeout", "4s"]);
+        let cont = lab.rebuild(&["--continue", "--run", &run, "--health-timeout", "8s"]);
         let (code, stdout, stderr) = output(cont);
         let show = format!(
             "kill point {i} ({line:?} + {delay} ms)\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}"
@@ -599,6 +611,7 @@ fn killed_at_any_point_continue_ends_all_healthy() {
 
 #[test]
 fn full_lab_rebuild_ends_all_healthy_with_timings() {
+    let _serial = serial();
     if !docker_lab_ready() {
         return;
     }
