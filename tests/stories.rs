@@ -29,6 +29,9 @@ const PLAYBOOKS: [&str; 8] = [
     "rollback.rhai",
 ];
 
+/// The lab tests run one at a time: each times health gates on a 2-core machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn docker_lab_ready() -> bool {
     let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
     let missing = if Command::new("docker")
@@ -343,6 +346,7 @@ fn story_playbooks_compile_and_declare_their_options() {
 
 #[test]
 fn story3_restarts_influxdb_without_losing_points() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !docker_lab_ready() {
         return;
     }
@@ -406,6 +410,7 @@ print(`points: ${stories::influx_count(db)}`);"#,
 
 #[test]
 fn story4_rebuilds_the_core_services_in_order_with_data_flowing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !docker_lab_ready() {
         return;
     }
@@ -550,6 +555,7 @@ fn story4_rebuilds_the_core_services_in_order_with_data_flowing() {
 
 #[test]
 fn story9_rebuilds_its_pair_in_parallel_and_checks_endpoints() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !docker_lab_ready() {
         return;
     }
@@ -588,6 +594,7 @@ fn story9_rebuilds_its_pair_in_parallel_and_checks_endpoints() {
 
 #[test]
 fn rollback_restores_the_pre_run_images_of_a_batch_rebuild() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !docker_lab_ready() {
         return;
     }
