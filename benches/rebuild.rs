@@ -170,7 +170,7 @@ fn main() {
                 .arg(&rss_file)
                 .args(["-f", "%M"])
                 .arg(BIN)
-                .args(["-q", "run"])
+                .arg("run")
                 .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/batch-rebuild.rhai"))
                 .arg("--root")
                 .arg(ws.path())
