@@ -19,24 +19,14 @@
 //! Run: `cargo bench --bench rebuild` (env `DOCKHAND_BENCH_ROUNDS`, default 1: each round
 //! is one compose rebuild and one dockhand rebuild).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dockhand");
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
+use common::BIN;
 
 fn run(cmd: &mut Command, what: &str) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -105,7 +95,7 @@ fn main() {
         .unwrap_or(1);
     let ws = tempfile::tempdir().unwrap();
     let lab = ws.path().join("homeiq");
-    copy_dir(
+    common::copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homeiq"),
         &lab,
     );

@@ -104,32 +104,6 @@ fn compose_files_and_service_config_agree() {
 mod common;
 use common::Test;
 
-fn docker_lab_ready() -> bool {
-    let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    let missing = if std::process::Command::new("docker")
-        .arg("version")
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        Some("no Docker engine answers")
-    } else if !std::path::Path::new("/bin/busybox").exists() {
-        Some("no /bin/busybox (apt-get install busybox-static)")
-    } else if !std::path::Path::new("/usr/bin/influxd").exists() {
-        Some("no /usr/bin/influxd (apt-get install influxdb)")
-    } else {
-        None
-    };
-    match missing {
-        None => true,
-        Some(why) => {
-            assert!(!require, "DOCKHAND_REQUIRE_DOCKER=1 but {why}");
-            eprintln!("skipping lab test: {why}");
-            false
-        }
-    }
-}
-
 /// Takes the lab down even when the test fails.
 struct Down(String);
 impl Drop for Down {
@@ -143,7 +117,7 @@ impl Drop for Down {
 
 #[test]
 fn lab_up_from_nothing_with_a_fault_data_flowing_then_down() {
-    if !docker_lab_ready() {
+    if !common::docker_lab_ready("lab test") {
         return;
     }
     let dir = format!("{}/examples/homeiq", env!("CARGO_MANIFEST_DIR"));

@@ -23,45 +23,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn docker_lab_ready() -> bool {
-    let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    let missing = if Command::new("docker")
-        .arg("version")
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        Some("no Docker engine answers")
-    } else if !Path::new("/bin/busybox").exists() {
-        Some("no /bin/busybox (apt-get install busybox-static)")
-    } else if !Path::new("/usr/bin/influxd").exists() {
-        Some("no /usr/bin/influxd (apt-get install influxdb)")
-    } else {
-        None
-    };
-    match missing {
-        None => true,
-        Some(why) => {
-            assert!(!require, "DOCKHAND_REQUIRE_DOCKER=1 but {why}");
-            eprintln!("skipping rebuild test: {why}");
-            false
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
 /// One container of the lab, from `docker inspect`.
 #[derive(Debug, Clone)]
 struct Ctr {
@@ -91,7 +52,7 @@ impl Lab {
     /// Copies the lab and brings up InfluxDB plus `only`.
     fn up(tag: &str, only: &[&str]) -> Lab {
         let ws = tempfile::tempdir().unwrap();
-        copy_dir(
+        common::copy_dir(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homeiq"),
             &ws.path().join("homeiq"),
         );
@@ -243,7 +204,7 @@ fn fault_case(
     reason_has: &str,
 ) {
     let _serial = serial();
-    if !docker_lab_ready() {
+    if !common::docker_lab_ready("rebuild test") {
         return;
     }
     let lab = Lab::up(tag, &[svc, neighbour]);
@@ -387,7 +348,7 @@ fn fault_error_lines_in_logs_are_rolled_back() {
 #[test]
 fn dry_run_changes_nothing_and_builds_nothing() {
     let _serial = serial();
-    if !docker_lab_ready() {
+    if !common::docker_lab_ready("rebuild test") {
         return;
     }
     let lab = Lab::up("dry", &["weather-api", "sports-api"]);
@@ -463,7 +424,7 @@ fn dry_run_changes_nothing_and_builds_nothing() {
 #[test]
 fn recover_puts_back_a_container_left_aside_by_a_killed_recreate() {
     let _serial = serial();
-    if !docker_lab_ready() {
+    if !common::docker_lab_ready("rebuild test") {
         return;
     }
     let lab = Lab::up("rec", &["weather-api"]);
@@ -506,7 +467,7 @@ fn recover_puts_back_a_container_left_aside_by_a_killed_recreate() {
 #[test]
 fn killed_at_any_point_continue_ends_all_healthy() {
     let _serial = serial();
-    if !docker_lab_ready() {
+    if !common::docker_lab_ready("rebuild test") {
         return;
     }
     let good = ["weather-api", "sports-api"];
@@ -616,7 +577,7 @@ fn killed_at_any_point_continue_ends_all_healthy() {
 #[ignore = "full 45-service lab; unverified under load, see the comment above"]
 fn full_lab_rebuild_ends_all_healthy_with_timings() {
     let _serial = serial();
-    if !docker_lab_ready() {
+    if !common::docker_lab_ready("rebuild test") {
         return;
     }
     let lab = Lab::up("full", &[]);

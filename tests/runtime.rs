@@ -298,7 +298,7 @@ fn journal_survives_kill_9_mid_write() {
     // temp file a kill may have left behind is swept.
     let r = Test::new().script("let j = state::open(\"run\");\nprint(`keys=${j.keys().len()}`);\n");
     let src = t.path().join(".dockhand");
-    copy_dir(&src, &r.path().join(".dockhand"));
+    common::copy_dir(&src, &r.path().join(".dockhand"));
     let r = r.stderr_has("keys=").run();
     let leftovers: Vec<_> = std::fs::read_dir(r.path(".dockhand/state"))
         .unwrap()
@@ -306,18 +306,6 @@ fn journal_survives_kill_9_mid_write() {
         .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
         .collect();
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -32,45 +32,6 @@ const PLAYBOOKS: [&str; 8] = [
 /// The lab tests run one at a time: each times health gates on a 2-core machine.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn docker_lab_ready() -> bool {
-    let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    let missing = if Command::new("docker")
-        .arg("version")
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        Some("no Docker engine answers")
-    } else if !Path::new("/bin/busybox").exists() {
-        Some("no /bin/busybox (apt-get install busybox-static)")
-    } else if !Path::new("/usr/bin/influxd").exists() {
-        Some("no /usr/bin/influxd (apt-get install influxdb)")
-    } else {
-        None
-    };
-    match missing {
-        None => true,
-        Some(why) => {
-            assert!(!require, "DOCKHAND_REQUIRE_DOCKER=1 but {why}");
-            eprintln!("skipping story test: {why}");
-            false
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
 /// One container of the lab, from `docker inspect`.
 #[derive(Debug, Clone)]
 struct Ctr {
@@ -81,8 +42,8 @@ struct Ctr {
     version: String,
 }
 
-/// A lab fleet in its own workspace and compose project; taken down on drop, with the
-/// backup tags (`<project>_<service>:pre-<run>`) that `lab down --rmi local` leaves.
+/// A lab fleet in its own workspace and compose project; taken down on drop (`lab down`
+/// also removes the rebuild's backup tags).
 struct Lab {
     ws: tempfile::TempDir,
     project: String,
@@ -95,19 +56,6 @@ impl Drop for Lab {
             .arg(self.dir())
             .args(["--project", &self.project, "down"])
             .output();
-        if let Ok(out) = Command::new("docker")
-            .args(["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter"])
-            .arg(format!("reference={}_*", self.project))
-            .output()
-        {
-            let refs: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(String::from)
-                .collect();
-            if !refs.is_empty() {
-                let _ = Command::new("docker").arg("rmi").args(&refs).output();
-            }
-        }
     }
 }
 
@@ -116,8 +64,8 @@ impl Lab {
     fn up(tag: &str, only: &[&str]) -> Lab {
         let ws = tempfile::tempdir().unwrap();
         let src = Path::new(env!("CARGO_MANIFEST_DIR"));
-        copy_dir(&src.join("examples/homeiq"), &ws.path().join("homeiq"));
-        copy_dir(&src.join("playbooks"), &ws.path().join("playbooks"));
+        common::copy_dir(&src.join("examples/homeiq"), &ws.path().join("homeiq"));
+        common::copy_dir(&src.join("playbooks"), &ws.path().join("playbooks"));
         let lab = Lab {
             ws,
             project: format!("dhst{tag}{}", std::process::id()),
@@ -347,7 +295,7 @@ fn story_playbooks_compile_and_declare_their_options() {
 #[test]
 fn story3_restarts_influxdb_without_losing_points() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !docker_lab_ready() {
+    if !common::docker_lab_ready("story test") {
         return;
     }
     let lab = Lab::up("s3", &["websocket-ingestion"]);
@@ -411,7 +359,7 @@ print(`points: ${stories::influx_count(db)}`);"#,
 #[test]
 fn story4_rebuilds_the_core_services_in_order_with_data_flowing() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !docker_lab_ready() {
+    if !common::docker_lab_ready("story test") {
         return;
     }
     let core = [
@@ -556,7 +504,7 @@ fn story4_rebuilds_the_core_services_in_order_with_data_flowing() {
 #[test]
 fn story9_rebuilds_its_pair_in_parallel_and_checks_endpoints() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !docker_lab_ready() {
+    if !common::docker_lab_ready("story test") {
         return;
     }
     let set = ["energy-correlator", "rule-recommendation-ml"];
@@ -595,7 +543,7 @@ fn story9_rebuilds_its_pair_in_parallel_and_checks_endpoints() {
 #[test]
 fn rollback_restores_the_pre_run_images_of_a_batch_rebuild() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !docker_lab_ready() {
+    if !common::docker_lab_ready("story test") {
         return;
     }
     let set = ["weather-api", "sports-api"];

@@ -210,3 +210,46 @@ pub fn signal(child: &Child, sig: &str) {
         .success();
     assert!(ok, "kill -{sig} failed");
 }
+
+/// Whether the lab can be built here: a Docker engine, the static busybox and `influxd`.
+/// Without them a lab test is skipped with the reason printed — unless
+/// `DOCKHAND_REQUIRE_DOCKER=1` (CI), where it fails instead.
+pub fn docker_lab_ready(what: &str) -> bool {
+    let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    let missing = if Command::new("docker")
+        .arg("version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        Some("no Docker engine answers")
+    } else if !Path::new("/bin/busybox").exists() {
+        Some("no /bin/busybox (apt-get install busybox-static)")
+    } else if !Path::new("/usr/bin/influxd").exists() {
+        Some("no /usr/bin/influxd (apt-get install influxdb)")
+    } else {
+        None
+    };
+    match missing {
+        None => true,
+        Some(why) => {
+            assert!(!require, "DOCKHAND_REQUIRE_DOCKER=1 but {why}");
+            eprintln!("skipping {what}: {why}");
+            false
+        }
+    }
+}
+
+/// Copies a directory tree (a lab or the playbooks into a test's workspace).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
