@@ -74,7 +74,8 @@ impl Lab {
         let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
-            "lab up failed:\n{}",
+            "lab up failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
         lab
