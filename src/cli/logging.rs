@@ -6,6 +6,7 @@
 //! object per line for log shippers. `DOCKHAND_LOG` (tracing filter syntax) overrides -v/-q.
 
 use std::fmt;
+use std::io::IsTerminal;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -60,10 +61,24 @@ pub fn init(opts: &GlobalOpts) {
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match opts.log_format {
         LogFormat::Text => {
+            // Off a terminal there is nothing to draw: plain lines, no bar machinery.
+            if !std::io::stderr().is_terminal() {
+                let _ = registry
+                    .with(
+                        tracing_subscriber::fmt::layer()
+                            .with_writer(std::io::stderr)
+                            .event_format(Plain),
+                    )
+                    .try_init();
+                return;
+            }
             // Progress bars (only `progress::` spans) drawn below the log lines; log lines
             // go through the layer's writer so they print above the bars, never through
-            // them. Off a terminal indicatif draws nothing.
-            let bars = tracing_indicatif::IndicatifLayer::new();
+            // them. At most 16 bars show (overall + builds + deploys in flight); no
+            // "...and N more" footer: tracing-indicatif 0.3's footer asserts it is visible
+            // when the last pending bar ends, which a hidden or resized terminal breaks, and
+            // a panic there poisons the subscriber for every later log line.
+            let bars = tracing_indicatif::IndicatifLayer::new().with_max_progress_bars(16, None);
             let writer = bars.get_stderr_writer();
             let only_progress = tracing_subscriber::filter::filter_fn(|m| {
                 m.target() == crate::host::progress::TARGET

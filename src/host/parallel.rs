@@ -203,9 +203,16 @@ pub mod parallel_api {
         f: FnPtr,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
         s.acquire()?;
-        let r = f.call_raw(&ctx, None, []);
-        s.release();
-        r
+        // Released on the way out even if the closure panics (a `parallel` worker catches
+        // the panic and goes on): a lost slot would leave every later waiter blocked.
+        struct Slot<'a>(&'a Semaphore);
+        impl Drop for Slot<'_> {
+            fn drop(&mut self) {
+                self.0.release();
+            }
+        }
+        let _slot = Slot(&s);
+        f.call_raw(&ctx, None, [])
     }
 
     /// Free slots right now.
