@@ -527,6 +527,52 @@ print(`down: ${{down.ok}} ${{down.status}}`);
         .run();
 }
 
+/// Serves `/spike` (the first answer 400 ms late, then fast) and `/slow` (always 150 ms).
+fn serve_spiky(count: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut spikes = 0;
+        for stream in listener.incoming().take(count).flatten() {
+            let mut s = stream;
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if req.starts_with("GET /spike") {
+                spikes += 1;
+                if spikes == 1 {
+                    std::thread::sleep(Duration::from_millis(400));
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(150));
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn http_probe_samples_judge_latency_on_the_median() {
+    let port = serve_spiky(6);
+    Test::new()
+        .script(&format!(
+            r#"let base = "http://127.0.0.1:{port}";
+let s = http::probe(`${{base}}/spike`, #{{ budget: "100ms", samples: 3 }});
+print(`spike: ${{s.ok}} ${{s.samples_ms.len()}} first ${{s.samples_ms[0] >= 400}} median ${{s.ms < 100}}`);
+let w = http::probe(`${{base}}/slow`, #{{ budget: "100ms", samples: 3 }});
+print(`slow: ${{w.ok}} ${{w.error}}`);
+"#
+        ))
+        .stderr_has("spike: true 3 first true median true")
+        .stderr_has("slow: false answered in")
+        .stderr_has("(median of 3: [")
+        .run();
+}
+
 #[test]
 fn http_get_fails_clearly_when_nothing_listens() {
     Test::new()

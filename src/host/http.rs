@@ -20,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use rhai::plugin::*;
-use rhai::{Dynamic, Engine, EvalAltResult, INT, Map};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, Map};
 
 use super::time::{human, to_duration};
 use super::{HostCtx, HostResult, fail, host, invalid};
@@ -63,9 +63,10 @@ fn options(opts: &Map, default_timeout: Duration) -> HostResult<(Vec<(String, St
                 | "expect"
                 | "budget"
                 | "budget_ms"
+                | "samples"
         ) {
             return Err(invalid(format!(
-                "unknown http option '{key}' (known: headers, timeout, timeout_ms, budget, expect)"
+                "unknown http option '{key}' (known: headers, timeout, timeout_ms, budget, expect, samples)"
             )));
         }
     }
@@ -263,7 +264,12 @@ pub mod http_api {
     }
 
     /// Health probe with options: `timeout`, `budget` (latency limit), `expect` (status),
-    /// `headers`.
+    /// `headers`, `samples` (default 1).
+    ///
+    /// With `samples: 3` the URL is asked three times and the latency judged on the
+    /// median: one answer delayed by a busy machine does not fail a healthy service, while a
+    /// service that is slow every time still does. Every sample must have the right status.
+    /// `ms` is then the median and `samples_ms` the individual times.
     #[rhai_fn(name = "probe", return_raw)]
     pub fn probe_with(
         ctx: NativeCallContext,
@@ -285,58 +291,93 @@ pub mod http_api {
                 ),
                 None => None,
             };
-            let start = Instant::now();
-            let mut out = Map::new();
-            match perform(
-                &h,
-                Request {
-                    method: reqwest::Method::GET,
-                    url: url.to_string(),
-                    headers,
-                    body: None,
-                    timeout,
+            let samples = match opts.get("samples") {
+                Some(n) => match n.as_int() {
+                    Ok(n) if (1..=100).contains(&n) => n as usize,
+                    _ => return Err(invalid("option 'samples' must be a number from 1 to 100")),
                 },
-            )? {
-                Ok(resp) => {
-                    let status = resp
-                        .get("status")
-                        .and_then(|s| s.as_int().ok())
-                        .unwrap_or(0);
-                    let ms = resp.get("ms").and_then(|s| s.as_int().ok()).unwrap_or(0);
-                    let status_ok = match expect {
-                        Some(e) => status == e,
-                        None => (200..300).contains(&status),
-                    };
-                    let mut error = String::new();
-                    if !status_ok {
-                        error = match expect {
-                            Some(e) => format!("status {status}, expected {e}"),
-                            None => format!("status {status}"),
+                None => 1,
+            };
+            let mut out = Map::new();
+            let mut times: Vec<INT> = Vec::with_capacity(samples);
+            let mut last_body = Dynamic::from("");
+            let mut status = 0;
+            for _ in 0..samples {
+                let start = Instant::now();
+                match perform(
+                    &h,
+                    Request {
+                        method: reqwest::Method::GET,
+                        url: url.to_string(),
+                        headers: headers.clone(),
+                        body: None,
+                        timeout,
+                    },
+                )? {
+                    Ok(resp) => {
+                        status = resp
+                            .get("status")
+                            .and_then(|s| s.as_int().ok())
+                            .unwrap_or(0);
+                        times.push(resp.get("ms").and_then(|s| s.as_int().ok()).unwrap_or(0));
+                        last_body = resp.get("body").cloned().unwrap_or_default();
+                        let status_ok = match expect {
+                            Some(e) => status == e,
+                            None => (200..300).contains(&status),
                         };
-                    } else if let Some(b) = budget
-                        && ms as u128 > b.as_millis()
-                    {
-                        error = format!("answered in {ms} ms, over the {} budget", human(b));
+                        if !status_ok {
+                            let error = match expect {
+                                Some(e) => format!("status {status}, expected {e}"),
+                                None => format!("status {status}"),
+                            };
+                            out.insert("error".into(), error.into());
+                            break;
+                        }
                     }
-                    out.insert("ok".into(), error.is_empty().into());
-                    out.insert("status".into(), status.into());
-                    out.insert("ms".into(), ms.into());
-                    out.insert("body".into(), resp.get("body").cloned().unwrap_or_default());
-                    out.insert("error".into(), error.into());
-                }
-                Err(e) => {
-                    out.insert("ok".into(), false.into());
-                    out.insert("status".into(), (0 as INT).into());
-                    out.insert(
-                        "ms".into(),
-                        INT::try_from(start.elapsed().as_millis())
-                            .unwrap_or(INT::MAX)
-                            .into(),
-                    );
-                    out.insert("body".into(), "".into());
-                    out.insert("error".into(), e.into());
+                    Err(e) => {
+                        status = 0;
+                        times.push(INT::try_from(start.elapsed().as_millis()).unwrap_or(INT::MAX));
+                        last_body = Dynamic::from("");
+                        out.insert("error".into(), e.into());
+                        break;
+                    }
                 }
             }
+            let mut sorted = times.clone();
+            sorted.sort_unstable();
+            let ms = sorted[sorted.len() / 2];
+            if !out.contains_key("error") {
+                let mut error = String::new();
+                if let Some(b) = budget
+                    && ms as u128 > b.as_millis()
+                {
+                    error = if samples > 1 {
+                        format!(
+                            "answered in {ms} ms (median of {samples}: {times:?}), over the {} budget",
+                            human(b)
+                        )
+                    } else {
+                        format!("answered in {ms} ms, over the {} budget", human(b))
+                    };
+                }
+                out.insert("error".into(), error.into());
+            }
+            let ok = out
+                .get("error")
+                .map(|e| e.to_string().is_empty())
+                .unwrap_or(false);
+            out.insert("ok".into(), ok.into());
+            out.insert("status".into(), status.into());
+            out.insert("ms".into(), ms.into());
+            out.insert("body".into(), last_body);
+            out.insert(
+                "samples_ms".into(),
+                times
+                    .into_iter()
+                    .map(Dynamic::from)
+                    .collect::<Array>()
+                    .into(),
+            );
             Ok(out)
         })
     }
