@@ -14,6 +14,7 @@ mod check;
 mod docs;
 mod lab;
 pub mod logging;
+mod monitor;
 mod run;
 
 const EXAMPLES: &str = "\
@@ -135,6 +136,9 @@ pub enum Command {
     },
     /// The HomeIQ lab fleet: build it from nothing, inspect it, take it down.
     Lab(lab::LabArgs),
+    /// Live dashboard of a rebuild run: progress, services by status, categories, recent
+    /// activity, containers (health, restarts, uptime, cpu, memory). `--once` for CI logs.
+    Monitor(monitor::MonitorArgs),
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
 }
@@ -181,6 +185,7 @@ pub fn main() -> i32 {
             output,
         } => docs::docs(&cli.global, definitions, output),
         Command::Lab(args) => lab::lab(&cli.global, args),
+        Command::Monitor(args) => monitor::monitor(&cli.global, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "dockhand", &mut std::io::stdout());
