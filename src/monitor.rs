@@ -1352,7 +1352,11 @@ impl DockerFeed {
         let sampling = Arc::new(std::sync::atomic::AtomicBool::new(false));
         loop {
             let project = guard(&self.project).clone();
-            if project.is_some() {
+            if project.is_none() {
+                self.set(ContainerView::Unavailable(
+                    "no compose project yet (the run names none; pass --project NAME)".into(),
+                ));
+            } else {
                 match table.query(&docker, &filter_of(&project)).await {
                     Ok(cs) => {
                         let running: Vec<String> = cs
