@@ -22,6 +22,7 @@ pub mod engine;
 pub mod error;
 pub mod host;
 pub mod lab;
+pub mod repl;
 pub mod resolver;
 pub mod runtime;
 

@@ -14,6 +14,7 @@ mod check;
 mod docs;
 mod lab;
 pub mod logging;
+mod repl;
 mod run;
 
 const EXAMPLES: &str = "\
@@ -135,6 +136,8 @@ pub enum Command {
     },
     /// The HomeIQ lab fleet: build it from nothing, inspect it, take it down.
     Lab(lab::LabArgs),
+    /// Interactive prompt: history, completion, `:help FN`, `:vars`, `:load FILE`.
+    Repl(repl::ReplArgs),
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
 }
@@ -181,6 +184,7 @@ pub fn main() -> i32 {
             output,
         } => docs::docs(&cli.global, definitions, output),
         Command::Lab(args) => lab::lab(&cli.global, args),
+        Command::Repl(args) => repl::repl(&cli.global, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "dockhand", &mut std::io::stdout());
