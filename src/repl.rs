@@ -172,8 +172,8 @@ impl<'rt> Session<'rt> {
     }
 
     /// Runs `ast` in the session scope under a fresh cancellation token (a child of the
-    /// runtime's, so a runtime-wide cancel still reaches it).
-    fn run_ast(&mut self, ast: &AST) -> std::result::Result<Dynamic, Box<rhai::EvalAltResult>> {
+    /// runtime's, so a runtime-wide cancel still reaches it). Its functions are not kept.
+    pub fn run_ast(&mut self, ast: &AST) -> std::result::Result<Dynamic, Box<rhai::EvalAltResult>> {
         let token = self.rt.cancel_handle().token().child_token();
         *crate::host::lock(&self.running) = Some(token.clone());
         let _current = crate::cancel::enter(token.clone());
@@ -334,6 +334,111 @@ pub fn imports_of(ast: &AST) -> Vec<(String, String)> {
             _ => None,
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// `run --repl-on-failure`
+// ---------------------------------------------------------------------------------------
+
+/// Runs `script` one top-level statement (one *step*) at a time in a session scope. When a
+/// step fails, the error is shown and the REPL opens on that scope: the operator inspects
+/// (and may change) the variables, then `:retry` runs the step again, `:continue` skips it,
+/// `:abort` (or Ctrl-D, or no terminal) ends the run with the step's error.
+///
+/// The step is the top-level statement: a failure deep inside a loop or a function opens
+/// the REPL with the playbook's top-level variables, and `:retry` re-runs that whole
+/// statement. Imports made by earlier steps are replayed before each step (the resolver
+/// caches modules, so a module's own code runs once).
+pub fn run_with_repl_on_failure(
+    rt: &Runtime,
+    script: &crate::runtime::Script,
+    values: Map,
+    timeout: Option<Duration>,
+    history: Option<PathBuf>,
+) -> Result<crate::runtime::RunOutcome> {
+    use crate::cancel::CancelReason;
+    use rhai::Stmt;
+    crate::host::params::resolve(&script.params, &values).map_err(Error::Usage)?;
+    let started = std::time::Instant::now();
+    let run = rt.host().reset_run();
+    rt.host().set_params(values);
+    let _current = crate::cancel::enter(run.token().clone());
+    let timer = timeout.map(|t| {
+        let run = run.clone();
+        rt.host().handle.spawn(async move {
+            tokio::time::sleep(t).await;
+            run.cancel(CancelReason::TimedOut(t));
+        })
+    });
+    let mut session = Session::new(rt);
+    let listener = spawn_ctrl_c_listener(rt, session.running_slot())?;
+    let mut functions = script.ast.clone();
+    functions.clear_statements();
+    let steps: Vec<Stmt> = script.ast.statements().to_vec();
+    let mut imports: Vec<Stmt> = Vec::new();
+    let mut value = Dynamic::UNIT;
+    let mut i = 0;
+    let outcome = loop {
+        let Some(step) = steps.get(i) else {
+            break Ok(());
+        };
+        let body = imports.iter().cloned().chain([step.clone()]);
+        let mut exec = functions.merge(&AST::new(body, rhai::Module::new()));
+        exec.set_source(script.name.clone());
+        match session.run_ast(&exec) {
+            Ok(v) => {
+                if matches!(step, Stmt::Import(..)) {
+                    imports.push(step.clone());
+                }
+                value = v;
+                i += 1;
+            }
+            Err(e) => {
+                if let Some(reason) = run.reason() {
+                    break Err(match reason {
+                        CancelReason::Interrupted => Error::Interrupted,
+                        CancelReason::TimedOut(d) => Error::TimedOut(d),
+                    });
+                }
+                let se = ScriptError::from_eval(&e, &script.name, rt.sources());
+                if se.kind == ErrorKind::Terminated {
+                    break Err(Error::Interrupted);
+                }
+                eprint!("{se}");
+                eprintln!(
+                    "step {} of {} failed (the statement at {}:{})",
+                    i + 1,
+                    steps.len(),
+                    script.name,
+                    step.position().line().unwrap_or(0)
+                );
+                let opts = Options {
+                    history: history.clone(),
+                    failure_mode: true,
+                };
+                match interactive(&mut session, &opts) {
+                    Ok(End::Retry) => eprintln!("retrying step {}", i + 1),
+                    Ok(End::Continue) => {
+                        eprintln!("skipping step {}", i + 1);
+                        i += 1;
+                    }
+                    Ok(End::Abort | End::Quit) => break Err(Error::Script(Box::new(se))),
+                    Err(other) => break Err(other),
+                }
+            }
+        }
+    };
+    listener.abort();
+    if let Some(t) = timer {
+        t.abort();
+    }
+    outcome?;
+    Ok(crate::runtime::RunOutcome {
+        value,
+        checks: rt.host().checks(),
+        plan: rt.host().plan(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -291,3 +291,83 @@ impl Repl {
         self.expect(wait);
     }
 }
+
+const FAILING_PLAYBOOK: &str = r#"//! A playbook whose fourth step fails until `target` is fixed.
+fn check_target(t) { if t != "fixed" { throw "bad target " + t; } t }
+import "stdlib/fmt" as fmt;
+let target = "broken";
+check_target(target);
+print("reached the end with " + target + " after " + fmt::ms(1500));
+"#;
+
+fn run_failing(dir: &Path, hist: &Path) -> Session<UnixProcess, PtyStream> {
+    std::fs::write(dir.join("pb.rhai"), FAILING_PLAYBOOK).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "pb.rhai", "--repl-on-failure"])
+        .current_dir(dir)
+        .env("DOCKHAND_HISTORY", hist)
+        .env("TERM", "xterm");
+    let mut s = Session::spawn(cmd).expect("spawn dockhand run in a pty");
+    s.get_process_mut().set_window_size(250, 50).unwrap();
+    s.set_expect_timeout(Some(Duration::from_secs(20)));
+    s
+}
+
+fn exit_code(s: &mut Session<UnixProcess, PtyStream>) -> i32 {
+    match s.get_process_mut().wait().expect("wait") {
+        expectrl::process::unix::WaitStatus::Exited(_, code) => code,
+        other => panic!("not exited: {other:?}"),
+    }
+}
+
+#[test]
+fn repl_on_failure_inspect_fix_and_retry() {
+    let (dir, hist) = workspace();
+    let mut s = run_failing(dir.path(), &hist);
+    s.expect("error: bad target broken").unwrap();
+    s.expect("failed> ").unwrap();
+    // The failing point's variables are in scope.
+    s.send_line(":vars").unwrap();
+    s.expect(Regex(r"target\s+string\s+broken")).unwrap();
+    s.expect("failed> ").unwrap();
+    s.send_line("target = \"fi\" + \"xed\";").unwrap();
+    s.expect("failed> ").unwrap();
+    s.send_line(":retry").unwrap();
+    // The retried step passed and the run went on, with the import of an earlier step.
+    s.expect("reached the end with fixed after 1.5s").unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+}
+
+#[test]
+fn repl_on_failure_continue_skips_and_abort_fails() {
+    let (dir, hist) = workspace();
+    let mut s = run_failing(dir.path(), &hist);
+    s.expect("failed> ").unwrap();
+    s.send_line(":continue").unwrap();
+    s.expect("reached the end with broken").unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+
+    let mut s = run_failing(dir.path(), &hist);
+    s.expect("failed> ").unwrap();
+    s.send_line(":abort").unwrap();
+    s.expect(expectrl::Eof).unwrap();
+    // The step's own error decides the exit code: a `throw` is a failed step (1).
+    assert_eq!(exit_code(&mut s), 1);
+}
+
+#[test]
+fn repl_on_failure_without_a_terminal_aborts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pb.rhai"), FAILING_PLAYBOOK).unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "pb.rhai", "--repl-on-failure"])
+        .current_dir(dir.path())
+        .env("DOCKHAND_HISTORY", dir.path().join("h"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error: bad target broken"), "{stderr}");
+    assert!(!stderr.contains("reached the end"), "{stderr}");
+}
