@@ -23,6 +23,7 @@ pub mod error;
 pub mod host;
 pub mod lab;
 pub mod monitor;
+pub mod repl;
 pub mod resolver;
 pub mod runtime;
 

@@ -15,6 +15,7 @@ mod docs;
 mod lab;
 pub mod logging;
 mod monitor;
+mod repl;
 mod run;
 
 const EXAMPLES: &str = "\
@@ -139,6 +140,8 @@ pub enum Command {
     /// Live dashboard of a rebuild run: progress, services by status, categories, recent
     /// activity, containers (health, restarts, uptime, cpu, memory). `--once` for CI logs.
     Monitor(monitor::MonitorArgs),
+    /// Interactive prompt: history, completion, `:help FN`, `:vars`, `:load FILE`.
+    Repl(repl::ReplArgs),
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
 }
@@ -186,6 +189,7 @@ pub fn main() -> i32 {
         } => docs::docs(&cli.global, definitions, output),
         Command::Lab(args) => lab::lab(&cli.global, args),
         Command::Monitor(args) => monitor::monitor(&cli.global, args),
+        Command::Repl(args) => repl::repl(&cli.global, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "dockhand", &mut std::io::stdout());
