@@ -327,3 +327,28 @@ fn a_playbook_broken_from_the_start_is_still_watched() {
     w.write("main.rhai", "print(\"now it compiles\");\n");
     w.wait_for("now it compiles");
 }
+
+#[test]
+fn ctrl_c_cancels_the_run_and_ends_the_watch_with_130() {
+    let (_t, mut w) = watch(
+        Test::new().file(
+            "main.rhai",
+            "print(\"sleeping\");\ntime::sleep(60000);\nprint(\"woke\");\n",
+        ),
+        &["main.rhai"],
+    );
+    w.wait_for("sleeping");
+    common::signal(&w.child, "INT");
+    let line = w.wait_for("[watch] run 1 (start)");
+    assert!(line.contains("cancelled (exit 130)"), "{line}");
+    w.wait_for("[watch] stopped");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = w.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "watch did not exit after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+}
