@@ -21,6 +21,7 @@ pub mod docs;
 pub mod engine;
 pub mod error;
 pub mod host;
+pub mod influx;
 pub mod lab;
 pub mod resolver;
 pub mod runtime;
