@@ -343,6 +343,155 @@ fn echoing_server() -> (String, Arc<Mutex<Vec<String>>>) {
     (format!("http://127.0.0.1:{port}"), seen)
 }
 
+/// What a canned server saw: request line, headers (lower-cased names) and body.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    request: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A server that answers every request with `status` and the fixture `file`
+/// (tests/fixtures/influx), recording what it was asked.
+fn canned_server(status: u16, file: &str, ctype: &str) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let body = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/influx")
+            .join(file),
+    )
+    .unwrap();
+    let ctype = ctype.to_string();
+    let (l, port) = free_port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in l.incoming().take(20) {
+            let Ok(mut s) = stream else { continue };
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut got = Seen::default();
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            got.request = line.trim_end().to_string();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim_end().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.trim_end().split_once(": ") {
+                    got.headers.push((k.to_ascii_lowercase(), v.to_string()));
+                }
+            }
+            let len: usize = got
+                .header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut b = vec![0; len];
+            let _ = reader.read_exact(&mut b);
+            got.body = String::from_utf8_lossy(&b).into_owned();
+            seen2.lock().unwrap().push(got);
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), seen)
+}
+
+#[test]
+fn v2_flux_query_reads_documented_annotated_csv() {
+    let (url, seen) = canned_server(200, "v2-multiple-tables-schema-change.csv", "text/csv");
+    script(
+        r#"let c = influx::connect(#{ url: "URL", version: 2, org: "my org", bucket: "b", token_env: "DH_TOK" });
+let rows = c.query(`from(bucket: "b") |> range(start: -1h)`);
+print(`n=${rows.len()}`);
+print(`first=${rows[0]._value}:${type_of(rows[0]._value)} table=${rows[0].table}:${type_of(rows[0].table)}`);
+print(`last=${rows[5]._value}:${type_of(rows[5]._value)} field=${rows[5]._field} result=${rows[5].result}`);
+print(`time=${rows[0]._time}`);"#,
+        &url,
+    )
+    .env("DH_TOK", "v2tok")
+    .stderr_has("n=6")
+    .stderr_has("first=15.43:f64 table=0:i64")
+    .stderr_has("last=info:string field=mem_level result=_result")
+    .stderr_has("time=2023-01-01T00:00:00Z")
+    .run();
+    let seen = seen.lock().unwrap();
+    let r = &seen[0];
+    assert_eq!(r.request, "POST /api/v2/query?org=my+org HTTP/1.1");
+    assert_eq!(r.header("authorization"), Some("Token v2tok"));
+    assert_eq!(r.header("accept"), Some("application/csv"));
+    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(body["query"], "from(bucket: \"b\") |> range(start: -1h)");
+    assert_eq!(body["dialect"]["annotations"][0], "datatype");
+}
+
+#[test]
+fn v2_error_table_after_results_fails_the_query() {
+    let (url, _) = canned_server(200, "v2-error-after-table.csv", "text/csv");
+    script(
+        r#"let c = influx::connect(#{ url: "URL", version: 2, org: "o" });
+c.query("from(bucket: \"b\") |> range(start: -1h) |> mean()");"#,
+        &url,
+    )
+    .status(1)
+    .stderr_has("Flux query failed: query terminated: reached maximum allowed memory limits")
+    .run();
+}
+
+#[test]
+fn v3_sql_query_and_partial_write_from_documented_bodies() {
+    let (url, seen) = canned_server(200, "v3-query-sql.jsonl", "application/jsonl");
+    script(
+        r#"let c = influx::connect(#{ url: "URL", version: 3, db: "sensors", token_env: "DH_TOK" });
+let rows = c.query("SELECT * FROM home LIMIT 5");
+print(`n=${rows.len()} room=${rows[1].room} temp=${rows[1].temp}:${type_of(rows[1].temp)} co=${rows[1].co}:${type_of(rows[1].co)}`);"#,
+        &url,
+    )
+    .env("DH_TOK", "v3tok")
+    .stderr_has("n=5 room=Kitchen temp=21.0:f64 co=0:i64")
+    .run();
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0].request, "POST /api/v3/query_sql HTTP/1.1");
+        assert_eq!(seen[0].header("authorization"), Some("Bearer v3tok"));
+        let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+        assert_eq!(body["db"], "sensors");
+        assert_eq!(body["format"], "jsonl");
+    }
+    let (url, seen) = canned_server(400, "v3-write-partial.json", "application/json");
+    script(
+        r#"let c = influx::connect(#{ url: "URL", version: 3, db: "sensors", precision: "s" });
+c.write(["home,room=Sunroom temp=96 1735545600", "home,room=Sunroom temp=\"hi\" 1735549200"]);"#,
+        &url,
+    )
+    .status(1)
+    .stderr_has("partial write of line protocol occurred")
+    .stderr_has("line 2: invalid column type for column 'temp'")
+    .stderr_has("the other lines of the batch (2 in all) were written")
+    .run();
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen[0].request,
+        "POST /api/v3/write_lp?db=sensors&precision=second HTTP/1.1"
+    );
+    assert!(
+        seen[0].body.ends_with("temp=\"hi\" 1735549200"),
+        "{:?}",
+        seen[0].body
+    );
+}
+
 #[test]
 fn token_is_redacted_in_every_output() {
     const TOKEN: &str = "tok-3f9a1c77e2-secret";
