@@ -22,6 +22,7 @@ pub mod docs;
 pub mod engine;
 pub mod error;
 pub mod host;
+pub mod influx;
 pub mod lab;
 pub mod monitor;
 pub mod repl;
