@@ -10,6 +10,7 @@
 //! * [`engine`] — limits, cancellation and output routing of the Rhai engine.
 //! * [`resolver`] — `import "stdlib/x"` and relative imports.
 //! * [`diagnostic`] — errors with `file:line:col`, the source line and a caret.
+//! * [`watch`] — re-run a playbook when it, a module it imports or its config is saved.
 //! * [`cli`] — the command-line interface (thin `main.rs` calls [`cli::main`]).
 
 pub mod cancel;
@@ -21,9 +22,13 @@ pub mod docs;
 pub mod engine;
 pub mod error;
 pub mod host;
+pub mod influx;
 pub mod lab;
+pub mod monitor;
+pub mod repl;
 pub mod resolver;
 pub mod runtime;
+pub mod watch;
 
 pub use error::{Error, Result};
 pub use host::Mode;

@@ -74,6 +74,16 @@ impl Resolver {
         lock(&self.cache).clear();
     }
 
+    /// Forgets compiled modules *and* the files loaded so far, so the next run reads every
+    /// module from disk again and [`files`](Self::files) then lists exactly the files that
+    /// run loaded. Watch mode calls it before each run: a module saved since the last run
+    /// must be seen, and one no longer imported need not be watched. (The main script is
+    /// registered again by `Runtime::compile_file`.)
+    pub fn reset_loaded(&self) {
+        lock(&self.cache).clear();
+        lock(&self.files).clear();
+    }
+
     /// Finds the text of module `path` imported from `importer`.
     pub fn locate(&self, importer: Option<&str>, path: &str) -> Result<Located, String> {
         if let Some(rest) = path.strip_prefix("stdlib/") {

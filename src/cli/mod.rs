@@ -14,7 +14,10 @@ mod check;
 mod docs;
 mod lab;
 pub mod logging;
+mod monitor;
+mod repl;
 mod run;
+mod watch;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -133,8 +136,36 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Run a playbook, then again on every save of it, of a module it imports or of its
+    /// config file (`--every 5m`: also periodically). Options as for `run`; Ctrl-C stops.
+    #[command(disable_help_flag = true)]
+    Watch {
+        /// Print help (of the playbook, when one is named).
+        #[arg(short, long)]
+        help: bool,
+        /// Also run every DURATION (e.g. 5m); a save runs it at once.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        every: Option<Duration>,
+        /// Wait this long for a save's file events to settle [default: 30ms].
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        debounce: Option<Duration>,
+        /// The playbook file (.rhai).
+        playbook: Option<PathBuf>,
+        /// The playbook's options, e.g. --config services.yaml.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "OPTIONS"
+        )]
+        args: Vec<String>,
+    },
     /// The HomeIQ lab fleet: build it from nothing, inspect it, take it down.
     Lab(lab::LabArgs),
+    /// Live dashboard of a rebuild run: progress, services by status, categories, recent
+    /// activity, containers (health, restarts, uptime, cpu, memory). `--once` for CI logs.
+    Monitor(monitor::MonitorArgs),
+    /// Interactive prompt: history, completion, `:help FN`, `:vars`, `:load FILE`.
+    Repl(repl::ReplArgs),
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
 }
@@ -153,7 +184,7 @@ pub fn main() -> i32 {
         }
     };
     let mut log_opts = cli.global.clone();
-    if let Command::Run { args, .. } = &cli.command {
+    if let Command::Run { args, .. } | Command::Watch { args, .. } = &cli.command {
         run::logging_overrides(&mut log_opts, args);
     }
     logging::init(&log_opts);
@@ -175,12 +206,35 @@ pub fn main() -> i32 {
                 Ok(if help { 0 } else { 2 })
             }
         },
+        Command::Watch {
+            help,
+            every,
+            debounce,
+            playbook: Some(p),
+            mut args,
+        } => {
+            if help {
+                args.push("--help".into());
+            }
+            watch::watch(&cli.global, &p, &args, every, debounce)
+        }
+        Command::Watch {
+            playbook: None,
+            help,
+            ..
+        } => {
+            let mut cmd = Cli::command();
+            let _ = cmd.find_subcommand_mut("watch").map(|c| c.print_help());
+            Ok(if help { 0 } else { 2 })
+        }
         Command::Check { files } => check::check(&cli.global, &files),
         Command::Docs {
             definitions,
             output,
         } => docs::docs(&cli.global, definitions, output),
         Command::Lab(args) => lab::lab(&cli.global, args),
+        Command::Monitor(args) => monitor::monitor(&cli.global, args),
+        Command::Repl(args) => repl::repl(&cli.global, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "dockhand", &mut std::io::stdout());

@@ -106,6 +106,10 @@ fn run_option_args() -> Vec<Arg> {
         flag("read-only", "Refuse every mutating primitive"),
         flag("json", "Print the result as JSON on stdout"),
         flag("allow-exec", "Allow primitives that run processes"),
+        flag(
+            "repl-on-failure",
+            "When a step fails, open the REPL on its variables (then retry, skip or abort)",
+        ),
         Arg::new("timeout")
             .long("timeout")
             .value_name("DURATION")
@@ -273,6 +277,22 @@ fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i3
         ));
     }
     let values = values(&declared, &matches)?;
+    // --repl-on-failure: the REPL owns Ctrl-C (it stops the running step, not the process).
+    if matches.get_flag("repl-on-failure") {
+        let rt = super::repl::build_runtime(&opts)?;
+        let script = rt.compile_file(playbook)?;
+        let history = crate::repl::default_history_path();
+        return match crate::repl::run_with_repl_on_failure(
+            &rt,
+            &script,
+            values,
+            opts.timeout,
+            history,
+        ) {
+            Ok(outcome) => Ok(finish(&opts, &outcome)),
+            Err(e) => Ok(super::report(&e, opts.json)),
+        };
+    }
     let rt = build_runtime(&opts)?;
     let script = rt.compile_file(playbook)?;
     match rt.run(&script, values) {

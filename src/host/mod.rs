@@ -25,6 +25,7 @@ pub mod config;
 pub mod docker;
 pub mod fs;
 pub mod http;
+pub mod influx;
 pub mod parallel;
 pub mod params;
 pub mod progress;
@@ -333,6 +334,7 @@ pub fn terminated() -> Box<EvalAltResult> {
 pub fn register_all(engine: &mut Engine) {
     time::register(engine);
     http::register(engine);
+    influx::register(engine);
     fs::register(engine);
     state::register(engine);
     parallel::register(engine);

@@ -1,0 +1,333 @@
+//! `dockhand watch PLAYBOOK [OPTIONS]`: the command line over [`crate::watch`].
+//!
+//! Options are parsed like `run`'s (the playbook's own options from its `params(...)`, plus
+//! the run options), with `--every` and `--debounce` added. The playbook's options are parsed
+//! again before every run against the playbook's *current* declaration, so a save that adds
+//! or changes a parameter is picked up (and a bad value becomes that run's error, not the
+//! end of the watch).
+//!
+//! Output: the playbook's own output as with `run`; after each run one history line on
+//! stderr (run number, trigger, pass/fail with the exit code `run` would give, duration) and
+//! a tally. With `--json`, one JSON object per run on stdout (JSON Lines) instead.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Arg, ArgMatches};
+use rhai::Map;
+
+use super::GlobalOpts;
+use super::run::playbook_command;
+use crate::diagnostic::SourceMap;
+use crate::engine::{self, Limits};
+use crate::error::{Error, Result};
+use crate::runtime::{RunOutcome, Runtime, Script, compile_source};
+use crate::watch::{RunRecord, RunStatus, Watch, WatchEvent, WatchOptions};
+
+/// `--every` / `--debounce` also accepted after the playbook name.
+fn watch_args() -> [Arg; 2] {
+    [
+        Arg::new("every")
+            .long("every")
+            .value_name("DURATION")
+            .help("Also run every DURATION (e.g. 5m); a save runs it at once")
+            .help_heading("Watch options")
+            .value_parser(super::parse_duration),
+        Arg::new("debounce")
+            .long("debounce")
+            .value_name("DURATION")
+            .help("Wait this long for a save's file events to settle [default: 30ms]")
+            .help_heading("Watch options")
+            .value_parser(super::parse_duration),
+    ]
+}
+
+/// The playbook's command, renamed, with the watch options.
+/// A playbook parameter named `every` or `debounce` keeps its flag (the watch option is then
+/// only accepted before the playbook name).
+fn command(script: &Script) -> clap::Command {
+    let taken = |a: &Arg| {
+        script
+            .params
+            .iter()
+            .any(|p| Some(p.flag().as_str()) == a.get_long())
+    };
+    playbook_command(script)
+        .name(format!("dockhand watch {}", script.name))
+        .args(watch_args().into_iter().filter(|a| !taken(a)))
+}
+
+pub fn watch(
+    global: &GlobalOpts,
+    playbook: &Path,
+    args: &[String],
+    every: Option<Duration>,
+    debounce: Option<Duration>,
+) -> Result<i32> {
+    let json = global.json || args.iter().any(|a| a == "--json");
+    match watch_inner(global, playbook, args, every, debounce) {
+        Ok(code) => Ok(code),
+        Err(e) => Ok(super::report(&e, json)),
+    }
+}
+
+fn watch_inner(
+    global: &GlobalOpts,
+    playbook: &Path,
+    args: &[String],
+    every: Option<Duration>,
+    debounce: Option<Duration>,
+) -> Result<i32> {
+    let text = std::fs::read_to_string(playbook).map_err(|source| Error::Io {
+        path: playbook.to_path_buf(),
+        source,
+    })?;
+    let name = playbook.to_string_lossy().into_owned();
+    // The run options come from this first parse. A playbook that does not compile yet is
+    // still watched (its error is the first run's): its options are then unknown, so only
+    // the run and watch options are read, and the rest waits for a good save.
+    let declared = compile_source(
+        &engine::bare(&Limits::default()),
+        &SourceMap::default(),
+        &name,
+        &text,
+    );
+    let parsed = match &declared {
+        Ok(script) => command(script).try_get_matches_from(args),
+        Err(_) => {
+            let empty = Script {
+                name: name.clone(),
+                ast: Default::default(),
+                params: Vec::new(),
+                doc: String::new(),
+            };
+            command(&empty)
+                .ignore_errors(true)
+                .try_get_matches_from(args)
+        }
+    };
+    let matches = match parsed {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let opts = run_opts(global, &matches)?;
+    let mut wopts = WatchOptions::new(playbook);
+    wopts.every = matches
+        .get_one::<Duration>("every")
+        .copied()
+        .or(every)
+        .filter(|d| !d.is_zero());
+    if let Some(d) = matches
+        .get_one::<Duration>("debounce")
+        .copied()
+        .or(debounce)
+    {
+        wopts.debounce = d.max(Duration::from_millis(1));
+    }
+    let args_owned: Vec<String> = args.to_vec();
+    wopts.values = Box::new(move |script: &Script| {
+        let m = command(script)
+            .try_get_matches_from(&args_owned)
+            .map_err(|e| {
+                let text = e.render().to_string();
+                Error::Usage(text.trim().trim_start_matches("error: ").to_string())
+            })?;
+        values(script, &m)
+    });
+
+    let rt = build_runtime(&opts)?;
+    let watch = Watch::new(&rt, wopts);
+    let stop = watch.stopper();
+    rt.host().handle.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.stop();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let root = rt.host().root.clone();
+    let json = opts.json;
+    let mut watching = 0usize;
+    watch.run(|event| print_event(&root, json, &mut watching, event))?;
+    eprintln!("[watch] stopped");
+    Ok(130)
+}
+
+fn print_event(root: &Path, json: bool, watching: &mut usize, event: WatchEvent<'_>) {
+    match event {
+        WatchEvent::Started { run, trigger } => {
+            eprintln!("[watch] run {run} started ({trigger})");
+        }
+        WatchEvent::Watching { files } => {
+            *watching = files.len();
+            let names: Vec<String> = files
+                .iter()
+                .map(|f| crate::host::fs::display_rel(root, f))
+                .collect();
+            eprintln!("[watch] watching {}", names.join(", "));
+        }
+        WatchEvent::Warning { message } => eprintln!("warning: {message}"),
+        WatchEvent::Finished {
+            record,
+            result,
+            history,
+        } => {
+            if json {
+                print_json(record, result);
+            } else {
+                print_human(record, result, history, *watching);
+            }
+        }
+    }
+}
+
+fn print_json(record: &RunRecord, result: &Result<RunOutcome>) {
+    let mut v = serde_json::to_value(record).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        match result {
+            Ok(o) => {
+                let value = rhai::serde::from_dynamic::<serde_json::Value>(&o.value)
+                    .unwrap_or(serde_json::Value::Null);
+                obj.insert("value".into(), value);
+                obj.insert(
+                    "checks".into(),
+                    serde_json::to_value(&o.checks).unwrap_or_default(),
+                );
+                obj.insert(
+                    "plan".into(),
+                    serde_json::to_value(&o.plan).unwrap_or_default(),
+                );
+            }
+            Err(e) => {
+                // The error is also rendered on stderr, for the person watching.
+                if record.status != RunStatus::Cancelled {
+                    let _ = write!(std::io::stderr(), "{}", render(e));
+                }
+                let err = match e {
+                    Error::Script(se) => serde_json::to_value(se).unwrap_or_default(),
+                    Error::Scripts(list) => serde_json::to_value(list).unwrap_or_default(),
+                    other => serde_json::json!({ "message": other.to_string() }),
+                };
+                obj.insert("error".into(), err);
+            }
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let _ = writeln!(out, "{}", serde_json::to_string(&v).unwrap_or_default());
+    let _ = out.flush();
+}
+
+/// An error as `run` shows it: script errors with file:line:col, the line and a caret.
+fn render(e: &Error) -> String {
+    match e {
+        Error::Script(_) | Error::Scripts(_) => e.to_string(),
+        other => format!("error: {other}\n"),
+    }
+}
+
+fn print_human(
+    record: &RunRecord,
+    result: &Result<RunOutcome>,
+    history: &[RunRecord],
+    watching: usize,
+) {
+    let mut err = String::new();
+    match result {
+        Ok(o) => {
+            for c in o.failed_checks() {
+                err.push_str(&format!("check failed: {}: {}\n", c.name, c.reason));
+            }
+        }
+        Err(_) if record.status == RunStatus::Cancelled => {}
+        Err(e) => err.push_str(&render(e)),
+    }
+    let status = match record.status {
+        RunStatus::Pass => "pass",
+        RunStatus::Fail => "FAIL",
+        RunStatus::Error => "ERROR",
+        RunStatus::Cancelled => "cancelled",
+    };
+    let count = |s: RunStatus| history.iter().filter(|r| r.status == s).count();
+    err.push_str(&format!(
+        "[watch] run {} ({}): {status} (exit {}) in {}\n",
+        record.run,
+        record.trigger,
+        record.exit_code,
+        crate::host::time::human(Duration::from_millis(record.duration_ms)),
+    ));
+    err.push_str(&format!(
+        "[watch] history: {} runs: {} pass, {} fail, {} error, {} cancelled; watching {watching} files (Ctrl-C to stop)\n",
+        history.len(),
+        count(RunStatus::Pass),
+        count(RunStatus::Fail),
+        count(RunStatus::Error),
+        count(RunStatus::Cancelled),
+    ));
+    let _ = std::io::stderr().write_all(err.as_bytes());
+}
+
+/// The run options given after the playbook name, over the global ones (as `run` does).
+fn run_opts(global: &GlobalOpts, matches: &ArgMatches) -> Result<GlobalOpts> {
+    let mut opts = global.clone();
+    let flag = |name: &str| matches.try_get_one::<bool>(name).ok().flatten() == Some(&true);
+    opts.dry_run |= flag("dry-run");
+    opts.read_only |= flag("read-only");
+    opts.json |= flag("json");
+    opts.allow_exec |= flag("allow-exec");
+    if let Ok(Some(t)) = matches.try_get_one::<Duration>("timeout") {
+        opts.timeout = Some(*t);
+    }
+    if let Ok(Some(r)) = matches.try_get_one::<PathBuf>("root") {
+        opts.root = Some(r.clone());
+    }
+    if let Ok(Some(d)) = matches.try_get_one::<PathBuf>("stdlib") {
+        opts.stdlib = Some(d.clone());
+    }
+    if let Ok(Some(n)) = matches.try_get_one::<u64>("max-operations") {
+        opts.max_operations = Some(*n);
+    }
+    if opts.dry_run && opts.read_only {
+        return Err(Error::Usage(
+            "--dry-run and --read-only cannot be used together".into(),
+        ));
+    }
+    Ok(opts)
+}
+
+/// The playbook's parameter values given on the command line, typed.
+fn values(script: &Script, m: &ArgMatches) -> Result<Map> {
+    let mut out = Map::new();
+    for p in &script.params {
+        if m.value_source(&p.name) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        if let Some(many) = m.get_many::<String>(&p.name) {
+            let text = many.cloned().collect::<Vec<_>>().join(",");
+            let v = p.convert(&text).map_err(Error::Usage)?;
+            out.insert(p.name.as_str().into(), v);
+        }
+    }
+    Ok(out)
+}
+
+/// As `run`'s runtime, but Ctrl-C is the watch's own: it ends the watch, not only a run.
+fn build_runtime(opts: &GlobalOpts) -> Result<Runtime> {
+    let mut limits = Limits::default();
+    if let Some(n) = opts.max_operations {
+        limits.max_operations = n;
+    }
+    Runtime::builder()
+        .root(opts.root.clone().unwrap_or_else(|| ".".into()))
+        .mode(opts.mode())
+        .allow_exec(opts.allow_exec)
+        .timeout(opts.timeout)
+        .stdlib_dir(opts.stdlib.clone())
+        .limits(limits)
+        .build()
+}
