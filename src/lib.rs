@@ -28,6 +28,7 @@ pub mod monitor;
 pub mod repl;
 pub mod resolver;
 pub mod runtime;
+pub mod validate;
 pub mod watch;
 
 pub use error::{Error, Result};
