@@ -624,3 +624,54 @@ fn story_10_rebuilds_both_frontends_and_they_load_within_3s() {
         golden("health-dashboard.package.json")
     );
 }
+
+// ---------------------------------------------------------------- reqs:: from a script
+
+#[test]
+fn reqs_read_follows_includes_and_reports_what_it_cannot() {
+    let r = common::Test::new()
+        .file(
+            "base.txt",
+            "SQLAlchemy==2.0.45\n-c constraints/pins.txt\n",
+        )
+        .file("constraints/pins.txt", "aiosqlite<0.23  # cap\n")
+        .file(
+            "svc/requirements.txt",
+            "-r ../base.txt\n-r missing.txt\n-r ../../outside.txt\n-r https://example.invalid/r.txt\nhttpx[http2]>=0.28 ; python_version >= \"3.9\"\nbad line here\n",
+        )
+        .script(
+            r#"
+let r = reqs::read("svc/requirements.txt");
+print(`REQS ${r.requirements.map(|x| x.file + ":" + x.normalized + x.specifier)}`);
+print(`CONS ${r.constraints.map(|x| x.file + ":" + x.name + x.specifier)}`);
+for i in r.includes { print(`INC ${i.kind} ${i.target} -> ${i.path} found=${i.found} err=${i.error != ()}`); }
+print(`ERRS ${r.errors.map(|e| e.file + ":" + e.line)}`);
+let t = fs::read("svc/requirements.txt");
+let n = reqs::set_version(t, "HTTPX", ">=0.28.1");
+print(`EDIT ${reqs::find(n, "httpx").specifier} ${reqs::find(n, "httpx").marker}`);
+print(`SAME ${reqs::parse(t).len() == reqs::parse(n).len()}`);
+print(`SAT ${reqs::satisfies("0.22.1", "<0.23")} ${reqs::satisfies("0.23.0", "<0.23")} ${reqs::satisfies("x", "<1") == ()}`);
+"#,
+        )
+        .run();
+    let out = format!("{}{}", r.stdout(), r.stderr());
+    for want in [
+        "REQS [\"base.txt:sqlalchemy==2.0.45\", \"svc/requirements.txt:httpx>=0.28\"]",
+        "CONS [\"constraints/pins.txt:aiosqlite<0.23\"]",
+        "INC include ../base.txt -> base.txt found=true err=false",
+        "INC constraint constraints/pins.txt -> constraints/pins.txt found=true err=false",
+        "INC include missing.txt -> svc/missing.txt found=false err=true",
+        "INC include ../../outside.txt -> ../outside.txt found=false err=true",
+        "found=false err=true",
+        "ERRS [\"svc/requirements.txt:6\"]",
+        "EDIT >=0.28.1 python_version >= \"3.9\"",
+        "SAME true",
+        "SAT true false true",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(
+        out.contains("INC include https://example.invalid/r.txt"),
+        "{out}"
+    );
+}
