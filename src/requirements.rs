@@ -458,6 +458,13 @@ fn is_name_char(c: u8) -> bool {
 }
 
 fn looks_like_url_or_path(tok: &str) -> bool {
+    // `name@https://...` (no spaces) is a direct reference, not a bare URL.
+    if let Some(at) = tok.find('@') {
+        let head = tok[..at].split('[').next().unwrap_or("");
+        if !head.is_empty() && head.bytes().all(is_name_char) && !head.contains("://") {
+            return false;
+        }
+    }
     tok.contains("://")
         || tok.starts_with("./")
         || tok.starts_with("../")
@@ -1149,6 +1156,11 @@ mod tests {
             Some("https://github.com/pypa/pip/archive/22.0.2.zip")
         );
         assert!(r.marker.is_some());
+        let r = req("pip[x]@https://h/p.zip");
+        assert_eq!(r.name.as_deref(), Some("pip"));
+        assert_eq!(r.url.as_deref(), Some("https://h/p.zip"));
+        let r = req("https://h/p-1.0.tar.gz#egg=p");
+        assert_eq!(r.name, None);
         let r = req("foo (>=1.0,<2)");
         assert_eq!(r.specifier, ">=1.0,<2");
         let r = req("aiosqlite==0.21.0 --hash=sha256:aa --hash=sha256:bb");
