@@ -26,6 +26,7 @@ pub mod influx;
 pub mod lab;
 pub mod monitor;
 pub mod repl;
+pub mod requirements;
 pub mod resolver;
 pub mod runtime;
 pub mod validate;
