@@ -26,8 +26,10 @@ pub mod influx;
 pub mod lab;
 pub mod monitor;
 pub mod repl;
+pub mod requirements;
 pub mod resolver;
 pub mod runtime;
+pub mod validate;
 pub mod watch;
 
 pub use error::{Error, Result};

@@ -17,6 +17,7 @@ pub mod logging;
 mod monitor;
 mod repl;
 mod run;
+mod validate;
 mod watch;
 
 const EXAMPLES: &str = "\
@@ -166,6 +167,9 @@ pub enum Command {
     Monitor(monitor::MonitorArgs),
     /// Interactive prompt: history, completion, `:help FN`, `:vars`, `:load FILE`.
     Repl(repl::ReplArgs),
+    /// Run validation scripts (validations/ + the shipped validate-services): one table of
+    /// every check, `--junit FILE`, `--json`; exit 1 if a check failed.
+    Validate(validate::ValidateArgs),
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
 }
@@ -235,6 +239,7 @@ pub fn main() -> i32 {
         Command::Lab(args) => lab::lab(&cli.global, args),
         Command::Monitor(args) => monitor::monitor(&cli.global, args),
         Command::Repl(args) => repl::repl(&cli.global, args),
+        Command::Validate(args) => validate::validate(&cli.global, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "dockhand", &mut std::io::stdout());

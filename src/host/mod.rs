@@ -29,6 +29,7 @@ pub mod influx;
 pub mod parallel;
 pub mod params;
 pub mod progress;
+pub mod reqs;
 pub mod state;
 pub mod time;
 
@@ -344,4 +345,5 @@ pub fn register_all(engine: &mut Engine) {
     compose::register(engine);
     config::register(engine);
     progress::register(engine);
+    reqs::register(engine);
 }
