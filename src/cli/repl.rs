@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::GlobalOpts;
-use crate::engine::Limits;
 use crate::error::Result;
 use crate::repl::{self, Eval, Options, Session};
 use crate::runtime::Runtime;
@@ -25,16 +24,11 @@ pub struct ReplArgs {
 /// Ctrl-C is the REPL's to handle (it stops the running input, not the process), and
 /// `--timeout` applies to each input.
 pub fn build_runtime(opts: &GlobalOpts) -> Result<Runtime> {
-    let mut limits = Limits::default();
-    if let Some(n) = opts.max_operations {
-        limits.max_operations = n;
-    }
-    Runtime::builder()
-        .root(opts.root.clone().unwrap_or_else(|| ".".into()))
-        .mode(opts.mode())
-        .allow_exec(opts.allow_exec)
-        .stdlib_dir(opts.stdlib.clone())
-        .limits(limits)
+    // The REPL owns Ctrl-C (it stops the running input); `--timeout` applies per input,
+    // through the session, not to the runtime as a whole.
+    let mut opts = opts.clone();
+    opts.timeout = None;
+    super::run::runtime_builder(&opts)
         .handle_ctrl_c(false)
         .build()
 }

@@ -190,17 +190,16 @@ pub fn logging_overrides(opts: &mut GlobalOpts, args: &[String]) {
     }
 }
 
-fn values(script: &Script, m: &ArgMatches) -> Result<Map> {
+/// The playbook's parameter values given on the command line, typed (a repeated list
+/// option is joined with ","). Shared by `run` and `watch`.
+pub(super) fn values(script: &Script, m: &ArgMatches) -> Result<Map> {
     let mut out = Map::new();
     for p in &script.params {
         if m.value_source(&p.name) != Some(clap::parser::ValueSource::CommandLine) {
             continue;
         }
-        let text = match m.get_many::<String>(&p.name) {
-            Some(many) => Some(many.cloned().collect::<Vec<_>>().join(",")),
-            None => None,
-        };
-        if let Some(text) = text {
+        if let Some(many) = m.get_many::<String>(&p.name) {
+            let text = many.cloned().collect::<Vec<_>>().join(",");
             let v = p.convert(&text).map_err(Error::Usage)?;
             out.insert(p.name.as_str().into(), v);
         }
@@ -208,7 +207,39 @@ fn values(script: &Script, m: &ArgMatches) -> Result<Map> {
     Ok(out)
 }
 
-pub fn build_runtime(opts: &GlobalOpts) -> Result<Runtime> {
+/// The run options given after the playbook name, over the global ones. Shared by `run`
+/// and `watch` (whose command may lack some of them, hence `try_get_one`).
+pub(super) fn run_opts(global: &GlobalOpts, matches: &ArgMatches) -> Result<GlobalOpts> {
+    let mut opts = global.clone();
+    let flag = |name: &str| matches.try_get_one::<bool>(name).ok().flatten() == Some(&true);
+    opts.dry_run |= flag("dry-run");
+    opts.read_only |= flag("read-only");
+    opts.json |= flag("json");
+    opts.allow_exec |= flag("allow-exec");
+    if let Ok(Some(t)) = matches.try_get_one::<std::time::Duration>("timeout") {
+        opts.timeout = Some(*t);
+    }
+    if let Ok(Some(r)) = matches.try_get_one::<std::path::PathBuf>("root") {
+        opts.root = Some(r.clone());
+    }
+    if let Ok(Some(d)) = matches.try_get_one::<std::path::PathBuf>("stdlib") {
+        opts.stdlib = Some(d.clone());
+    }
+    if let Ok(Some(n)) = matches.try_get_one::<u64>("max-operations") {
+        opts.max_operations = Some(*n);
+    }
+    if opts.dry_run && opts.read_only {
+        return Err(Error::Usage(
+            "--dry-run and --read-only cannot be used together".into(),
+        ));
+    }
+    Ok(opts)
+}
+
+/// A runtime configured from the options, before the Ctrl-C choice: `run` lets the
+/// runtime handle Ctrl-C, while `repl` and `watch` handle it themselves (it stops an input
+/// or ends the watch, not only the run).
+pub(super) fn runtime_builder(opts: &GlobalOpts) -> crate::RuntimeBuilder {
     let mut limits = Limits::default();
     if let Some(n) = opts.max_operations {
         limits.max_operations = n;
@@ -220,8 +251,10 @@ pub fn build_runtime(opts: &GlobalOpts) -> Result<Runtime> {
         .timeout(opts.timeout)
         .stdlib_dir(opts.stdlib.clone())
         .limits(limits)
-        .handle_ctrl_c(true)
-        .build()
+}
+
+pub fn build_runtime(opts: &GlobalOpts) -> Result<Runtime> {
+    runtime_builder(opts).handle_ctrl_c(true).build()
 }
 
 pub fn run(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i32> {
@@ -254,28 +287,7 @@ fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i3
             return Ok(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let mut opts = global.clone();
-    opts.dry_run |= matches.get_flag("dry-run");
-    opts.read_only |= matches.get_flag("read-only");
-    opts.json |= matches.get_flag("json");
-    opts.allow_exec |= matches.get_flag("allow-exec");
-    if let Some(t) = matches.get_one::<std::time::Duration>("timeout") {
-        opts.timeout = Some(*t);
-    }
-    if let Some(r) = matches.get_one::<std::path::PathBuf>("root") {
-        opts.root = Some(r.clone());
-    }
-    if let Some(d) = matches.get_one::<std::path::PathBuf>("stdlib") {
-        opts.stdlib = Some(d.clone());
-    }
-    if let Some(n) = matches.get_one::<u64>("max-operations") {
-        opts.max_operations = Some(*n);
-    }
-    if opts.dry_run && opts.read_only {
-        return Err(Error::Usage(
-            "--dry-run and --read-only cannot be used together".into(),
-        ));
-    }
+    let opts = run_opts(global, &matches)?;
     let values = values(&declared, &matches)?;
     // --repl-on-failure: the REPL owns Ctrl-C (it stops the running step, not the process).
     if matches.get_flag("repl-on-failure") {

@@ -11,11 +11,10 @@
 //! a tally. With `--json`, one JSON object per run on stdout (JSON Lines) instead.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use clap::{Arg, ArgMatches};
-use rhai::Map;
+use clap::Arg;
 
 use super::GlobalOpts;
 use super::run::playbook_command;
@@ -114,7 +113,7 @@ fn watch_inner(
             return Ok(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let opts = run_opts(global, &matches)?;
+    let opts = super::run::run_opts(global, &matches)?;
     let mut wopts = WatchOptions::new(playbook);
     wopts.every = matches
         .get_one::<Duration>("every")
@@ -136,7 +135,7 @@ fn watch_inner(
                 let text = e.render().to_string();
                 Error::Usage(text.trim().trim_start_matches("error: ").to_string())
             })?;
-        values(script, &m)
+        super::run::values(script, &m)
     });
 
     let rt = build_runtime(&opts)?;
@@ -272,62 +271,7 @@ fn print_human(
     let _ = std::io::stderr().write_all(err.as_bytes());
 }
 
-/// The run options given after the playbook name, over the global ones (as `run` does).
-fn run_opts(global: &GlobalOpts, matches: &ArgMatches) -> Result<GlobalOpts> {
-    let mut opts = global.clone();
-    let flag = |name: &str| matches.try_get_one::<bool>(name).ok().flatten() == Some(&true);
-    opts.dry_run |= flag("dry-run");
-    opts.read_only |= flag("read-only");
-    opts.json |= flag("json");
-    opts.allow_exec |= flag("allow-exec");
-    if let Ok(Some(t)) = matches.try_get_one::<Duration>("timeout") {
-        opts.timeout = Some(*t);
-    }
-    if let Ok(Some(r)) = matches.try_get_one::<PathBuf>("root") {
-        opts.root = Some(r.clone());
-    }
-    if let Ok(Some(d)) = matches.try_get_one::<PathBuf>("stdlib") {
-        opts.stdlib = Some(d.clone());
-    }
-    if let Ok(Some(n)) = matches.try_get_one::<u64>("max-operations") {
-        opts.max_operations = Some(*n);
-    }
-    if opts.dry_run && opts.read_only {
-        return Err(Error::Usage(
-            "--dry-run and --read-only cannot be used together".into(),
-        ));
-    }
-    Ok(opts)
-}
-
-/// The playbook's parameter values given on the command line, typed.
-fn values(script: &Script, m: &ArgMatches) -> Result<Map> {
-    let mut out = Map::new();
-    for p in &script.params {
-        if m.value_source(&p.name) != Some(clap::parser::ValueSource::CommandLine) {
-            continue;
-        }
-        if let Some(many) = m.get_many::<String>(&p.name) {
-            let text = many.cloned().collect::<Vec<_>>().join(",");
-            let v = p.convert(&text).map_err(Error::Usage)?;
-            out.insert(p.name.as_str().into(), v);
-        }
-    }
-    Ok(out)
-}
-
 /// As `run`'s runtime, but Ctrl-C is the watch's own: it ends the watch, not only a run.
 fn build_runtime(opts: &GlobalOpts) -> Result<Runtime> {
-    let mut limits = Limits::default();
-    if let Some(n) = opts.max_operations {
-        limits.max_operations = n;
-    }
-    Runtime::builder()
-        .root(opts.root.clone().unwrap_or_else(|| ".".into()))
-        .mode(opts.mode())
-        .allow_exec(opts.allow_exec)
-        .timeout(opts.timeout)
-        .stdlib_dir(opts.stdlib.clone())
-        .limits(limits)
-        .build()
+    super::run::runtime_builder(opts).build()
 }
