@@ -1072,6 +1072,27 @@ pub struct JournalSource {
     history: History,
 }
 
+/// Shown as the run's status when its journal says "running" but no process holds it.
+pub const INTERRUPTED: &str = "interrupted (no process is running it; resume with --continue)";
+
+/// Whether the process that opened the run's journal is still alive: the journal's lock
+/// file names its holder (`pid N, started ...`, written by `state::open`). `None` when that
+/// cannot be told (no lock file, not Linux). The lock itself is not tried: even a brief
+/// shared lock could make a run starting at that instant fail to take it.
+pub fn run_process_alive(root: &Path, run: &str) -> Option<bool> {
+    let text = std::fs::read_to_string(root.join(STATE_DIR).join(format!("{run}.lock"))).ok()?;
+    let pid: u32 = text
+        .strip_prefix("pid ")?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    if !Path::new("/proc/self").exists() {
+        return None;
+    }
+    Some(Path::new(&format!("/proc/{pid}")).exists())
+}
+
 fn signature(path: &Path) -> Option<(SystemTime, u64, u64)> {
     let m = std::fs::metadata(path).ok()?;
     #[cfg(unix)]
@@ -1124,6 +1145,15 @@ impl JournalSource {
         };
         let sig = signature(&path);
         if sig.is_some() && sig == self.signature {
+            // The journal did not change, but its writer may have died (killed, machine
+            // reboot): a "running" run with no live process is shown as interrupted.
+            if let Some(j) = self.journal.as_mut()
+                && j.run.status == "running"
+                && run_process_alive(&self.root, &j.run.id) == Some(false)
+            {
+                j.run.status = INTERRUPTED.into();
+                changed = true;
+            }
             return Ok(changed);
         }
         let id = self.run.clone().unwrap_or_default();
@@ -1133,7 +1163,12 @@ impl JournalSource {
             }
             Err(e) => Some(format!("cannot read {}: {e}", path.display())),
             Ok(text) => match Journal::parse(&id, &text) {
-                Ok(j) => {
+                Ok(mut j) => {
+                    if j.run.status == "running"
+                        && run_process_alive(&self.root, &j.run.id) == Some(false)
+                    {
+                        j.run.status = INTERRUPTED.into();
+                    }
                     self.signature = sig;
                     self.history.observe(&j);
                     changed |= self.journal.as_ref() != Some(&j);
@@ -1744,6 +1779,34 @@ mod tests {
             resolve_run(root, Some("../etc/passwd"), None),
             Err(MonitorError::BadRun(_))
         ));
+    }
+
+    #[test]
+    fn a_running_run_whose_process_is_gone_shows_as_interrupted() {
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path();
+        let journal = serde_json::json!({
+            "_run": { "run": "r1", "project": "p", "services": ["svc"], "status": "running" },
+            "svc": { "service": "svc", "category": "c", "phase": "building", "status": "in-progress" },
+        });
+        write_journal(root, "r1", journal);
+        let lock = root.join(STATE_DIR).join("r1.lock");
+        // Held by a live process (this test): still running.
+        std::fs::write(
+            &lock,
+            format!("pid {}, started x, command: t\n", std::process::id()),
+        )
+        .unwrap();
+        let mut src = JournalSource::new(root, Some("r1"), None);
+        src.poll().unwrap();
+        assert_eq!(src.journal().unwrap().run.status, "running");
+        // The holder died (a pid that cannot exist): interrupted, on the next poll even
+        // though the journal did not change.
+        std::fs::write(&lock, "pid 4294967, started x, command: t\n").unwrap();
+        assert!(src.poll().unwrap(), "the status change is a change");
+        assert_eq!(src.journal().unwrap().run.status, INTERRUPTED);
+        // No lock file: nothing can be told, the journal's word stands.
+        assert_eq!(run_process_alive(root, "nope"), None);
     }
 
     #[test]
