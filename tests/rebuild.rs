@@ -272,6 +272,55 @@ fn fault_case(
         );
     }
     assert!(lab.ws.path().join("logs/r1/master.log").is_file());
+
+    // Story 12's report, from this real run's journal: the rollback is an issue with its
+    // reason and resolution, the neighbour a completed row with its new image.
+    let report = Command::new(BIN)
+        .arg("run")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/story-12-completion-report.rhai"),
+        )
+        .arg("--root")
+        .arg(lab.ws.path())
+        .args([
+            "--config",
+            "homeiq/services.yaml",
+            "--project",
+            &lab.project,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        report.status.code() == Some(1),
+        "the report of a run with a rollback says Phase 1 is not complete (exit 1):\n{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let md = std::fs::read_to_string(
+        lab.ws
+            .path()
+            .join("docs/planning/phase1-completion-report.md"),
+    )
+    .expect("the report was written");
+    let issues = &md[md.find("## 5. Issues").expect("issues section")..];
+    let issues = &issues[..issues.find("## 6.").expect("recommendations section")];
+    assert!(
+        issues.contains(svc) && issues.contains("rolled back to"),
+        "{issues}"
+    );
+    let first_words: String = reason_has.chars().take(12).collect();
+    assert!(issues.contains(&first_words), "{issues}");
+    let matrix = &md[md.find("## 2. Service Update Matrix").expect("matrix")..];
+    let row = matrix
+        .lines()
+        .find(|l| l.starts_with(&format!("| {neighbour} |")))
+        .unwrap_or_else(|| panic!("no row for {neighbour}:\n{matrix}"));
+    assert!(
+        row.contains("completed") && row.contains("VERSION=2"),
+        "{row}"
+    );
+    let new_id = n["new_image_id"].as_str().unwrap();
+    let short = new_id.trim_start_matches("sha256:");
+    assert!(row.contains(&short[..12]), "{row} lacks {}", &short[..12]);
 }
 
 #[test]
@@ -344,6 +393,65 @@ fn fault_error_lines_in_logs_are_rolled_back() {
         &[],
         "'ERROR' line(s)",
     );
+}
+
+/// The core category is `on_failure: stop`, one at a time (`batch_size: 1`). Every core
+/// service gets a broken build, so whichever takes the category's slot first fails, and
+/// the policy must stop the others before they touch anything, whatever the order.
+#[test]
+fn category_stop_policy_leaves_the_rest_of_the_category_untouched() {
+    let _serial = serial();
+    if !common::docker_lab_ready("rebuild test") {
+        return;
+    }
+    let core = ["data-api", "websocket-ingestion", "admin-api"];
+    let lab = Lab::up("stop", &core);
+    let (before, _) = lab.containers();
+    for svc in core {
+        lab.set_build_arg(svc, "FAIL_BUILD", "1");
+    }
+    let mut args = vec!["--build-arg", "VERSION=2", "--run", "r1"];
+    for svc in core {
+        args.extend(["--service", svc]);
+    }
+    let (code, stdout, stderr) = output(lab.rebuild(&args));
+    let show = format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    assert_eq!(code, 1, "{show}");
+    let j = lab.journal("r1");
+    let mut failed = Vec::new();
+    let mut stopped = Vec::new();
+    for svc in core {
+        let r = record(&j, svc);
+        match r["status"].as_str() {
+            Some("failed" | "rolled-back") => failed.push(svc),
+            Some("pending") => {
+                let reason = r["reason"].as_str().unwrap_or("");
+                assert!(
+                    reason.contains("not started: category core stops on failure"),
+                    "{svc}: {r}\n{show}"
+                );
+                stopped.push(svc);
+            }
+            other => panic!("{svc}: unexpected status {other:?}: {r}\n{show}"),
+        }
+    }
+    assert_eq!(failed.len(), 1, "exactly one build ran: {failed:?}\n{show}");
+    assert_eq!(stopped.len(), 2, "{stopped:?}\n{show}");
+    let (after, _) = lab.containers();
+    for svc in core {
+        assert_eq!(
+            after[svc].id, before[svc].id,
+            "{svc}'s container was touched"
+        );
+        assert_eq!(after[svc].image, before[svc].image, "{svc}'s image changed");
+    }
+    // Only the one that ran has a build log.
+    for svc in &stopped {
+        assert!(
+            !lab.ws.path().join(format!("logs/r1/{svc}.log")).exists(),
+            "{svc} was built although its category had stopped"
+        );
+    }
 }
 
 #[test]
