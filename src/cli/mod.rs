@@ -26,6 +26,12 @@ Examples:
   dockhand run playbooks/hello.rhai --help          list the playbook's own options
   dockhand run playbooks/hello.rhai --name ops --dry-run
   dockhand lab up --services 8                      build and start a lab fleet
+  dockhand run playbooks/batch-rebuild.rhai --dry-run   the Phase 1 rebuild's plan
+  dockhand run playbooks/batch-rebuild.rhai --continue  resume the last rebuild
+  dockhand monitor                                  watch that rebuild live (--once for CI)
+  dockhand validate --junit report.xml              validate the fleet (story 11)
+  dockhand watch runbook.rhai --every 5m            re-run on save and every 5 minutes
+  dockhand repl                                     try host functions interactively
   dockhand check playbooks/*.rhai                   compile without running
   dockhand docs > API.md                            reference of every host function
   dockhand completions bash > /etc/bash_completion.d/dockhand
