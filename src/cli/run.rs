@@ -267,19 +267,26 @@ pub fn run(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i32>
     }
 }
 
-fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i32> {
+/// The playbook's name and its declaration, read with a compile-only engine: nothing runs
+/// before the options parse. The outer error is an unreadable file; the inner one a script
+/// that does not compile (`watch` still watches such a playbook). Shared by `run` and `watch`.
+pub(super) fn declaration(playbook: &Path) -> Result<(String, Result<Script>)> {
     let text = std::fs::read_to_string(playbook).map_err(|source| Error::Io {
         path: playbook.to_path_buf(),
         source,
     })?;
     let name = playbook.to_string_lossy().into_owned();
-    // Read the declaration with a compile-only engine: nothing runs before the options parse.
     let declared = compile_source(
         &engine::bare(&Limits::default()),
         &SourceMap::default(),
         &name,
         &text,
-    )?;
+    );
+    Ok((name, declared))
+}
+
+fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i32> {
+    let declared = declaration(playbook)?.1?;
     let matches = match playbook_command(&declared).try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => {

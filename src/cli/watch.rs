@@ -18,10 +18,8 @@ use clap::Arg;
 
 use super::GlobalOpts;
 use super::run::playbook_command;
-use crate::diagnostic::SourceMap;
-use crate::engine::{self, Limits};
 use crate::error::{Error, Result};
-use crate::runtime::{RunOutcome, Runtime, Script, compile_source};
+use crate::runtime::{RunOutcome, Runtime, Script};
 use crate::watch::{RunRecord, RunStatus, Watch, WatchEvent, WatchOptions};
 
 /// `--every` / `--debounce` also accepted after the playbook name.
@@ -78,20 +76,10 @@ fn watch_inner(
     every: Option<Duration>,
     debounce: Option<Duration>,
 ) -> Result<i32> {
-    let text = std::fs::read_to_string(playbook).map_err(|source| Error::Io {
-        path: playbook.to_path_buf(),
-        source,
-    })?;
-    let name = playbook.to_string_lossy().into_owned();
+    let (name, declared) = super::run::declaration(playbook)?;
     // The run options come from this first parse. A playbook that does not compile yet is
     // still watched (its error is the first run's): its options are then unknown, so only
     // the run and watch options are read, and the rest waits for a good save.
-    let declared = compile_source(
-        &engine::bare(&Limits::default()),
-        &SourceMap::default(),
-        &name,
-        &text,
-    );
     let parsed = match &declared {
         Ok(script) => command(script).try_get_matches_from(args),
         Err(_) => {

@@ -73,6 +73,18 @@ fn options(opts: &Map, default_timeout: Duration) -> HostResult<(Vec<(String, St
     Ok((headers, timeout))
 }
 
+/// The innermost cause of an error ("Connection refused (os error 111)"), which says more
+/// than reqwest's outer "error sending request".
+pub(super) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut root = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        root = s.to_string();
+        src = s.source();
+    }
+    root
+}
+
 fn describe_error(
     method: &reqwest::Method,
     url: &str,
@@ -82,12 +94,7 @@ fn describe_error(
     if e.is_timeout() {
         return format!("{method} {url} timed out after {}", human(timeout));
     }
-    let mut root = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        root = s.to_string();
-        src = s.source();
-    }
+    let root = root_cause(e);
     if e.is_connect() {
         format!(
             "{method} {url} failed: cannot connect ({root}); is the service running and listening there?"

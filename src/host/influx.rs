@@ -598,12 +598,7 @@ fn unreachable(
             human(timeout)
         );
     }
-    let mut root = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        root = s.to_string();
-        src = s.source();
-    }
+    let root = super::http::root_cause(e);
     if e.is_connect() {
         format!(
             "cannot reach InfluxDB at {base} ({root}): InfluxDB may be down, or listening on \

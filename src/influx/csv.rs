@@ -309,15 +309,9 @@ fn convert(raw: &str, datatype: &str) -> Result<Value, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixture;
     use super::*;
     use proptest::prelude::*;
-
-    fn fixture(name: &str) -> String {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/influx")
-            .join(name);
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    }
 
     /// A fixture body as stored (tests/fixtures/influx/README.md names each one's source).
     fn body(name: &str) -> String {

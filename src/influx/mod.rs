@@ -174,6 +174,15 @@ pub fn parse_duration_ns(s: &str) -> Result<i64, String> {
     Ok(if neg { -ns } else { ns })
 }
 
+/// A recorded response body from tests/fixtures/influx (its README names each source).
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/influx")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

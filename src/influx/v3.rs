@@ -146,15 +146,9 @@ pub fn write_error(body: &str) -> Option<WriteError> {
 #[cfg(test)]
 mod tests {
     use super::super::Value;
+    use super::super::fixture;
     use super::*;
     use proptest::prelude::*;
-
-    fn fixture(name: &str) -> String {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/influx")
-            .join(name);
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    }
 
     #[test]
     fn documented_json_and_jsonl_agree() {
