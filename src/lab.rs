@@ -54,22 +54,16 @@ pub struct ServiceState {
     pub ms: u64,
 }
 
-/// The compose command available here: `docker compose` (v2) or `docker-compose` (v1).
+/// The compose command available here: `docker compose` (v2) if installed, else
+/// `docker-compose` (which may be v2 standalone or the end-of-life v1).
 pub fn compose_command() -> Result<Vec<String>, String> {
-    for cmd in [vec!["docker", "compose"], vec!["docker-compose"]] {
-        let ok = Command::new(cmd[0])
-            .args(&cmd[1..])
-            .arg("version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            return Ok(cmd.into_iter().map(String::from).collect());
-        }
-    }
-    Err("neither `docker compose` nor `docker-compose` is installed (apt-get install docker-compose)".into())
+    crate::docker::compose_cli::preferred()
+        .map(|c| c.program.clone())
+        .ok_or_else(|| {
+            "neither `docker compose` (v2) nor `docker-compose` is installed; run \
+             scripts/install-deps, which installs Compose v2"
+                .into()
+        })
 }
 
 /// Service names in `services.yaml` order (infrastructure not included).

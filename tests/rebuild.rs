@@ -721,3 +721,87 @@ fn full_lab_rebuild_ends_all_healthy_with_timings() {
     assert_eq!(records["_run"]["status"], "completed");
     assert!(stderr.contains("HEALTHY_MS"), "no summary table:\n{stderr}");
 }
+
+/// The usual way Python services are built today: `RUN --mount=type=cache` keeps pip's
+/// cache between builds. The classic builder refuses it ("the --mount option requires
+/// BuildKit"); the rebuild builds like `docker compose build` (BuildKit), so it completes,
+/// and a second rebuild finds the cache the first one filled.
+#[test]
+fn integration_rebuild_with_a_buildkit_cache_mount_completes() {
+    let _serial = serial();
+    if !common::docker_lab_ready("rebuild test") {
+        return;
+    }
+    let lab = Lab::up("bkcache", &["weather-api"]);
+    let (before, _) = lab.containers();
+    // A pip-style service: same knobs as the lab's service image, plus a cached install.
+    let src = std::fs::read_to_string(lab.dir().join("service/Dockerfile")).unwrap();
+    let pip = src.replacen(
+        "RUN if [",
+        "COPY requirements.txt /app/requirements.txt\n\
+         RUN --mount=type=cache,target=/root/.cache/pip \\\n    \
+         if [ -f /root/.cache/pip/wheels ]; then echo \"pip cache hit: $(cat /root/.cache/pip/wheels)\"; \\\n    \
+         else echo \"pip cache miss\"; fi; \\\n    \
+         cp /app/requirements.txt /root/.cache/pip/wheels\n\
+         RUN if [",
+        1,
+    );
+    assert_ne!(pip, src, "the lab's service Dockerfile changed shape");
+    std::fs::create_dir_all(lab.dir().join("service-pip")).unwrap();
+    std::fs::write(lab.dir().join("service-pip/Dockerfile"), pip).unwrap();
+    std::fs::write(
+        lab.dir().join("service-pip/requirements.txt"),
+        "sqlalchemy==2.0.46\naiosqlite==0.22.1\n",
+    )
+    .unwrap();
+    let f = lab.dir().join("docker-compose.yml");
+    let text = std::fs::read_to_string(&f).unwrap();
+    let anchor = "context: ./service\n      args:\n        SERVICE_NAME: weather-api\n";
+    assert!(text.contains(anchor), "no build section for weather-api");
+    std::fs::write(
+        &f,
+        text.replacen(anchor, &anchor.replace("./service\n", "./service-pip\n"), 1),
+    )
+    .unwrap();
+
+    for (run, version) in [("bk1", "VERSION=2"), ("bk2", "VERSION=3")] {
+        let (code, stdout, stderr) = output(lab.rebuild(&[
+            "--service",
+            "weather-api",
+            "--build-arg",
+            version,
+            "--run",
+            run,
+        ]));
+        let show = format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+        assert_eq!(code, 0, "rebuild {run} failed\n{show}");
+        let j = lab.journal(run);
+        assert_eq!(record(&j, "weather-api")["status"], "completed", "{show}");
+    }
+    let log1 = std::fs::read_to_string(lab.ws.path().join("logs/bk1/weather-api.log")).unwrap();
+    let log2 = std::fs::read_to_string(lab.ws.path().join("logs/bk2/weather-api.log")).unwrap();
+    assert!(
+        log1.contains("--mount=type=cache") && log1.contains("pip cache"),
+        "the build log lacks BuildKit's steps:\n{log1}"
+    );
+    assert!(
+        log2.contains("pip cache hit: sqlalchemy==2.0.46"),
+        "the second build did not find the cache mount's content:\n{log2}"
+    );
+    let after = lab.wait_healthy(&["weather-api"], Duration::from_secs(20));
+    assert_ne!(after["weather-api"].image, before["weather-api"].image);
+    assert_eq!(after["weather-api"].health, "healthy");
+    let env = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{json .Config.Env}}",
+            &after["weather-api"].id,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&env.stdout).contains("VERSION=3"),
+        "not on the second build"
+    );
+}

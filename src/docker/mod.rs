@@ -18,6 +18,8 @@
 use std::collections::HashMap;
 
 pub mod build;
+pub mod compose_cli;
+pub mod compose_file;
 pub mod recreate;
 pub mod table;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

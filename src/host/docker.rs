@@ -482,94 +482,48 @@ pub mod docker_api {
         super::super::at(call, move || lifecycle(&ctx, "rm", name))
     }
 
-    /// Builds an image. Options: `context` (directory, relative to the workspace; required),
-    /// `tag` (required), `dockerfile` (default "Dockerfile"), `build_args` (map),
-    /// `no_cache` (bool), `log` (file for the builder's output, default
-    /// `logs/builds/<tag>.log`). Returns `#{image_id, tag, ms, log}`; a failed build fails
-    /// with the builder's error line. In `--dry-run` nothing is built (the plan says what
-    /// would be) and `image_id` is `()`.
+    /// Builds an image the way `docker compose build` does: with BuildKit (through the
+    /// installed Compose v2), or the classic builder where Compose v2 is missing (which
+    /// refuses BuildKit-only keys instead of building something else).
+    ///
+    /// A compose service: `service` and `compose_file` (relative to the workspace), optional
+    /// `project` (default: the file's `name:` or directory) and `tag` (default: the image name
+    /// compose gives it) — every `build:` key of the file applies, checked before anything
+    /// runs. Or a directory: `context` (required) with `tag` (required), `dockerfile`,
+    /// `dockerfile_inline`, `target`, `labels` (map), `cache_from` (array), `network`,
+    /// `extra_hosts` (array of "host:ip"), `shm_size` (bytes or "64m"), `pull` (bool).
+    /// Both take `build_args` (map, on top of the file's), `no_cache` (bool) and `log` (file for
+    /// the builder's output, default `logs/builds/<tag>.log`).
+    ///
+    /// Returns `#{image_id, tag, ms, log, builder}` (`builder` is "buildkit" or "classic"). A
+    /// failed build fails with the builder's error line, and the message ends with its kind:
+    /// `[build step failed]` or `[build config invalid]` (deterministic: retrying will not
+    /// help) or `[engine error]`. In `--dry-run` nothing is built (the plan says what would be)
+    /// and `image_id` is `()`.
     #[rhai_fn(return_raw)]
     pub fn build(ctx: NativeCallContext, opts: Map) -> Result<Map, Box<EvalAltResult>> {
         let call = ctx.call_position();
         super::super::at(call, move || {
             let h = host(&ctx)?;
-            check_keys(
-                &opts,
-                &[
-                    "context",
-                    "tag",
-                    "dockerfile",
-                    "build_args",
-                    "no_cache",
-                    "log",
-                ],
-                "build",
-            )?;
-            let context = opt_str(&opts, "context").ok_or_else(|| {
-                invalid("docker::build needs option 'context' (the build directory)")
-            })?;
-            let tag = opt_str(&opts, "tag")
-                .ok_or_else(|| invalid("docker::build needs option 'tag' (the image name)"))?;
-            let mut args = std::collections::HashMap::new();
-            if let Some(a) = opts.get("build_args") {
-                let m = a
-                    .read_lock::<Map>()
-                    .ok_or_else(|| invalid("option 'build_args' must be a map"))?;
-                for (k, v) in m.iter() {
-                    args.insert(k.to_string(), v.to_string());
-                }
-            }
-            let no_cache = opts
-                .get("no_cache")
-                .and_then(|v| v.as_bool().ok())
-                .unwrap_or(false);
-            let log_rel = opt_str(&opts, "log").unwrap_or_else(|| {
-                let safe: String = tag
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
-                format!("logs/builds/{safe}.log")
-            });
-            let context_path = super::super::fs::resolve(&h.root, &context)?;
-            let log_path = super::super::fs::resolve(&h.root, &log_rel)?;
-            let detail = format!(
-                "from {context}{}{}",
-                if no_cache { ", no cache" } else { "" },
-                if args.is_empty() {
-                    String::new()
-                } else {
-                    format!(", args {args:?}")
-                }
-            );
+            let req = super::build_request(&h, &opts)?;
             let mut out = Map::new();
-            out.insert("tag".into(), tag.clone().into());
-            out.insert("log".into(), log_rel.clone().into());
-            if !h.mutation("docker::build", &tag, &detail)? {
+            out.insert("tag".into(), req.spec.tag.clone().into());
+            out.insert("log".into(), req.log_rel.clone().into());
+            out.insert("builder".into(), dk::build::builder_name().into());
+            if !h.mutation("docker::build", &req.spec.tag, &req.detail)? {
                 out.insert("image_id".into(), Dynamic::UNIT);
                 out.insert("ms".into(), (0 as INT).into());
                 return Ok(out);
             }
-            let spec = dk::build::BuildSpec {
-                context: context_path,
-                dockerfile: opt_str(&opts, "dockerfile").unwrap_or_default(),
-                tag,
-                args,
-                labels: Default::default(),
-                no_cache,
-            };
             let d = client(&h)?;
+            let (spec, log_path, log_rel) = (req.spec, req.log_path, req.log_rel);
             let abs_log = log_path.to_string_lossy().into_owned();
             let built = h
                 .block_on(async move { dk::build::build(&d, &spec, Some(&log_path)).await })?
                 .map_err(|e| fail(e.replace(&abs_log, &log_rel)))?;
             out.insert("image_id".into(), built.image_id.into());
             out.insert("ms".into(), (built.ms as INT).into());
+            out.insert("builder".into(), built.builder.into());
             Ok(out)
         })
     }
@@ -835,4 +789,199 @@ static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
 
 pub fn register(engine: &mut Engine) {
     engine.register_static_module("docker", MODULE.clone());
+}
+
+/// A `docker::build` call's options, checked and resolved.
+struct BuildRequest {
+    spec: dk::build::BuildSpec,
+    log_rel: String,
+    log_path: std::path::PathBuf,
+    /// What the dry-run plan says.
+    detail: String,
+}
+
+const BUILD_COMMON: &[&str] = &["tag", "build_args", "no_cache", "log"];
+const BUILD_FROM_COMPOSE: &[&str] = &["service", "compose_file", "project"];
+const BUILD_FROM_DIR: &[&str] = &[
+    "context",
+    "dockerfile",
+    "dockerfile_inline",
+    "target",
+    "labels",
+    "cache_from",
+    "network",
+    "extra_hosts",
+    "shm_size",
+    "pull",
+];
+
+fn string_map(opts: &Map, key: &str) -> HostResult<std::collections::HashMap<String, String>> {
+    let Some(v) = opts.get(key) else {
+        return Ok(Default::default());
+    };
+    let m = v
+        .read_lock::<Map>()
+        .ok_or_else(|| invalid(format!("option '{key}' must be a map")))?;
+    Ok(m.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+fn string_list(opts: &Map, key: &str) -> HostResult<Vec<String>> {
+    let Some(v) = opts.get(key) else {
+        return Ok(Vec::new());
+    };
+    let a = v
+        .read_lock::<rhai::Array>()
+        .ok_or_else(|| invalid(format!("option '{key}' must be an array of strings")))?;
+    Ok(a.iter().map(|v| v.to_string()).collect())
+}
+
+fn opt_flag(opts: &Map, key: &str) -> HostResult<bool> {
+    match opts.get(key) {
+        None => Ok(false),
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| invalid(format!("option '{key}' must be true or false"))),
+    }
+}
+
+/// Checks and resolves `docker::build`'s options.
+fn build_request(h: &HostCtx, opts: &Map) -> HostResult<BuildRequest> {
+    let known: Vec<&str> = [BUILD_COMMON, BUILD_FROM_COMPOSE, BUILD_FROM_DIR].concat();
+    check_keys(opts, &known, "build")?;
+    let from_compose = opts.contains_key("service") || opts.contains_key("compose_file");
+    let (mut spec, from) = if from_compose {
+        if let Some(k) = BUILD_FROM_DIR.iter().find(|k| opts.contains_key(**k)) {
+            return Err(invalid(format!(
+                "docker::build: option '{k}' cannot be combined with 'service': a compose \
+                 service's build settings come from its compose file"
+            )));
+        }
+        compose_build_spec(h, opts)?
+    } else {
+        dir_build_spec(h, opts)?
+    };
+    spec.args.extend(string_map(opts, "build_args")?);
+    spec.no_cache |= opt_flag(opts, "no_cache")?;
+    let log_rel = opt_str(opts, "log").unwrap_or_else(|| {
+        let safe: String = spec
+            .tag
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("logs/builds/{safe}.log")
+    });
+    let log_path = super::fs::resolve(&h.root, &log_rel)?;
+    let mut args: Vec<_> = spec.args.iter().collect();
+    args.sort();
+    let detail = format!(
+        "{from}{}{}",
+        if spec.no_cache { ", no cache" } else { "" },
+        if args.is_empty() {
+            String::new()
+        } else {
+            format!(", args {args:?}")
+        }
+    );
+    Ok(BuildRequest {
+        spec,
+        log_rel,
+        log_path,
+        detail,
+    })
+}
+
+/// A directory build (`context` and friends).
+fn dir_build_spec(h: &HostCtx, opts: &Map) -> HostResult<(dk::build::BuildSpec, String)> {
+    let context = opt_str(opts, "context")
+        .ok_or_else(|| invalid("docker::build needs option 'context' (the build directory) or 'service' (a compose service)"))?;
+    let tag = opt_str(opts, "tag")
+        .ok_or_else(|| invalid("docker::build needs option 'tag' (the image name)"))?;
+    let shm_size = match opts.get("shm_size") {
+        None => None,
+        Some(v) => Some(
+            dk::compose_file::size_bytes(&v.to_string())
+                .map_err(|e| invalid(format!("option 'shm_size': {e}")))?,
+        ),
+    };
+    let spec = dk::build::BuildSpec {
+        context: super::fs::resolve(&h.root, &context)?,
+        dockerfile: opt_str(opts, "dockerfile").unwrap_or_default(),
+        dockerfile_inline: opt_str(opts, "dockerfile_inline"),
+        tag,
+        labels: string_map(opts, "labels")?,
+        target: opt_str(opts, "target"),
+        cache_from: string_list(opts, "cache_from")?,
+        network: opt_str(opts, "network"),
+        extra_hosts: string_list(opts, "extra_hosts")?,
+        shm_size,
+        pull: opt_flag(opts, "pull")?,
+        ..Default::default()
+    };
+    Ok((spec, format!("from {context}")))
+}
+
+/// A compose service's build: its `build:` section, read (and checked) from the file.
+fn compose_build_spec(h: &HostCtx, opts: &Map) -> HostResult<(dk::build::BuildSpec, String)> {
+    let service = opt_str(opts, "service").ok_or_else(|| {
+        invalid("docker::build: option 'compose_file' needs 'service' (which service to build)")
+    })?;
+    let file = opt_str(opts, "compose_file")
+        .ok_or_else(|| invalid("docker::build: option 'service' needs 'compose_file' (the compose file, relative to the workspace)"))?;
+    let path = super::fs::resolve(&h.root, &file)?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| fail(format!("cannot read compose file {file}: {e}")))?;
+    let env = |k: &str| std::env::var(k).ok();
+    let cf = dk::compose_file::parse(&file, &text, &env)
+        .map_err(|e| fail(format!("{}{e}", super::CONFIG_ERROR)))?;
+    let def = cf.services.get(&service).ok_or_else(|| {
+        invalid(format!(
+            "docker::build: {file} has no service '{service}' (it has: {})",
+            cf.services.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let b = def.build.clone().ok_or_else(|| {
+        invalid(format!(
+            "docker::build: service '{service}' in {file} has no build: section (its image is pulled, not built)"
+        ))
+    })?;
+    let project = opt_str(opts, "project")
+        .or_else(|| self::project(h))
+        .unwrap_or_else(|| cf.default_project());
+    let tag = match opt_str(opts, "tag") {
+        Some(t) => t,
+        None => cf
+            .image_name(&service, &project, dk::compose_file::Flavor::V2)
+            .unwrap_or_default(),
+    };
+    let spec = dk::build::BuildSpec {
+        context: super::fs::resolve(&h.root, &b.context)?,
+        dockerfile: b.dockerfile.clone(),
+        dockerfile_inline: b.dockerfile_inline.clone(),
+        tag,
+        labels: b.labels.clone().into_iter().collect(),
+        target: b.target.clone(),
+        cache_from: b.cache_from.clone(),
+        network: b.network.clone(),
+        extra_hosts: b.extra_hosts.clone(),
+        shm_size: b.shm_size,
+        pull: b.pull,
+        no_cache: b.no_cache,
+        buildkit_only: b.classic_blockers(),
+        file_args: b.args.clone().into_iter().collect(),
+        args: Default::default(),
+        compose: Some(dk::build::ComposeSource {
+            files: vec![path.clone()],
+            project,
+            service: service.clone(),
+        }),
+    };
+    Ok((spec, format!("compose service {service} ({file})")))
 }

@@ -1,0 +1,376 @@
+//! The compose tool installed here, and BuildKit builds driven through it.
+//!
+//! **Why drive Compose v2 to build, instead of speaking BuildKit ourselves?** The engine's
+//! BuildKit is reached over a gRPC session (`/session` + `/grpc`) through which the *client*
+//! serves the build context, secrets, ssh agents and named contexts, and receives progress.
+//! bollard 0.21's `buildkit` feature serves only the context and registry auth on that path
+//! (no secrets, no ssh, no progress stream), and a hand-written session would be a second
+//! BuildKit client to keep in step with Docker's. Compose v2 *is* the tool whose output we
+//! promise to match (`docker compose build`), it ships as one static binary, and it builds one
+//! service per call with every `build:` key. So a compose service is built by
+//! `docker compose -p P -f FILE build SERVICE` — the result is by construction the image
+//! `docker compose build` makes — and a build that is not a compose service (a script's
+//! `docker::build(#{context: ...})`) by the same command on a one-service compose file
+//! written to its standard input. The builder's plain progress goes line by line to the
+//! service's build log, so the log and the failure line stay what they were.
+//!
+//! Where Compose v2 is missing (or `DOCKHAND_BUILDER=classic`), `docker::build` falls back to
+//! the engine's classic builder through bollard (`build.rs`), which refuses the BuildKit-only
+//! keys instead of building a different image.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// An installed compose tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeCli {
+    /// The command words: `["docker", "compose"]` or `["docker-compose"]`.
+    pub program: Vec<String>,
+    /// Its version, e.g. `2.40.3` or `1.29.2`.
+    pub version: String,
+}
+
+impl ComposeCli {
+    /// Compose v2 (Go, BuildKit builds, `<project>-<service>` names).
+    pub fn is_v2(&self) -> bool {
+        !self.version.starts_with("1.")
+    }
+
+    /// A command for this tool.
+    pub fn command(&self) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(&self.program[0]);
+        c.args(&self.program[1..]);
+        c
+    }
+
+    /// How it is spelled for an operator: `docker compose` or `docker-compose`.
+    pub fn name(&self) -> String {
+        self.program.join(" ")
+    }
+}
+
+/// Asks one candidate for its version (`None` if it is not installed or does not answer).
+fn probe(program: &[&str]) -> Option<ComposeCli> {
+    let out = std::process::Command::new(program[0])
+        .args(&program[1..])
+        .args(["version", "--short"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let v = v.trim_start_matches('v').to_string();
+    (out.status.success() && v.chars().next()?.is_ascii_digit()).then(|| ComposeCli {
+        program: program.iter().map(|s| s.to_string()).collect(),
+        version: v,
+    })
+}
+
+/// The compose tools installed, v2 first: the `docker compose` plugin, then a
+/// `docker-compose` binary (which is v2 when installed standalone, v1 from Debian).
+/// Probed once per process (a probe is a process start).
+pub fn installed() -> &'static [ComposeCli] {
+    static FOUND: OnceLock<Vec<ComposeCli>> = OnceLock::new();
+    FOUND.get_or_init(|| {
+        let mut found: Vec<ComposeCli> = [&["docker", "compose"][..], &["docker-compose"][..]]
+            .iter()
+            .filter_map(|p| probe(p))
+            .collect();
+        found.sort_by_key(|c| !c.is_v2());
+        found
+    })
+}
+
+/// The compose tool to use: v2 if installed, else v1.
+pub fn preferred() -> Option<&'static ComposeCli> {
+    installed().first()
+}
+
+/// Compose v2, if installed.
+pub fn v2() -> Option<&'static ComposeCli> {
+    installed().iter().find(|c| c.is_v2())
+}
+
+/// Compose v1 (`docker-compose` 1.x), if installed.
+pub fn v1() -> Option<&'static ComposeCli> {
+    installed().iter().find(|c| !c.is_v2())
+}
+
+/// Which builder `docker::build` uses: BuildKit through Compose v2, unless
+/// `DOCKHAND_BUILDER=classic` or no Compose v2 is installed.
+pub fn buildkit() -> Option<&'static ComposeCli> {
+    match std::env::var("DOCKHAND_BUILDER").as_deref() {
+        Ok("classic") => None,
+        _ => v2(),
+    }
+}
+
+/// What a compose build is asked to do.
+#[derive(Debug, Clone)]
+pub struct ComposeBuild {
+    pub project: String,
+    /// Compose files (absolute), or none when `stdin_file` is the whole project.
+    pub files: Vec<PathBuf>,
+    /// The project directory (relative paths in the files are resolved against it).
+    pub project_dir: PathBuf,
+    /// A compose file given on standard input after `files` (an override or the whole file).
+    pub stdin_file: Option<String>,
+    pub service: String,
+    pub build_args: Vec<(String, String)>,
+    pub no_cache: bool,
+}
+
+/// How a build ended when it did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A Dockerfile step ran and failed (exit code): deterministic, not retried.
+    Step,
+    /// The Dockerfile or build configuration is wrong: deterministic, not retried.
+    Config,
+    /// The engine or the builder itself failed: worth a retry.
+    Engine,
+}
+
+impl FailureKind {
+    /// The tag a failure message ends with, which scripts may match (`[build step failed]`).
+    pub fn tag(self) -> &'static str {
+        match self {
+            FailureKind::Step => "[build step failed]",
+            FailureKind::Config => "[build config invalid]",
+            FailureKind::Engine => "[engine error]",
+        }
+    }
+}
+
+/// Classifies a failed build from what the builder printed (BuildKit or classic).
+pub fn classify(output: &str) -> FailureKind {
+    let o = output.to_lowercase();
+    let step = [
+        "did not complete successfully",
+        "executor failed running",
+        "returned a non-zero code",
+    ];
+    let config = [
+        "failed to create llb definition",
+        "dockerfile parse error",
+        "unknown instruction",
+        "failed to compute cache key",
+        "failed to read dockerfile",
+        "cannot locate specified dockerfile",
+        "additional property",
+        "is not allowed",
+        "unsupported frontend capability",
+        "requires buildkit",
+        "no such service",
+        "not found",
+        "failed to parse",
+        "invalid reference format",
+    ];
+    if step.iter().any(|s| o.contains(s)) {
+        FailureKind::Step
+    } else if config.iter().any(|s| o.contains(s)) {
+        FailureKind::Config
+    } else {
+        FailureKind::Engine
+    }
+}
+
+/// The line an operator would grep for in BuildKit's plain output: the last `#N 0.123 ...`
+/// log line that mentions an error, without its `#N time` prefix; else the builder's own
+/// summary (`failed to solve: ...`).
+pub fn culprit(lines: &[String]) -> (String, String) {
+    // A step's own output is `#N <seconds> <text>`; the builder's verdicts have no seconds.
+    let step_output = |l: &String| -> Option<String> {
+        let mut w = l.splitn(3, ' ');
+        let (n, t, rest) = (w.next()?, w.next()?, w.next()?);
+        (n.starts_with('#') && t.parse::<f64>().is_ok()).then(|| rest.to_string())
+    };
+    let summary = lines
+        .iter()
+        .rev()
+        .find(|l| {
+            let l = l.to_lowercase();
+            l.contains("failed to solve")
+                || l.starts_with("error")
+                || l.contains("did not complete successfully")
+                || l.contains("executor failed running")
+        })
+        .cloned()
+        .unwrap_or_else(|| lines.last().cloned().unwrap_or_default());
+    let log_line = lines
+        .iter()
+        .rev()
+        .filter_map(step_output)
+        .find(|l| l.to_lowercase().contains("error"))
+        .unwrap_or_default();
+    (log_line, summary)
+}
+
+/// Runs one compose build, appending every output line to `log`. Returns the output lines
+/// (for the failure message) and whether compose succeeded.
+pub async fn run_build(
+    cli: &ComposeCli,
+    b: &ComposeBuild,
+    mut log: Option<&mut std::fs::File>,
+) -> Result<(bool, Vec<String>), String> {
+    let mut cmd = cli.command();
+    cmd.args([
+        "--progress",
+        "plain",
+        "-p",
+        &b.project,
+        "--project-directory",
+    ])
+    .arg(&b.project_dir);
+    for f in &b.files {
+        cmd.arg("-f").arg(f);
+    }
+    if b.stdin_file.is_some() {
+        cmd.args(["-f", "-"]);
+    }
+    cmd.arg("build");
+    if b.no_cache {
+        cmd.arg("--no-cache");
+    }
+    for (k, v) in &b.build_args {
+        cmd.arg("--build-arg").arg(format!("{k}={v}"));
+    }
+    cmd.arg("--").arg(&b.service);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", cli.name()))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let text = b.stdin_file.clone().unwrap_or_default();
+    let feed = async move {
+        let _ = stdin.write_all(text.as_bytes()).await;
+        drop(stdin);
+    };
+    let out = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let err = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    let mut merged = tokio_stream_merge(out, err);
+    let mut lines = Vec::new();
+    let ((), ()) = tokio::join!(feed, async {
+        while let Some(Ok(l)) = merged.next_line().await {
+            let l = l.trim_end().to_string();
+            if l.is_empty() || l.contains("configured to build using Bake") {
+                continue;
+            }
+            if let Some(f) = log.as_deref_mut() {
+                let _ = writeln!(f, "{l}");
+            }
+            lines.push(l);
+        }
+    });
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| format!("{} did not finish: {e}", cli.name()))?;
+    Ok((status.success(), lines))
+}
+
+/// Two line streams read as one, in arrival order.
+struct Merged<A, B> {
+    a: Option<tokio::io::Lines<A>>,
+    b: Option<tokio::io::Lines<B>>,
+}
+
+fn tokio_stream_merge<A, B>(a: tokio::io::Lines<A>, b: tokio::io::Lines<B>) -> Merged<A, B> {
+    Merged {
+        a: Some(a),
+        b: Some(b),
+    }
+}
+
+impl<A, B> Merged<A, B>
+where
+    A: tokio::io::AsyncBufRead + Unpin,
+    B: tokio::io::AsyncBufRead + Unpin,
+{
+    async fn next_line(&mut self) -> Option<std::io::Result<String>> {
+        loop {
+            match (&mut self.a, &mut self.b) {
+                (None, None) => return None,
+                (Some(a), None) => return a.next_line().await.transpose(),
+                (None, Some(b)) => return b.next_line().await.transpose(),
+                (Some(a), Some(b)) => {
+                    tokio::select! {
+                        r = a.next_line() => match r {
+                            Ok(Some(l)) => return Some(Ok(l)),
+                            _ => self.a = None,
+                        },
+                        r = b.next_line() => match r {
+                            Ok(Some(l)) => return Some(Ok(l)),
+                            _ => self.b = None,
+                        },
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A YAML-quoted scalar (JSON strings are valid YAML).
+pub fn yaml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// The absolute form of `p` (relative to the current directory), for compose's `-f`.
+pub fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(s: &str) -> Vec<String> {
+        s.lines().map(String::from).collect()
+    }
+
+    #[test]
+    fn finds_the_failing_steps_own_line_in_buildkit_output() {
+        let out = lines(
+            "#5 [2/2] RUN echo 'ERROR: conflict: sqlalchemy' && exit 3\n\
+             #5 0.215 ERROR: conflict: sqlalchemy\n\
+             #5 ERROR: executor failed running [/bin/sh -c echo 'ERROR: conflict' && exit 3]: exit code: 3\n\
+             ------\n > [2/2] RUN echo:\n------\n\
+             failed to solve: executor failed running [/bin/sh -c echo]: exit code: 3",
+        );
+        let (l, s) = culprit(&out);
+        assert_eq!(l, "ERROR: conflict: sqlalchemy");
+        assert!(s.starts_with("failed to solve"), "{s}");
+        assert_eq!(classify(&out.join("\n")), FailureKind::Step);
+    }
+
+    #[test]
+    fn classifies_failures() {
+        assert_eq!(
+            classify(
+                "failed to solve: process \"/bin/sh -c exit 1\" did not complete successfully: exit code: 1"
+            ),
+            FailureKind::Step
+        );
+        assert_eq!(
+            classify("failed to solve: dockerfile parse error line 2: unknown instruction: RUNN"),
+            FailureKind::Config
+        );
+        assert_eq!(
+            classify("The command '/bin/sh -c exit 3' returned a non-zero code: 3"),
+            FailureKind::Step
+        );
+        assert_eq!(classify("error during connect: EOF"), FailureKind::Engine);
+    }
+
+    #[test]
+    fn yaml_strings_are_quoted() {
+        assert_eq!(yaml_str("a: b\n'c'"), "\"a: b\\n'c'\"");
+    }
+}
