@@ -60,8 +60,9 @@ pub fn compose_command() -> Result<Vec<String>, String> {
     crate::docker::compose_cli::preferred()
         .map(|c| c.program.clone())
         .ok_or_else(|| {
-            "neither `docker compose` (v2) nor `docker-compose` is installed; run \
-             scripts/install-deps, which installs Compose v2"
+            "no compose tool: neither `docker compose` (v2) nor `docker-compose` is installed \
+             (or not the one DOCKHAND_COMPOSE=v1|v2 asks for); run scripts/install-deps, \
+             which installs Compose v2"
                 .into()
         })
 }

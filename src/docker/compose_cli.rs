@@ -85,9 +85,14 @@ pub fn installed() -> &'static [ComposeCli] {
     })
 }
 
-/// The compose tool to use: v2 if installed, else v1.
+/// The compose tool to use: v2 if installed, else v1; `DOCKHAND_COMPOSE=v1` or `v2` picks one
+/// where both are installed (to compare them, or to keep a fleet on the tool it was made with).
 pub fn preferred() -> Option<&'static ComposeCli> {
-    installed().first()
+    match std::env::var("DOCKHAND_COMPOSE").as_deref() {
+        Ok("v1") => v1(),
+        Ok("v2") => v2(),
+        _ => installed().first(),
+    }
 }
 
 /// Compose v2, if installed.
