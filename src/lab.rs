@@ -331,7 +331,7 @@ pub fn up(
     args.extend(chosen.iter().map(String::as_str));
     compose(&opts.dir, &opts.project, &files, &args, progress)?;
     // Compose v1 lowercases and strips the project name; look containers up by the name it used.
-    let label_project = normalize_project(&opts.project);
+    let label_project = crate::docker::compose_file::project_name(&opts.project);
     let faulted: Vec<String> = opts.faults.iter().map(|(s, _)| s.clone()).collect();
     let waits = chosen.iter().map(|svc| {
         let faulted = &faulted;
@@ -367,14 +367,6 @@ pub fn up(
     Ok(states)
 }
 
-/// Compose v1 keeps only lowercase letters, digits, `-` and `_` of a project name.
-pub fn normalize_project(p: &str) -> String {
-    p.to_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
-}
-
 /// Stops and removes the lab: containers, networks, volumes and its service images.
 pub fn down(opts: &LabOptions, state_dir: &Path, progress: &dyn Fn(&str)) -> Result<(), String> {
     let files = compose_files(opts, state_dir)?;
@@ -395,15 +387,17 @@ pub fn down(opts: &LabOptions, state_dir: &Path, progress: &dyn Fn(&str)) -> Res
     )?;
     let _ = std::fs::remove_file(state_dir.join(format!("{}.faults.yml", opts.project)));
     // `--rmi local` removes the images compose named, not the rebuild's backup tags
-    // (`<project>_<service>:pre-<run>`); those go too, so nothing of the lab is left.
-    let prefix = format!("{}_", normalize_project(&opts.project));
+    // (`<project>-<service>:pre-<run>` on v2, `<project>_<service>:pre-<run>` on v1); those
+    // go too, so nothing of the lab is left. By name: another lab may share the image ids.
+    let project = crate::docker::compose_file::project_name(&opts.project);
+    let prefixes = [format!("{project}_"), format!("{project}-")];
     if let Ok(out) = Command::new("docker")
         .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
         .output()
     {
         let backups: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter(|r| r.starts_with(&prefix) && r.contains(":pre-"))
+            .filter(|r| prefixes.iter().any(|p| r.starts_with(p)) && r.contains(":pre-"))
             .map(String::from)
             .collect();
         if !backups.is_empty() {
@@ -421,7 +415,7 @@ pub fn status(
 ) -> Result<Vec<dk::Container>, String> {
     let docker = handle.block_on(dk::connect())?;
     let f = dk::Filter {
-        project: Some(normalize_project(project)),
+        project: Some(crate::docker::compose_file::project_name(project)),
         all: true,
         ..Default::default()
     };

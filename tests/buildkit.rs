@@ -449,3 +449,46 @@ fn unknown_build_keys_are_named_with_their_line_before_anything_runs() {
         .stderr_has("option 'context' cannot be combined with 'service'")
         .run();
 }
+
+/// `timeout` stops a build that hangs (the rebuild passes `build_timeout_s`), and the builder
+/// goes with it: nothing is left running, nothing is tagged.
+#[test]
+fn a_build_past_its_timeout_is_stopped() {
+    if !ready() {
+        return;
+    }
+    let tag = format!("dhbk-slow{}:latest", std::process::id());
+    let _images = Images(vec![tag.clone()]);
+    let started = std::time::Instant::now();
+    Test::new()
+        .file(
+            "slow/Dockerfile",
+            &format!(
+                "FROM {BASE}\nRUN echo slow-step-{} && sleep 60\n",
+                std::process::id()
+            ),
+        )
+        .script(&format!(
+            "docker::build(#{{ context: \"slow\", tag: \"{tag}\", timeout: \"3s\" }});"
+        ))
+        .status(1)
+        .stderr_has("did not finish within")
+        .stderr_has("[engine error]")
+        .run();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(45),
+        "the build was not stopped at its timeout"
+    );
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(
+        !ps.lines()
+            .any(|l| l.contains("compose") && l.contains("dockhand-build") && l.contains("build")),
+        "a compose build is still running:\n{ps}"
+    );
+    let exists = Command::new("docker")
+        .args(["image", "inspect", &tag])
+        .output()
+        .unwrap();
+    assert!(!exists.status.success(), "a stopped build tagged {tag}");
+}

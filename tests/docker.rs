@@ -543,14 +543,22 @@ impl Drop for Compose {
                 .args(&networks)
                 .output();
         }
-        let images = ids(&["images", "-q", &format!("{}_*", self.project)]);
-        let images2 = ids(&["images", "-q", &format!("{}-*", self.project)]);
+        // By name, not id: BuildKit makes identical images for identical builds, and removing
+        // an id would take another test's tag of the same image with it.
+        let by_name = |pattern: String| {
+            ids(&[
+                "images",
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+                "--filter",
+                &format!("reference={pattern}"),
+            ])
+        };
+        let images = by_name(format!("{}_*", self.project));
+        let images2 = by_name(format!("{}-*", self.project));
         let all: Vec<_> = images.into_iter().chain(images2).collect();
         if !all.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rmi", "-f"])
-                .args(&all)
-                .output();
+            let _ = Command::new("docker").arg("rmi").args(&all).output();
         }
     }
 }

@@ -245,13 +245,17 @@ pub async fn run_build(
         cmd.arg("--build-arg").arg(format!("{k}={v}"));
     }
     cmd.arg("--").arg(&b.service);
+    // Its own process group: `docker compose` runs the plugin as a child process, so stopping
+    // the build (cancel, time-out) must stop the whole group, not just `docker`.
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", cli.name()))?;
+    let mut group = child.id().map(KillGroup);
     let mut stdin = child.stdin.take().expect("piped stdin");
     let text = b.stdin_file.clone().unwrap_or_default();
     let feed = async move {
@@ -278,7 +282,25 @@ pub async fn run_build(
         .wait()
         .await
         .map_err(|e| format!("{} did not finish: {e}", cli.name()))?;
+    // It ended on its own: its group id may be reused from now on, so nothing is killed.
+    std::mem::forget(group.take());
     Ok((status.success(), lines))
+}
+
+/// Kills a process group when dropped: a build stopped half-way (cancelled, timed out) takes
+/// the compose plugin with it. Forgotten once the group's leader has been waited for.
+struct KillGroup(u32);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        if let Ok(pgid) = i32::try_from(self.0) {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory is
+            // touched, and a group that has already exited only makes it return ESRCH.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
 }
 
 /// Two line streams read as one, in arrival order.

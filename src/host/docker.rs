@@ -492,8 +492,9 @@ pub mod docker_api {
     /// runs. Or a directory: `context` (required) with `tag` (required), `dockerfile`,
     /// `dockerfile_inline`, `target`, `labels` (map), `cache_from` (array), `network`,
     /// `extra_hosts` (array of "host:ip"), `shm_size` (bytes or "64m"), `pull` (bool).
-    /// Both take `build_args` (map, on top of the file's), `no_cache` (bool) and `log` (file for
-    /// the builder's output, default `logs/builds/<tag>.log`).
+    /// Both take `build_args` (map, on top of the file's), `no_cache` (bool), `timeout` (a
+    /// duration: the builder is stopped after it) and `log` (file for the builder's output,
+    /// default `logs/builds/<tag>.log`).
     ///
     /// Returns `#{image_id, tag, ms, log, builder}` (`builder` is "buildkit" or "classic"). A
     /// failed build fails with the builder's error line, and the message ends with its kind:
@@ -518,8 +519,20 @@ pub mod docker_api {
             let d = client(&h)?;
             let (spec, log_path, log_rel) = (req.spec, req.log_path, req.log_rel);
             let abs_log = log_path.to_string_lossy().into_owned();
+            let tag = spec.tag.clone();
+            let timeout = req.timeout.unwrap_or(Duration::MAX);
             let built = h
-                .block_on(async move { dk::build::build(&d, &spec, Some(&log_path)).await })?
+                .block_on(async move {
+                    // Dropping the build on time-out kills the builder process with it.
+                    tokio::time::timeout(timeout, dk::build::build(&d, &spec, Some(&log_path)))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(format!(
+                                "build of {tag} did not finish within {timeout:?}; stopped it \
+                                 (raise build_timeout_s or the timeout option) [engine error]"
+                            ))
+                        })
+                })?
                 .map_err(|e| fail(e.replace(&abs_log, &log_rel)))?;
             out.insert("image_id".into(), built.image_id.into());
             out.insert("ms".into(), (built.ms as INT).into());
@@ -798,9 +811,11 @@ struct BuildRequest {
     log_path: std::path::PathBuf,
     /// What the dry-run plan says.
     detail: String,
+    /// Give up (and stop the builder) after this long.
+    timeout: Option<Duration>,
 }
 
-const BUILD_COMMON: &[&str] = &["tag", "build_args", "no_cache", "log"];
+const BUILD_COMMON: &[&str] = &["tag", "build_args", "no_cache", "log", "timeout"];
 const BUILD_FROM_COMPOSE: &[&str] = &["service", "compose_file", "project"];
 const BUILD_FROM_DIR: &[&str] = &[
     "context",
@@ -890,11 +905,13 @@ fn build_request(h: &HostCtx, opts: &Map) -> HostResult<BuildRequest> {
             format!(", args {args:?}")
         }
     );
+    let timeout = opts.get("timeout").map(to_duration).transpose()?;
     Ok(BuildRequest {
         spec,
         log_rel,
         log_path,
         detail,
+        timeout,
     })
 }
 
