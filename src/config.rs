@@ -46,6 +46,20 @@ fn default_compose_file() -> String {
     "docker-compose.yml".into()
 }
 
+/// How a service's new container replaces the old one (Swarm's names and meaning).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeployOrder {
+    /// The old container stops before the new one starts (`docker compose up -d`'s way): a
+    /// moment without the service. Right for writers and stateful services, which must not
+    /// run twice.
+    #[default]
+    StopFirst,
+    /// The new container starts next to the old one, is gated, and only then replaces it:
+    /// no downtime. Not for services that publish host ports.
+    StartFirst,
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnFailure {
@@ -139,6 +153,8 @@ pub struct Defaults {
     pub log_error_pattern: String,
     /// How long the gate watches a healthy new container for restarts and error lines.
     pub settle_s: u64,
+    /// Deploy order unless a category or service says otherwise.
+    pub order: DeployOrder,
     pub rollback: Rollback,
 }
 
@@ -157,6 +173,7 @@ impl Default for Defaults {
             log_tail_lines: 100,
             log_error_pattern: "ERROR".into(),
             settle_s: 2,
+            order: DeployOrder::StopFirst,
             rollback: Rollback::default(),
         }
     }
@@ -199,6 +216,8 @@ pub struct Category {
     pub latency_budget_ms: Option<u64>,
     #[serde(default)]
     pub health_timeout_s: Option<u64>,
+    #[serde(default)]
+    pub order: Option<DeployOrder>,
 }
 
 fn low() -> Risk {
@@ -223,6 +242,8 @@ pub struct Service {
     pub latency_budget_ms: Option<u64>,
     #[serde(default)]
     pub health_timeout_s: Option<u64>,
+    #[serde(default)]
+    pub order: Option<DeployOrder>,
 }
 
 /// One service with every setting resolved (service over category over defaults).
@@ -242,6 +263,8 @@ pub struct ResolvedService {
     /// `None`: no limit.
     pub max_failures: Option<u64>,
     pub risk: Risk,
+    /// stop-first or start-first (service over category over defaults).
+    pub order: DeployOrder,
 }
 
 impl FleetConfig {
@@ -297,6 +320,7 @@ impl FleetConfig {
                 ));
             }
         }
+        cfg.check_writers_stop_first(text, file)?;
         let mut ports: BTreeMap<u16, &str> = BTreeMap::new();
         for (name, svc) in &cfg.services {
             if let Some(other) = ports.insert(svc.port, name) {
@@ -316,6 +340,43 @@ impl FleetConfig {
             ));
         }
         Ok(cfg)
+    }
+
+    /// A writer (`infrastructure.*.writer`) must deploy stop-first: started first, two of it
+    /// would write every point twice while both run.
+    fn check_writers_stop_first(&self, text: &str, file: &str) -> Result<(), ConfigError> {
+        let writers: Vec<&str> = self
+            .infrastructure
+            .values()
+            .filter_map(|i| i.writer.as_deref())
+            .collect();
+        for s in self.resolved() {
+            if s.order != DeployOrder::StartFirst || !writers.contains(&s.name.as_str()) {
+                continue;
+            }
+            let svc = &self.services[&s.name];
+            let (path, key) = match (svc.order, self.categories[&s.category].order) {
+                (Some(_), _) => (
+                    vec!["services", s.name.as_str(), "order"],
+                    format!("services.{}.order", s.name),
+                ),
+                (None, Some(_)) => (
+                    vec!["categories", s.category.as_str(), "order"],
+                    format!("categories.{}.order", s.category),
+                ),
+                _ => (vec!["defaults", "order"], "defaults.order".to_string()),
+            };
+            return Err(ConfigError {
+                file: file.to_string(),
+                line: key_line(text, &path),
+                message: format!(
+                    "{key}: {} writes into InfluxDB and must deploy stop-first (started first, \
+                     two of it would write every point twice); set order: stop-first for it",
+                    s.name
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Every service with its effective settings, in file order.
@@ -348,6 +409,7 @@ impl FleetConfig {
                     on_failure: c.on_failure,
                     max_failures: c.max_failures,
                     risk: c.risk,
+                    order: s.order.or(c.order).unwrap_or(d.order),
                 }
             })
             .collect()
@@ -403,6 +465,25 @@ mod tests {
         assert_eq!(r[1].latency_budget_ms, 900);
         assert_eq!(r[0].on_failure, OnFailure::Stop);
         assert_eq!(r[0].health_path, "/health");
+    }
+
+    #[test]
+    fn deploy_order_resolves_and_writers_stay_stop_first() {
+        let text = "project: p\ndefaults:\n  order: start-first\ncategories:\n  web:\n    order: stop-first\n  api: {}\nservices:\n  a:\n    category: web\n    port: 80\n    order: start-first\n  b:\n    category: web\n    port: 81\n  c:\n    category: api\n    port: 82\n";
+        let cfg = FleetConfig::parse(text, "s.yaml").unwrap();
+        let order: Vec<DeployOrder> = cfg.resolved().iter().map(|s| s.order).collect();
+        use DeployOrder::*;
+        assert_eq!(order, [StartFirst, StopFirst, StartFirst]);
+        let writer = format!("{text}infrastructure:\n  influxdb:\n    port: 8086\n    writer: c\n");
+        let e = FleetConfig::parse(&writer, "s.yaml").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(
+            e.message.contains("defaults.order: c writes into InfluxDB"),
+            "{e}"
+        );
+        let e =
+            FleetConfig::parse("project: p\ndefaults:\n  order: sideways\n", "s.yaml").unwrap_err();
+        assert!(e.to_string().contains("sideways"), "{e}");
     }
 
     #[test]

@@ -805,3 +805,308 @@ fn integration_rebuild_with_a_buildkit_cache_mount_completes() {
         "not on the second build"
     );
 }
+
+impl Lab {
+    /// Sets `order:` for one service in the workspace's services.yaml.
+    fn set_order(&self, service: &str, order: &str) {
+        let f = self.dir().join("services.yaml");
+        let text = std::fs::read_to_string(&f).unwrap();
+        let anchor = format!("  {service}:\n    category:");
+        assert!(text.contains(&anchor), "no {service} in services.yaml");
+        let text = text.replacen(
+            &anchor,
+            &format!("  {service}:\n    order: {order}\n    category:"),
+            1,
+        );
+        std::fs::write(f, text).unwrap();
+    }
+
+    /// Runs a script in the workspace with the lab's project in use.
+    fn script(&self, body: &str) -> (i32, String, String) {
+        let f = self.ws.path().join("s.rhai");
+        std::fs::write(
+            &f,
+            format!("docker::use_project(\"{}\");\n{body}", self.project),
+        )
+        .unwrap();
+        let mut c = Command::new(BIN);
+        c.args(["run", "s.rhai"])
+            .current_dir(self.ws.path())
+            .env("NO_COLOR", "1");
+        output(c)
+    }
+}
+
+fn inspect(id: &str, format: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", format, id])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The engine's events of one container since `since` (unix seconds): (time ns, status).
+fn events_of(id: &str, since: u64) -> Vec<(u128, String)> {
+    let out = Command::new("docker")
+        .args([
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &(since + 3600).min(now_s() + 1).to_string(),
+            "--filter",
+            &format!("container={id}"),
+            "--format",
+            "{{.TimeNano}} {{.Status}}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (t, s) = l.split_once(' ')?;
+            Some((t.parse().ok()?, s.to_string()))
+        })
+        .collect()
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Start-first: the new container is healthy *before* the old one is stopped (the engine's
+/// own event times say so), the service ends on the new image under its compose name, and a
+/// later `docker compose up -d` recreates nothing. The stop-first neighbour still works.
+#[test]
+fn start_first_deploy_stops_the_old_container_only_after_the_new_one_is_healthy() {
+    let _serial = serial();
+    if !common::docker_lab_ready("rebuild test") {
+        return;
+    }
+    let lab = Lab::up("sf", &["weather-api", "sports-api"]);
+    lab.set_order("weather-api", "start-first");
+    let (before, _) = lab.containers();
+    let since = now_s().saturating_sub(1);
+    let (code, stdout, stderr) = output(lab.rebuild(&[
+        "--service",
+        "weather-api",
+        "--service",
+        "sports-api",
+        "--build-arg",
+        "VERSION=2",
+        "--run",
+        "sf1",
+    ]));
+    let show = format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    assert_eq!(code, 0, "{show}");
+    let j = lab.journal("sf1");
+    let r = record(&j, "weather-api");
+    assert_eq!(r["status"], "completed", "{r}\n{show}");
+    assert_eq!(r["order"], "start-first", "{r}");
+    assert_eq!(record(&j, "sports-api")["status"], "completed");
+    let (after, all) = lab.containers();
+    assert_eq!(
+        all.len(),
+        before.len(),
+        "a container too many or lost: {all:?}"
+    );
+    let (old, new) = (&before["weather-api"], &after["weather-api"]);
+    assert_ne!(old.id, new.id);
+    assert_eq!(
+        new.name, old.name,
+        "the new container did not take the compose name"
+    );
+    assert_eq!(r["new_image_id"].as_str(), Some(new.image.as_str()));
+
+    let old_events = events_of(&old.id, since);
+    let new_events = events_of(&new.id, since);
+    let stopped = old_events
+        .iter()
+        .find(|(_, s)| s == "kill" || s == "die" || s == "stop")
+        .unwrap_or_else(|| panic!("the old container was not stopped: {old_events:?}"));
+    let healthy = new_events
+        .iter()
+        .find(|(_, s)| s.contains("health_status: healthy"))
+        .unwrap_or_else(|| panic!("the new container never reported healthy: {new_events:?}"));
+    assert!(
+        healthy.0 < stopped.0,
+        "the old container stopped before the new one was healthy: {old_events:?} / {new_events:?}"
+    );
+    // Compose agrees that the service is up to date.
+    let up = Command::new("docker")
+        .args([
+            "compose",
+            "-p",
+            &lab.project,
+            "up",
+            "-d",
+            "--no-build",
+            "weather-api",
+        ])
+        .current_dir(lab.dir())
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let (again, _) = lab.containers();
+    assert_eq!(
+        again["weather-api"].id, new.id,
+        "docker compose up -d recreated it"
+    );
+}
+
+/// A start-first deploy whose new container fails its gate: the new container is removed
+/// (its logs kept), the old one was never stopped (same id, same start time), and the
+/// compose image name points back at what runs.
+#[test]
+fn start_first_failed_gate_removes_the_new_container_and_never_stops_the_old() {
+    let _serial = serial();
+    if !common::docker_lab_ready("rebuild test") {
+        return;
+    }
+    let lab = Lab::up("sfbad", &["weather-api"]);
+    lab.set_order("weather-api", "start-first");
+    lab.set_build_arg("weather-api", "FAULT", "unhealthy");
+    let (before, _) = lab.containers();
+    let old = &before["weather-api"];
+    let started_at = inspect(&old.id, "{{.State.StartedAt}}");
+    let (code, stdout, stderr) = output(lab.rebuild(&[
+        "--service",
+        "weather-api",
+        "--build-arg",
+        "VERSION=2",
+        "--health-timeout",
+        "8s",
+        "--run",
+        "sfb",
+    ]));
+    let show = format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    assert_eq!(code, 1, "{show}");
+    let j = lab.journal("sfb");
+    let r = record(&j, "weather-api");
+    assert_eq!(r["status"], "rolled-back", "{r}\n{show}");
+    assert_eq!(r["order"], "start-first");
+    let (after, all) = lab.containers();
+    assert!(
+        all.iter().all(|c| !c.name.contains("_dockhand_next_")),
+        "the new container was left behind: {all:?}"
+    );
+    assert_eq!(
+        after["weather-api"].id, old.id,
+        "the old container was replaced"
+    );
+    assert_eq!(
+        inspect(&old.id, "{{.State.StartedAt}}"),
+        started_at,
+        "the old container was restarted"
+    );
+    let image_name = inspect(&old.id, "{{.Config.Image}}");
+    let tag_id = Command::new("docker")
+        .args(["image", "inspect", "-f", "{{.Id}}", &image_name])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&tag_id.stdout).trim(),
+        old.image,
+        "the compose image name still points at the failed build"
+    );
+    assert!(
+        lab.ws
+            .path()
+            .join("logs/sfb/weather-api.failed.log")
+            .is_file()
+    );
+}
+
+/// `docker::recover` mends a start-first deploy interrupted between any two steps: the new
+/// container next to a running old one is removed; with the old one stopped or gone and the
+/// new one healthy, the promotion is finished; with the new one unhealthy, it is removed and
+/// the old one started again.
+#[test]
+fn recover_mends_a_start_first_deploy_interrupted_at_each_step() {
+    let _serial = serial();
+    if !common::docker_lab_ready("rebuild test") {
+        return;
+    }
+    let lab = Lab::up("sfrec", &["weather-api"]);
+    let svc = "weather-api";
+    let current = || lab.containers().0[svc].clone();
+    let start_next = |then: &str| {
+        let (code, _, stderr) = lab.script(&format!(
+            "let n = docker::start_next(\"{svc}\");\nprint(`next: ${{n.next_name}}`);\n{then}"
+        ));
+        assert_eq!(code, 0, "{stderr}");
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("next: "))
+            .expect("next name")
+            .to_string()
+    };
+    let recover = || {
+        let (code, _, stderr) = lab.script(&format!(
+            "let r = docker::recover(\"{svc}\");\nprint(`recovered: ${{r.action}}`);"
+        ));
+        assert_eq!(code, 0, "{stderr}");
+        stderr
+    };
+    let wait = "docker::wait_healthy(n.next_name, #{ timeout: \"60s\" });\n";
+
+    // 1. Killed before promotion: the old container kept serving; the new one goes.
+    let old = current();
+    start_next("");
+    assert!(recover().contains("recovered: discarded"));
+    assert_eq!(current().id, old.id);
+
+    // 2. Killed in promotion after the old one stopped: finish it.
+    let next = start_next(wait);
+    Command::new("docker")
+        .args(["stop", "-t", "1", &old.id])
+        .output()
+        .unwrap();
+    assert!(recover().contains("recovered: promoted"));
+    let now = current();
+    assert_ne!(now.id, old.id);
+    assert_eq!(now.name, old.name, "not renamed to the compose name");
+    assert!(now.id.starts_with(&inspect(&now.name, "{{.Id}}")[..12]));
+    assert!(inspect(&next, "{{.Id}}").is_empty(), "{next} still exists");
+
+    // 3. Killed after the old one was removed, before the rename: finish it.
+    let old = now;
+    start_next(wait);
+    Command::new("docker")
+        .args(["rm", "-f", &old.id])
+        .output()
+        .unwrap();
+    assert!(recover().contains("recovered: promoted"));
+    let now = current();
+    assert_eq!(now.name, old.name);
+    assert_eq!(now.health, "healthy");
+
+    // 4. The new one is unhealthy and the old one stopped: back to the old one.
+    lab.set_build_arg(svc, "FAULT", "unhealthy");
+    let (code, _, stderr) = lab.script(&format!(
+        "docker::build(#{{ compose_file: \"homeiq/docker-compose.yml\", service: \"{svc}\" }});"
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    let old = now;
+    start_next("time::sleep(\"4s\");\n");
+    Command::new("docker")
+        .args(["stop", "-t", "1", &old.id])
+        .output()
+        .unwrap();
+    assert!(recover().contains("recovered: discarded"));
+    let by = lab.wait_healthy(&[svc], Duration::from_secs(30));
+    assert_eq!(by[svc].id, old.id, "the old container is not back");
+    assert_eq!(by[svc].health, "healthy");
+    let (_, all) = lab.containers();
+    assert!(
+        all.iter().all(|c| !c.name.contains("_dockhand_next_")),
+        "{all:?}"
+    );
+}

@@ -21,6 +21,7 @@ pub mod build;
 pub mod compose_cli;
 pub mod compose_file;
 pub mod recreate;
+pub mod start_first;
 pub mod table;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -269,8 +270,14 @@ pub async fn find(
         ..Default::default()
     };
     let mut by_service = list(docker, &f).await?;
-    // A container set aside by an interrupted recreate is a leftover, not the service.
-    by_service.sort_by_key(|c| (c.name.contains(recreate::ASIDE), c.state != "running"));
+    // A container set aside by an interrupted recreate is a leftover, and one started next to
+    // the old by a start-first deploy is not the service yet (it is named explicitly).
+    by_service.sort_by_key(|c| {
+        (
+            c.name.contains(recreate::ASIDE) || c.name.contains(start_first::NEXT),
+            c.state != "running",
+        )
+    });
     let target = by_service
         .first()
         .map(|c| c.id.clone())

@@ -45,7 +45,7 @@ pub fn client(h: &HostCtx) -> HostResult<Docker> {
 }
 
 /// Marks the container table stale after dockhand changed something itself.
-fn changed(h: &HostCtx) {
+pub(super) fn changed(h: &HostCtx) {
     if let Some(t) = h.docker_table.get() {
         t.invalidate();
     }
@@ -60,7 +60,7 @@ pub fn project(h: &HostCtx) -> Option<String> {
     })
 }
 
-fn to_dyn<T: serde::Serialize>(v: &T) -> HostResult<Dynamic> {
+pub(super) fn to_dyn<T: serde::Serialize>(v: &T) -> HostResult<Dynamic> {
     rhai::serde::to_dynamic(v)
 }
 
@@ -644,9 +644,11 @@ pub mod docker_api {
     /// Completes or undoes a `docker::recreate` that was interrupted (the runner was killed,
     /// or the call cancelled): if the new container had started, the old one (renamed
     /// aside) is removed; otherwise the old one gets its name back and is started. Returns
-    /// `#{action, detail}` with action "none", "finished" or "restored". Cheap when there is
-    /// nothing to do; `--continue` runs it before touching a service. In `--dry-run` it only
-    /// reports "none".
+    /// `#{action, detail}` with action "none", "finished" or "restored". A start-first deploy
+    /// interrupted between `docker::start_next` and `promote`/`discard` is mended too:
+    /// "discarded" (the old container kept serving) or "promoted" (the old one was already
+    /// out of service and the new one is healthy). Cheap when there is nothing to do;
+    /// `--continue` runs it before touching a service. In `--dry-run` it only reports "none".
     #[rhai_fn(return_raw)]
     pub fn recover(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {
         let call = ctx.call_position();
@@ -662,7 +664,17 @@ pub mod docker_api {
             let d = client(&h)?;
             let p = super::project(&h);
             let r = h
-                .block_on(async move { dk::recreate::recover(&d, p.as_deref(), name).await })?
+                .block_on(async move {
+                    let aside = dk::recreate::recover(&d, p.as_deref(), name).await?;
+                    // A start-first deploy interrupted between its steps, too.
+                    let next = dk::start_first::recover(&d, p.as_deref(), name).await?;
+                    Ok::<_, String>(match next {
+                        Some((action, detail)) if aside.action == "none" => {
+                            dk::recreate::Recovered { action, detail }
+                        }
+                        _ => aside,
+                    })
+                })?
                 .map_err(fail)?;
             if r.action != "none" {
                 changed(&h);
@@ -797,8 +809,11 @@ pub mod docker_api {
 }
 
 /// Built once per process: every engine shares it.
-static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
-    std::sync::LazyLock::new(|| exported_module!(docker_api).into());
+static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> = std::sync::LazyLock::new(|| {
+    let mut m = exported_module!(docker_api);
+    m.combine_flatten(super::deploy::module());
+    m.into()
+});
 
 pub fn register(engine: &mut Engine) {
     engine.register_static_module("docker", MODULE.clone());

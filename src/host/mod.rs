@@ -22,6 +22,7 @@ use crate::cancel::{self, RunCancel};
 pub mod check;
 pub mod compose;
 pub mod config;
+pub mod deploy;
 pub mod docker;
 pub mod fs;
 pub mod http;

@@ -1,0 +1,371 @@
+//! Zero-downtime deploys: **start-first**, Swarm's name for it.
+//!
+//! [`recreate`](super::recreate::recreate) is stop-first, like `docker compose up -d`: the old
+//! container stops before the new one starts, so the service is unreachable until the new one
+//! answers. Start-first turns the order around, in three steps the rebuild drives:
+//!
+//! 1. [`start_next`]: the new container is created *next to* the old one, under a temporary
+//!    name (`<name>_dockhand_next_<old id>`), with the old one's configuration (networks and
+//!    aliases included), and started. Both now answer on the service's alias: the engine's
+//!    DNS gives clients either.
+//! 2. The caller gates the new container (health, probe, settle, logs) by its own name.
+//! 3. [`promote`] on success: the old container leaves the networks first (so DNS stops
+//!    naming it), is stopped and removed, and the new one takes the compose name — with the
+//!    labels `docker compose up -d` compares, so a later `up -d` recreates nothing. Or
+//!    [`discard`] on failure: the new container is removed and the old one never stopped.
+//!
+//! A crash at any point is mended by [`recover`](super::recreate::recover) without the
+//! journal: a temporary container next to a *running* old one was never promoted (remove it;
+//! the old one kept serving); next to a stopped or missing old one, promotion had begun after
+//! a passed gate (finish it).
+//!
+//! Not for a container that publishes host ports (two containers cannot bind one port: put
+//! the service behind something that can switch — a reverse proxy such as Traefik or nginx on
+//! the compose network, which follows DNS — and publish the proxy), nor for a writer or a
+//! stateful service that must not run twice (the config refuses both).
+
+use std::time::Instant;
+
+use bollard::Docker;
+use bollard::models::{ContainerInspectResponse, NetworkConnectRequest, NetworkDisconnectRequest};
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, RenameContainerOptions, StartContainerOptions,
+    StopContainerOptions,
+};
+use serde::Serialize;
+
+use super::recreate::{clone_config, compose_v1_hash};
+use super::{Container, Filter, container_name, find, list};
+
+/// The infix of the temporary name a start-first container has until it is promoted.
+pub const NEXT: &str = "_dockhand_next_";
+
+/// The compose name a start-first container will take (`None` if it is not one).
+pub fn promoted_name(next: &str) -> Option<&str> {
+    next.rfind(NEXT).map(|i| &next[..i])
+}
+
+/// A new container started next to the old one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Started {
+    /// The compose name (the old container's, the new one's after promotion).
+    pub name: String,
+    /// The new container's temporary name: gate it by this.
+    pub next_name: String,
+    pub next_id: String,
+    pub old_id: String,
+    pub old_image_id: String,
+    pub new_image_id: String,
+    pub ms: u64,
+    pub notes: Vec<String>,
+}
+
+/// Published host ports of `c` ("8006/tcp -> 127.0.0.1:8006"), which rule start-first out.
+fn published(c: &ContainerInspectResponse) -> Vec<String> {
+    c.host_config
+        .as_ref()
+        .and_then(|h| h.port_bindings.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(port, b)| {
+            let b = b.filter(|b| !b.is_empty())?;
+            let host: Vec<String> = b
+                .iter()
+                .map(|x| {
+                    format!(
+                        "{}:{}",
+                        x.host_ip.clone().unwrap_or_default(),
+                        x.host_port.clone().unwrap_or_default()
+                    )
+                })
+                .collect();
+            Some(format!("{port} -> {}", host.join(", ")))
+        })
+        .collect()
+}
+
+fn remove_opts() -> Option<RemoveContainerOptions> {
+    Some(RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    })
+}
+
+/// Step 1: creates and starts the new container on `image` (default: the image name the old
+/// one was created with) next to the old one.
+pub async fn start_next(
+    docker: &Docker,
+    project: Option<&str>,
+    name: &str,
+    image: Option<&str>,
+) -> Result<Started, String> {
+    let start = Instant::now();
+    let old = find(docker, project, name).await?;
+    let cname = container_name(&old);
+    if cname.contains(NEXT) {
+        return Err(format!(
+            "{name}: only a start-first container was found; run docker::recover(\"{name}\") first"
+        ));
+    }
+    let ports = published(&old);
+    if !ports.is_empty() {
+        return Err(format!(
+            "cannot deploy {cname} start-first: it publishes host ports ({}), which two \
+             containers cannot share; use order: stop-first for it, or publish a reverse proxy \
+             (Traefik, nginx) that reaches it by its compose alias instead",
+            ports.join("; ")
+        ));
+    }
+    let old_id = old.id.clone().unwrap_or_default();
+    let image = image
+        .map(String::from)
+        .or_else(|| old.config.as_ref().and_then(|c| c.image.clone()))
+        .ok_or_else(|| format!("{cname} has no image name to deploy from"))?;
+    let new_image_id = docker
+        .inspect_image(&image)
+        .await
+        .map_err(|e| format!("cannot deploy {cname}: image {image}: {e}"))?
+        .id
+        .unwrap_or_default();
+    let old_image_id = old.image.clone().unwrap_or_default();
+    let old_image_cfg = docker
+        .inspect_image(&old_image_id)
+        .await
+        .ok()
+        .and_then(|i| i.config);
+    let (mut body, extra_networks) =
+        clone_config(&old, old_image_cfg.as_ref(), &image, &new_image_id);
+    let mut notes = Vec::new();
+    if let Some(labels) = body.labels.as_mut()
+        && let Some(hash) = compose_v1_hash(labels).await
+    {
+        match hash {
+            Ok(h) => {
+                labels.insert("com.docker.compose.config-hash".into(), h);
+            }
+            Err(why) => notes.push(format!(
+                "{why}; `docker-compose up -d` may recreate {cname}"
+            )),
+        }
+    }
+    let next_name = format!("{cname}{NEXT}{}", &old_id[..old_id.len().min(12)]);
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(next_name.clone()),
+                ..Default::default()
+            }),
+            body,
+        )
+        .await
+        .map_err(|e| format!("cannot create {next_name} next to {cname}: {e}"))?;
+    let next_id = created.id;
+    let undo = |why: String| {
+        let (id, cname) = (next_id.clone(), cname.clone());
+        async move {
+            let _ = docker.remove_container(&id, remove_opts()).await;
+            Err::<Started, String>(format!("{why} ({cname} was left running, untouched)"))
+        }
+    };
+    for (net, ep) in extra_networks {
+        let req = NetworkConnectRequest {
+            container: next_id.clone(),
+            endpoint_config: Some(ep),
+        };
+        if let Err(e) = docker.connect_network(&net, req).await {
+            return undo(format!("cannot connect {next_name} to network {net}: {e}")).await;
+        }
+    }
+    if let Err(e) = docker
+        .start_container(&next_id, None::<StartContainerOptions>)
+        .await
+    {
+        return undo(format!("cannot start {next_name}: {e}")).await;
+    }
+    Ok(Started {
+        name: cname,
+        next_name,
+        next_id: next_id.chars().take(12).collect(),
+        old_id: old_id.chars().take(12).collect(),
+        old_image_id,
+        new_image_id,
+        ms: start.elapsed().as_millis() as u64,
+        notes,
+    })
+}
+
+/// The containers of `name` (a compose service, or a container name): the current ones and
+/// the start-first ones.
+async fn current_and_next(
+    docker: &Docker,
+    project: Option<&str>,
+    name: &str,
+) -> Result<(Vec<Container>, Vec<Container>), String> {
+    let f = Filter {
+        project: project.map(String::from),
+        service: Some(name.to_string()),
+        all: true,
+        ..Default::default()
+    };
+    let mut all = list(docker, &f).await?;
+    if all.is_empty() {
+        let any = Filter {
+            project: project.map(String::from),
+            all: true,
+            ..Default::default()
+        };
+        all = list(docker, &any)
+            .await?
+            .into_iter()
+            .filter(|c| c.name == name || promoted_name(&c.name) == Some(name))
+            .collect();
+    }
+    let (next, current): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .filter(|c| !c.name.contains(super::recreate::ASIDE))
+        .partition(|c| c.name.contains(NEXT));
+    Ok((current, next))
+}
+
+/// What [`promote`] or [`discard`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Switched {
+    pub name: String,
+    pub id: String,
+    pub ms: u64,
+}
+
+/// Step 3 after a passed gate: the old container leaves the networks, stops and goes; the new
+/// one takes the compose name. Idempotent: it finishes a promotion that was interrupted.
+pub async fn promote(
+    docker: &Docker,
+    project: Option<&str>,
+    name: &str,
+) -> Result<Switched, String> {
+    let start = Instant::now();
+    let (current, next) = current_and_next(docker, project, name).await?;
+    let Some(n) = next.first() else {
+        return Err(format!("{name}: no start-first container to promote"));
+    };
+    let (next_id, next_name) = (n.id.clone(), n.name.clone());
+    let cname = promoted_name(&next_name).unwrap_or(name).to_string();
+    for c in &current {
+        retire(docker, &c.id).await?;
+    }
+    docker
+        .rename_container(
+            &next_id,
+            RenameContainerOptions {
+                name: cname.clone(),
+            },
+        )
+        .await
+        .map_err(|e| format!("cannot rename {next_name} to {cname}: {e}"))?;
+    Ok(Switched {
+        name: cname,
+        id: next_id.chars().take(12).collect(),
+        ms: start.elapsed().as_millis() as u64,
+    })
+}
+
+/// Takes the old container out of service: off its networks first, so the engine's DNS stops
+/// handing out its address, then stopped (gracefully) and removed.
+async fn retire(docker: &Docker, id: &str) -> Result<(), String> {
+    if let Ok(c) = docker.inspect_container(id, None).await {
+        let nets = c
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default();
+        for net in nets
+            .keys()
+            .filter(|n| !matches!(n.as_str(), "bridge" | "host" | "none"))
+        {
+            let req = NetworkDisconnectRequest {
+                container: id.to_string(),
+                force: Some(true),
+            };
+            let _ = docker.disconnect_network(net, req).await;
+        }
+    }
+    let stop = StopContainerOptions {
+        t: Some(10),
+        ..Default::default()
+    };
+    let _ = docker.stop_container(id, Some(stop)).await;
+    docker
+        .remove_container(id, remove_opts())
+        .await
+        .map_err(|e| format!("cannot remove the old container {id}: {e}"))
+}
+
+/// Step 3 after a failed gate: the new container goes; the old one was never touched.
+pub async fn discard(
+    docker: &Docker,
+    project: Option<&str>,
+    name: &str,
+) -> Result<Option<Switched>, String> {
+    let start = Instant::now();
+    let (_, next) = current_and_next(docker, project, name).await?;
+    let mut last = None;
+    for c in next {
+        docker
+            .remove_container(&c.id, remove_opts())
+            .await
+            .map_err(|e| format!("cannot remove {}: {e}", c.name))?;
+        last = Some(Switched {
+            name: c.name,
+            id: c.id.chars().take(12).collect(),
+            ms: 0,
+        });
+    }
+    Ok(last.map(|s| Switched {
+        ms: start.elapsed().as_millis() as u64,
+        ..s
+    }))
+}
+
+/// Mends an interrupted start-first deploy (see the module doc): `None` when there was none,
+/// else (action, what was done). A new container is promoted only when the old one is already
+/// out of service *and* the new one runs healthy (or has no healthcheck); otherwise it is
+/// removed and the old one, if stopped, started again.
+pub async fn recover(
+    docker: &Docker,
+    project: Option<&str>,
+    name: &str,
+) -> Result<Option<(String, String)>, String> {
+    let (current, next) = current_and_next(docker, project, name).await?;
+    let Some(n) = next.first() else {
+        return Ok(None);
+    };
+    let old_running = current.iter().any(|c| c.state == "running");
+    let next_good = n.state == "running" && matches!(n.health.as_str(), "healthy" | "none");
+    if old_running || !next_good {
+        discard(docker, project, name).await?;
+        for c in current.iter().filter(|c| c.state != "running") {
+            docker
+                .start_container(&c.id, None::<StartContainerOptions>)
+                .await
+                .map_err(|e| format!("cannot start {} again: {e}", c.name))?;
+        }
+        let why = if old_running {
+            "had not been promoted"
+        } else {
+            "had stopped the old container but the new one is not healthy"
+        };
+        return Ok(Some((
+            "discarded".into(),
+            format!(
+                "an interrupted start-first deploy {why}; removed {}, the old container serves",
+                n.name
+            ),
+        )));
+    }
+    let s = promote(docker, project, name).await?;
+    Ok(Some((
+        "promoted".into(),
+        format!(
+            "an interrupted start-first deploy had passed its gate; {} is now the new container",
+            s.name
+        ),
+    )))
+}
