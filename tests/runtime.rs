@@ -251,6 +251,8 @@ fn read_only_refuses_every_mutating_fs_and_state_primitive() {
 const JOURNAL_WRITER: &str = r#"let j = state::open("run");
 let pad = "x";
 for i in 0..13 { pad += pad; }
+// One write before "ready": a kill 1 ms later on a loaded machine must find a journal.
+j.update("svc-0", #{ phase: "built", n: 0, pad: pad });
 print("ready");
 let i = 0;
 loop {

@@ -359,8 +359,18 @@ impl Lab {
         (out.status.code().unwrap_or(-1), v, stdout)
     }
 
+    /// The container of `svc`, by compose's labels (v1 names it `<p>_<svc>_1`, v2 `<p>-<svc>-1`).
     fn container(&self, svc: &str) -> String {
-        format!("{}_{svc}_1", self.project)
+        let out = Command::new("docker")
+            .args(["ps", "-q", "--filter"])
+            .arg(format!("label=com.docker.compose.project={}", self.project))
+            .arg("--filter")
+            .arg(format!("label=com.docker.compose.service={svc}"))
+            .output()
+            .unwrap();
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(!id.is_empty(), "no container for {svc}");
+        id
     }
 }
 

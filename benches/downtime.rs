@@ -1,0 +1,257 @@
+//! Downtime during a rebuild, as a client of the fleet sees it: a probe container on the
+//! lab's network requests each service by its compose alias every 50 ms while the services
+//! are replaced, three ways, side by side in one run:
+//!
+//! * **compose**: `docker compose build` (not counted: nothing is replaced yet), then
+//!   `docker compose up -d --wait` — stop-first, like every compose deploy;
+//! * **dockhand stop-first**: `batch-rebuild.rhai` with the shipped order;
+//! * **dockhand start-first**: the same with `order: start-first` for the category.
+//!
+//! Reported per service: failed requests and the longest stretch without an answer. Goal:
+//! start-first fails no request at all. The probe is busybox `wget -T 1` in a loop; its
+//! timestamps are the kernel's uptime, which the host and the container share, so each
+//! request is attributed to the phase it fell in.
+//!
+//! Needs Docker, `busybox-static`, `influxdb`, Compose v2. Run: `cargo bench --bench
+//! downtime` (about 5 minutes; `DOCKHAND_BENCH_SERVICES=a,b,c` picks other services of the
+//! integration category).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use common::BIN;
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Takes the lab and the probe down on drop.
+struct Down(std::path::PathBuf, String);
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &format!("{}-probe", self.1)])
+            .output();
+        let _ = Command::new(BIN)
+            .args(["lab", "--dir"])
+            .arg(&self.0)
+            .args(["--project", &self.1, "down"])
+            .output();
+    }
+}
+
+/// (failed requests, longest gap in seconds, requests) of one service within [from, to].
+fn score(lines: &[(f64, String, bool)], svc: &str, from: f64, to: f64) -> (usize, f64, usize) {
+    let mut failed = 0;
+    let mut total = 0;
+    let mut longest = 0.0_f64;
+    let mut gap_start: Option<f64> = None;
+    for (t, s, ok) in lines
+        .iter()
+        .filter(|(t, s, _)| s == svc && *t >= from && *t <= to)
+    {
+        let _ = s;
+        total += 1;
+        if *ok {
+            if let Some(g) = gap_start.take() {
+                longest = longest.max(t - g);
+            }
+        } else {
+            failed += 1;
+            gap_start.get_or_insert(*t);
+        }
+    }
+    if let Some(g) = gap_start {
+        longest = longest.max(to - g);
+    }
+    (failed, longest, total)
+}
+
+fn main() {
+    if Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        eprintln!("skipping the downtime bench: no Docker engine or no Compose v2");
+        return;
+    }
+    let services: Vec<String> = std::env::var("DOCKHAND_BENCH_SERVICES")
+        .unwrap_or_else(|_| "weather-api,sports-api,carbon-intensity,air-quality".into())
+        .split(',')
+        .map(String::from)
+        .collect();
+    let ws = tempfile::tempdir().unwrap();
+    let lab = ws.path().join("homeiq");
+    common::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homeiq"),
+        &lab,
+    );
+    let project = format!("dhdown{}", std::process::id());
+    let _down = Down(lab.clone(), project.clone());
+    eprintln!("lab up: {services:?} …");
+    run(
+        Command::new(BIN)
+            .args(["-q", "lab", "--dir"])
+            .arg(&lab)
+            .args(["--project", &project, "up", "--wait", "5m", "--only"])
+            .arg(services.join(",")),
+        "lab up",
+    );
+    let cfg = dockhand::config::FleetConfig::load(&lab.join("services.yaml")).unwrap();
+    let targets: Vec<String> = services
+        .iter()
+        .map(|s| format!("{s}:{}", cfg.services[s].port))
+        .collect();
+    // The start-first config: the integration category deploys start-first.
+    let text = std::fs::read_to_string(lab.join("services.yaml")).unwrap();
+    let sf = text.replacen(
+        "  integration:\n",
+        "  integration:\n    order: start-first\n",
+        1,
+    );
+    assert_ne!(sf, text, "no integration category in services.yaml");
+    std::fs::write(lab.join("services-start-first.yaml"), sf).unwrap();
+
+    let probe = format!("{project}-probe");
+    let script = format!(
+        "for s in {}; do ( while :; do t=$(cut -d' ' -f1 /proc/uptime); \
+         if wget -q -T 1 -O /dev/null http://$s/health; then echo \"$t ${{s%%:*}} ok\"; \
+         else echo \"$t ${{s%%:*}} fail\"; fi; usleep 50000; done ) & done; wait",
+        targets.join(" ")
+    );
+    run(
+        Command::new("docker").args([
+            "run",
+            "-d",
+            "--name",
+            &probe,
+            "--network",
+            &format!("{project}_default"),
+            "homeiq-base:latest",
+            "sh",
+            "-c",
+            &script,
+        ]),
+        "start the probe",
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    let nonce = std::process::id();
+    let mut windows: Vec<(&str, f64, f64)> = Vec::new();
+    // compose: build (not counted), then up -d --wait.
+    let bump = lab.join("bump.yml");
+    let mut text = String::from("services:\n");
+    for s in &services {
+        text.push_str(&format!(
+            "  {s}:\n    build:\n      args:\n        VERSION: \"c{nonce}\"\n"
+        ));
+    }
+    std::fs::write(&bump, text).unwrap();
+    let compose = |args: &[&str]| {
+        let mut c = Command::new("docker");
+        c.current_dir(&lab)
+            .args([
+                "compose",
+                "-p",
+                &project,
+                "-f",
+                "docker-compose.yml",
+                "-f",
+                "bump.yml",
+            ])
+            .args(args)
+            .args(&services);
+        c
+    };
+    run(&mut compose(&["build"]), "docker compose build");
+    let t0 = uptime();
+    run(
+        &mut compose(&["up", "-d", "--wait"]),
+        "docker compose up -d --wait",
+    );
+    windows.push(("docker compose up -d --wait", t0, uptime()));
+
+    for (label, config, version) in [
+        ("dockhand stop-first", "homeiq/services.yaml", "s"),
+        (
+            "dockhand start-first",
+            "homeiq/services-start-first.yaml",
+            "f",
+        ),
+    ] {
+        let t0 = uptime();
+        let mut c = Command::new(BIN);
+        c.arg("-q")
+            .arg("run")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/batch-rebuild.rhai"))
+            .arg("--root")
+            .arg(ws.path())
+            .args(["--config", config, "--project", &project])
+            .args(["--build-arg", &format!("VERSION={version}{nonce}")])
+            .args(["--run", version]);
+        for s in &services {
+            c.args(["--service", s]);
+        }
+        run(&mut c, label);
+        windows.push((label, t0, uptime()));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let logs = Command::new("docker")
+        .args(["logs", &probe])
+        .output()
+        .unwrap();
+    let lines: Vec<(f64, String, bool)> = String::from_utf8_lossy(&logs.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((
+                w.next()?.parse().ok()?,
+                w.next()?.to_string(),
+                w.next()? == "ok",
+            ))
+        })
+        .collect();
+    let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in &services {
+        for (_, from, to) in &windows {
+            let (failed, gap, total) = score(&lines, s, *from, *to);
+            table
+                .entry(s.clone())
+                .or_default()
+                .push(format!("{failed}/{total} failed, longest gap {gap:.2} s"));
+        }
+    }
+    println!(
+        "\ndowntime seen by a client probing every 50 ms (failed/requests during each deploy):"
+    );
+    let head: Vec<&str> = windows.iter().map(|(w, _, _)| *w).collect();
+    println!("| service | {} |", head.join(" | "));
+    println!("|---|{}", "---|".repeat(head.len()));
+    for (s, cells) in table {
+        println!("| {s} | {} |", cells.join(" | "));
+    }
+    for (w, from, to) in &windows {
+        println!("{w}: {:.1} s", to - from);
+    }
+}
