@@ -330,6 +330,40 @@ pub async fn find(
     }
 }
 
+/// Every container of `name` — a compose service (in `project` if given), else a plain
+/// container name — including the copies a deploy left under a temporary name (set aside by a
+/// stop-first recreate, or started next to the old one by a start-first deploy).
+pub async fn containers_of(
+    docker: &Docker,
+    project: Option<&str>,
+    name: &str,
+) -> Result<Vec<Container>, String> {
+    let f = Filter {
+        project: project.map(String::from),
+        service: Some(name.to_string()),
+        all: true,
+        ..Default::default()
+    };
+    let by_service = list(docker, &f).await?;
+    if !by_service.is_empty() {
+        return Ok(by_service);
+    }
+    let any = Filter {
+        project: project.map(String::from),
+        all: true,
+        ..Default::default()
+    };
+    Ok(list(docker, &any)
+        .await?
+        .into_iter()
+        .filter(|c| {
+            c.name == name
+                || recreate::original_name(&c.name) == Some(name)
+                || start_first::promoted_name(&c.name) == Some(name)
+        })
+        .collect())
+}
+
 /// An inspected container's name without the leading `/` the engine puts there.
 pub fn container_name(c: &ContainerInspectResponse) -> String {
     c.name

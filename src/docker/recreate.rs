@@ -284,15 +284,30 @@ pub fn clone_config(
     (body, rest)
 }
 
-/// Recreates the container behind `name` on `image` (default: the image name it was created
-/// with, which after a build points at the new image).
-pub async fn recreate(
+/// What both deploy orders need before they create the new container: the old one, the
+/// image to run, and the new container's configuration.
+pub struct Plan {
+    pub old: ContainerInspectResponse,
+    pub old_id: String,
+    /// The old container's name (the compose name).
+    pub cname: String,
+    pub old_image_id: String,
+    pub new_image_id: String,
+    pub body: ContainerCreateBody,
+    /// Networks to connect after create (an API 1.41 engine takes one in the create call).
+    pub extra_networks: Vec<(String, EndpointSettings)>,
+    pub notes: Vec<String>,
+}
+
+/// Looks up `name` and prepares its replacement on `image` (default: the image name it was
+/// created with, which after a build points at the new image): the old configuration, the
+/// new image id in `com.docker.compose.image`, and compose v1's config hash for it.
+pub async fn plan(
     docker: &Docker,
     project: Option<&str>,
     name: &str,
     image: Option<&str>,
-) -> Result<Recreated, String> {
-    let start = Instant::now();
+) -> Result<Plan, String> {
     let old = find(docker, project, name).await?;
     let old_id = old.id.clone().unwrap_or_default();
     let cname = super::container_name(&old);
@@ -327,7 +342,64 @@ pub async fn recreate(
             None => {}
         }
     }
+    Ok(Plan {
+        old,
+        old_id,
+        cname,
+        old_image_id,
+        new_image_id,
+        body,
+        extra_networks,
+        notes,
+    })
+}
 
+/// Connects a new container to the networks the create call could not take.
+pub async fn connect_networks(
+    docker: &Docker,
+    id: &str,
+    networks: Vec<(String, EndpointSettings)>,
+) -> Result<(), String> {
+    for (net, ep) in networks {
+        let req = NetworkConnectRequest {
+            container: id.to_string(),
+            endpoint_config: Some(ep),
+        };
+        docker
+            .connect_network(&net, req)
+            .await
+            .map_err(|e| format!("cannot connect the new container to network {net}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Force-removal, for containers dockhand made or replaced.
+pub fn force() -> Option<RemoveContainerOptions> {
+    Some(RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    })
+}
+
+/// Recreates the container behind `name` on `image` (default: the image name it was created
+/// with, which after a build points at the new image).
+pub async fn recreate(
+    docker: &Docker,
+    project: Option<&str>,
+    name: &str,
+    image: Option<&str>,
+) -> Result<Recreated, String> {
+    let start = Instant::now();
+    let Plan {
+        old_id,
+        cname,
+        old_image_id,
+        new_image_id,
+        body,
+        extra_networks,
+        notes,
+        ..
+    } = plan(docker, project, name, image).await?;
     let aside = format!("{cname}{ASIDE}{}", &old_id[..old_id.len().min(12)]);
     docker
         .rename_container(
@@ -366,37 +438,15 @@ pub async fn recreate(
     };
     let new_id = created.id;
     let undo = |why: String| async {
-        let _ = docker
-            .remove_container(
-                &new_id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
-            .await;
+        let _ = docker.remove_container(&new_id, force()).await;
         put_back().await;
         let _ = docker
             .start_container(&old_id, None::<StartContainerOptions>)
             .await;
         Err::<Recreated, String>(why)
     };
-    for (net, ep) in extra_networks {
-        if let Err(e) = docker
-            .connect_network(
-                &net,
-                NetworkConnectRequest {
-                    container: new_id.clone(),
-                    endpoint_config: Some(ep),
-                },
-            )
-            .await
-        {
-            return undo(format!(
-                "cannot connect the new {cname} to network {net}: {e}"
-            ))
-            .await;
-        }
+    if let Err(e) = connect_networks(docker, &new_id, extra_networks).await {
+        return undo(format!("{cname}: {e}")).await;
     }
     let _ = docker
         .stop_container(
@@ -416,15 +466,7 @@ pub async fn recreate(
         ))
         .await;
     }
-    let _ = docker
-        .remove_container(
-            &old_id,
-            Some(RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            }),
-        )
-        .await;
+    let _ = docker.remove_container(&old_id, force()).await;
     Ok(Recreated {
         name: cname,
         old_id: old_id.chars().take(12).collect(),
@@ -466,27 +508,12 @@ pub async fn recover(
     project: Option<&str>,
     name: &str,
 ) -> Result<Recovered, String> {
-    let f = super::Filter {
-        project: project.map(String::from),
-        service: Some(name.to_string()),
-        all: true,
-        ..Default::default()
-    };
-    let mut all = super::list(docker, &f).await?;
-    if all.is_empty() {
-        // Not a compose service: look for the plain name and its aside copies.
-        let by_name = super::Filter {
-            project: project.map(String::from),
-            all: true,
-            ..Default::default()
-        };
-        all = super::list(docker, &by_name)
-            .await?
-            .into_iter()
-            .filter(|c| c.name == name || original_name(&c.name) == Some(name))
-            .collect();
-    }
-    let (aside, current): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| c.name.contains(ASIDE));
+    // A start-first deploy's new container is start_first::recover's to mend.
+    let all = super::containers_of(docker, project, name)
+        .await?
+        .into_iter()
+        .filter(|c| !c.name.contains(super::start_first::NEXT));
+    let (aside, current): (Vec<_>, Vec<_>) = all.partition(|c| c.name.contains(ASIDE));
     let Some(old) = aside.first() else {
         return Ok(Recovered {
             action: "none".into(),
@@ -495,13 +522,7 @@ pub async fn recover(
     };
     let remove = |id: String| async move {
         docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
+            .remove_container(&id, force())
             .await
             .map_err(|e| format!("cannot remove container {id}: {e}"))
     };

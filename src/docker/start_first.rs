@@ -27,15 +27,14 @@
 use std::time::Instant;
 
 use bollard::Docker;
-use bollard::models::{ContainerInspectResponse, NetworkConnectRequest, NetworkDisconnectRequest};
+use bollard::models::{ContainerInspectResponse, NetworkDisconnectRequest};
 use bollard::query_parameters::{
-    CreateContainerOptions, RemoveContainerOptions, RenameContainerOptions, StartContainerOptions,
-    StopContainerOptions,
+    CreateContainerOptions, RenameContainerOptions, StartContainerOptions, StopContainerOptions,
 };
 use serde::Serialize;
 
-use super::recreate::{clone_config, compose_v1_hash};
-use super::{Container, Filter, container_name, find, list};
+use super::recreate::{Plan, connect_networks, force, plan};
+use super::{Container, containers_of};
 
 /// The infix of the temporary name a start-first container has until it is promoted.
 pub const NEXT: &str = "_dockhand_next_";
@@ -84,13 +83,6 @@ fn published(c: &ContainerInspectResponse) -> Vec<String> {
         .collect()
 }
 
-fn remove_opts() -> Option<RemoveContainerOptions> {
-    Some(RemoveContainerOptions {
-        force: true,
-        ..Default::default()
-    })
-}
-
 /// Step 1: creates and starts the new container on `image` (default: the image name the old
 /// one was created with) next to the old one.
 pub async fn start_next(
@@ -100,8 +92,16 @@ pub async fn start_next(
     image: Option<&str>,
 ) -> Result<Started, String> {
     let start = Instant::now();
-    let old = find(docker, project, name).await?;
-    let cname = container_name(&old);
+    let Plan {
+        old,
+        old_id,
+        cname,
+        old_image_id,
+        new_image_id,
+        body,
+        extra_networks,
+        notes,
+    } = plan(docker, project, name, image).await?;
     if cname.contains(NEXT) {
         return Err(format!(
             "{name}: only a start-first container was found; run docker::recover(\"{name}\") first"
@@ -115,38 +115,6 @@ pub async fn start_next(
              (Traefik, nginx) that reaches it by its compose alias instead",
             ports.join("; ")
         ));
-    }
-    let old_id = old.id.clone().unwrap_or_default();
-    let image = image
-        .map(String::from)
-        .or_else(|| old.config.as_ref().and_then(|c| c.image.clone()))
-        .ok_or_else(|| format!("{cname} has no image name to deploy from"))?;
-    let new_image_id = docker
-        .inspect_image(&image)
-        .await
-        .map_err(|e| format!("cannot deploy {cname}: image {image}: {e}"))?
-        .id
-        .unwrap_or_default();
-    let old_image_id = old.image.clone().unwrap_or_default();
-    let old_image_cfg = docker
-        .inspect_image(&old_image_id)
-        .await
-        .ok()
-        .and_then(|i| i.config);
-    let (mut body, extra_networks) =
-        clone_config(&old, old_image_cfg.as_ref(), &image, &new_image_id);
-    let mut notes = Vec::new();
-    if let Some(labels) = body.labels.as_mut()
-        && let Some(hash) = compose_v1_hash(labels).await
-    {
-        match hash {
-            Ok(h) => {
-                labels.insert("com.docker.compose.config-hash".into(), h);
-            }
-            Err(why) => notes.push(format!(
-                "{why}; `docker-compose up -d` may recreate {cname}"
-            )),
-        }
     }
     let next_name = format!("{cname}{NEXT}{}", &old_id[..old_id.len().min(12)]);
     let created = docker
@@ -163,18 +131,12 @@ pub async fn start_next(
     let undo = |why: String| {
         let (id, cname) = (next_id.clone(), cname.clone());
         async move {
-            let _ = docker.remove_container(&id, remove_opts()).await;
+            let _ = docker.remove_container(&id, force()).await;
             Err::<Started, String>(format!("{why} ({cname} was left running, untouched)"))
         }
     };
-    for (net, ep) in extra_networks {
-        let req = NetworkConnectRequest {
-            container: next_id.clone(),
-            endpoint_config: Some(ep),
-        };
-        if let Err(e) = docker.connect_network(&net, req).await {
-            return undo(format!("cannot connect {next_name} to network {net}: {e}")).await;
-        }
+    if let Err(e) = connect_networks(docker, &next_id, extra_networks).await {
+        return undo(format!("{next_name}: {e}")).await;
     }
     if let Err(e) = docker
         .start_container(&next_id, None::<StartContainerOptions>)
@@ -201,25 +163,7 @@ async fn current_and_next(
     project: Option<&str>,
     name: &str,
 ) -> Result<(Vec<Container>, Vec<Container>), String> {
-    let f = Filter {
-        project: project.map(String::from),
-        service: Some(name.to_string()),
-        all: true,
-        ..Default::default()
-    };
-    let mut all = list(docker, &f).await?;
-    if all.is_empty() {
-        let any = Filter {
-            project: project.map(String::from),
-            all: true,
-            ..Default::default()
-        };
-        all = list(docker, &any)
-            .await?
-            .into_iter()
-            .filter(|c| c.name == name || promoted_name(&c.name) == Some(name))
-            .collect();
-    }
+    let all = containers_of(docker, project, name).await?;
     let (next, current): (Vec<_>, Vec<_>) = all
         .into_iter()
         .filter(|c| !c.name.contains(super::recreate::ASIDE))
@@ -293,7 +237,7 @@ async fn retire(docker: &Docker, id: &str) -> Result<(), String> {
     };
     let _ = docker.stop_container(id, Some(stop)).await;
     docker
-        .remove_container(id, remove_opts())
+        .remove_container(id, force())
         .await
         .map_err(|e| format!("cannot remove the old container {id}: {e}"))
 }
@@ -309,7 +253,7 @@ pub async fn discard(
     let mut last = None;
     for c in next {
         docker
-            .remove_container(&c.id, remove_opts())
+            .remove_container(&c.id, force())
             .await
             .map_err(|e| format!("cannot remove {}: {e}", c.name))?;
         last = Some(Switched {
