@@ -20,6 +20,7 @@ use std::collections::HashMap;
 pub mod build;
 pub mod recreate;
 pub mod table;
+pub mod usage;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
