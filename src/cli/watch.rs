@@ -246,7 +246,7 @@ fn print_human(
         record.run,
         record.trigger,
         record.exit_code,
-        crate::host::time::human(Duration::from_millis(record.duration_ms)),
+        crate::util::human::duration(Duration::from_millis(record.duration_ms)),
     ));
     err.push_str(&format!(
         "[watch] history: {} runs: {} pass, {} fail, {} error, {} cancelled; watching {watching} files (Ctrl-C to stop)\n",
