@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -109,21 +108,8 @@ fn once_without_a_run_or_with_a_broken_journal_is_a_usage_error() {
 }
 
 impl Lab {
-    fn rebuild(&self, args: &[&str]) -> Child {
-        Command::new(BIN)
-            .arg("run")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/batch-rebuild.rhai"))
-            .arg("--root")
-            .arg(self.ws.path())
-            .args([
-                "--config",
-                "homeiq/services.yaml",
-                "--project",
-                &self.project,
-            ])
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("DOCKHAND_LOG")
+    fn spawn_rebuild(&self, args: &[&str]) -> Child {
+        self.rebuild(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -168,7 +154,7 @@ fn once_follows_a_real_rebuild_while_it_runs_and_after_it_ends() {
     }
     let services = ["weather-api", "sports-api"];
     let lab = Lab::start("monitor", &services);
-    let mut child = lab.rebuild(&[
+    let mut child = lab.spawn_rebuild(&[
         "--service",
         services[0],
         "--service",

@@ -43,56 +43,12 @@ impl Lab {
         std::fs::write(f, text).unwrap();
     }
 
-    /// `dockhand run playbooks/batch-rebuild.rhai` in this workspace.
-    fn rebuild(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("run")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/batch-rebuild.rhai"))
-            .args(["--root"])
-            .arg(self.ws.path())
-            .args([
-                "--config",
-                "homeiq/services.yaml",
-                "--project",
-                &self.project,
-            ])
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("DOCKHAND_LOG");
-        c
-    }
-
-    fn journal(&self, run: &str) -> Value {
-        let p = self.ws.path().join(format!(".dockhand/state/{run}.json"));
-        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("journal {} is not valid JSON ({e}):\n{text}", p.display()))
-    }
-
     /// Every container of the project (running or not), keyed by compose service; a
     /// service with two containers (a recreate left half done) appears twice in `all`.
     fn containers(&self) -> (BTreeMap<String, Ctr>, Vec<Ctr>) {
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label=com.docker.compose.project={}", self.project))
-            .output()
-            .unwrap();
-        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
-            .split_whitespace()
-            .map(String::from)
-            .collect();
         let mut by_service = BTreeMap::new();
         let mut all = Vec::new();
-        if ids.is_empty() {
-            return (by_service, all);
-        }
-        let out = Command::new("docker")
-            .arg("inspect")
-            .args(&ids)
-            .output()
-            .unwrap();
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        for c in v.as_array().unwrap() {
+        for c in &self.inspect_all() {
             let ctr = Ctr {
                 name: c["Name"].as_str().unwrap().trim_start_matches('/').into(),
                 id: c["Id"].as_str().unwrap().into(),

@@ -74,35 +74,10 @@ impl Lab {
         }
     }
 
-    fn journal(&self, run: &str) -> Value {
-        let p = self.ws.path().join(format!(".dockhand/state/{run}.json"));
-        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("journal {} is not valid JSON ({e}):\n{text}", p.display()))
-    }
-
     /// Every container of the project, keyed by compose service.
     fn containers(&self) -> BTreeMap<String, Ctr> {
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label=com.docker.compose.project={}", self.project))
-            .output()
-            .unwrap();
-        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
-            .split_whitespace()
-            .map(String::from)
-            .collect();
         let mut by_service = BTreeMap::new();
-        if ids.is_empty() {
-            return by_service;
-        }
-        let out = Command::new("docker")
-            .arg("inspect")
-            .args(&ids)
-            .output()
-            .unwrap();
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        for c in v.as_array().unwrap() {
+        for c in &self.inspect_all() {
             let svc = c["Config"]["Labels"]["com.docker.compose.service"]
                 .as_str()
                 .unwrap_or("")

@@ -317,6 +317,55 @@ impl Lab {
         self.ws.path().join("homeiq")
     }
 
+    /// `dockhand run playbooks/batch-rebuild.rhai` on this lab (workspace root, services.yaml,
+    /// project), scrubbed as [`dockhand`]; `args` follow.
+    pub fn rebuild(&self, args: &[&str]) -> Command {
+        let mut c = dockhand();
+        c.arg("run")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/batch-rebuild.rhai"))
+            .arg("--root")
+            .arg(self.ws.path())
+            .args([
+                "--config",
+                "homeiq/services.yaml",
+                "--project",
+                &self.project,
+            ])
+            .args(args);
+        c
+    }
+
+    /// The run journal `.dockhand/state/<run>.json`, parsed.
+    pub fn journal(&self, run: &str) -> serde_json::Value {
+        let p = self.ws.path().join(format!(".dockhand/state/{run}.json"));
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("journal {} is not valid JSON ({e}):\n{text}", p.display()))
+    }
+
+    /// `docker inspect` of every container of the project, running or not.
+    pub fn inspect_all(&self) -> Vec<serde_json::Value> {
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label=com.docker.compose.project={}", self.project))
+            .output()
+            .unwrap();
+        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let out = Command::new("docker")
+            .arg("inspect")
+            .args(&ids)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array().cloned().unwrap_or_default()
+    }
+
     /// `lab up --wait 3m [--only A,B] [--fault SVC=KIND ...]`; panics with its output when it
     /// fails.
     pub fn up(&self, only: &[&str], faults: &[&str]) {
