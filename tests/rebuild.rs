@@ -70,18 +70,15 @@ impl Lab {
 
     /// Waits until `services` are healthy (a just-restored container needs a moment).
     fn wait_healthy(&self, services: &[&str], within: Duration) -> BTreeMap<String, Ctr> {
-        let end = Instant::now() + within;
-        loop {
-            let (by, _) = self.containers();
-            if services
-                .iter()
-                .all(|s| by.get(*s).is_some_and(|c| c.health == "healthy"))
-                || Instant::now() > end
-            {
-                return by;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        common::poll_until(
+            within,
+            || self.containers().0,
+            |by| {
+                services
+                    .iter()
+                    .all(|s| by.get(*s).is_some_and(|c| c.health == "healthy"))
+            },
+        )
     }
 }
 

@@ -12,7 +12,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{BIN, Lab};
 use serde_json::Value;
@@ -104,18 +104,15 @@ impl Lab {
 
     /// Waits until `services` are healthy; returns the containers as last seen.
     fn wait_healthy(&self, services: &[&str], within: Duration) -> BTreeMap<String, Ctr> {
-        let end = Instant::now() + within;
-        loop {
-            let by = self.containers();
-            if services
-                .iter()
-                .all(|s| by.get(*s).is_some_and(|c| c.health == "healthy"))
-                || Instant::now() > end
-            {
-                return by;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        common::poll_until(
+            within,
+            || self.containers(),
+            |by| {
+                services
+                    .iter()
+                    .all(|s| by.get(*s).is_some_and(|c| c.health == "healthy"))
+            },
+        )
     }
 
     /// Runs a small script in the workspace (with the lab's project in use).

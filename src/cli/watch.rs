@@ -63,18 +63,18 @@ pub fn watch(
     debounce: Option<Duration>,
 ) -> Result<i32> {
     let json = global.json || args.iter().any(|a| a == "--json");
-    match watch_inner(global, playbook, args, every, debounce) {
+    match watch_inner(global, playbook, args, (every, debounce)) {
         Ok(code) => Ok(code),
         Err(e) => Ok(super::report(&e, json)),
     }
 }
 
+/// `defaults`: the `--every` and `--debounce` given before the playbook name.
 fn watch_inner(
     global: &GlobalOpts,
     playbook: &Path,
     args: &[String],
-    every: Option<Duration>,
-    debounce: Option<Duration>,
+    (every, debounce): (Option<Duration>, Option<Duration>),
 ) -> Result<i32> {
     let (name, declared) = super::run::declaration(playbook)?;
     // The run options come from this first parse. A playbook that does not compile yet is

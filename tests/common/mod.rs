@@ -211,6 +211,23 @@ pub fn wait_for_line(
     }
 }
 
+/// Looks with `look` every 250 ms until `done` says so or `within` has passed; returns the
+/// last look either way (the caller's assertions then say what was wrong).
+pub fn poll_until<T>(
+    within: std::time::Duration,
+    mut look: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let end = std::time::Instant::now() + within;
+    loop {
+        let seen = look();
+        if done(&seen) || std::time::Instant::now() > end {
+            return seen;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 /// Sends a signal with the system `kill` command.
 pub fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
