@@ -11,6 +11,8 @@
 //! * [`resolver`] — `import "stdlib/x"` and relative imports.
 //! * [`diagnostic`] — errors with `file:line:col`, the source line and a caret.
 //! * [`watch`] — re-run a playbook when it, a module it imports or its config is saved.
+//! * [`monitor`] — the rebuild dashboard (journal, model, text and TUI views, Docker feed).
+//! * [`util`] — leaf helpers (locks, human durations and sizes, text tables) any layer uses.
 //! * [`cli`] — the command-line interface (thin `main.rs` calls [`cli::main`]).
 
 pub mod cancel;
@@ -29,6 +31,7 @@ pub mod repl;
 pub mod requirements;
 pub mod resolver;
 pub mod runtime;
+pub mod util;
 pub mod validate;
 pub mod watch;
 

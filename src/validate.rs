@@ -34,6 +34,7 @@ use crate::engine::{self, Limits};
 use crate::error::{Error, Result};
 use crate::host::{CheckResult, Mode};
 use crate::runtime::{Runtime, Script, compile_source};
+use crate::util::{human, table};
 
 /// The validations shipped with dockhand: (name, source).
 pub const SHIPPED: &[(&str, &str)] = &[(
@@ -289,10 +290,30 @@ pub fn run(opts: &Options) -> Result<Report> {
             "no validation to run: add .rhai files under validations/ or name some".into(),
         ));
     }
-    // Read every declaration first (nothing runs), so a misspelt option stops everything.
+    check_params(opts, &list)?;
+    let mut normal: Option<Runtime> = None;
+    let mut read_only: Option<Runtime> = None;
+    let mut scripts = Vec::new();
+    for v in &list {
+        let (mode, slot) = if v.shipped || opts.allow_writes {
+            (Mode::Normal, &mut normal)
+        } else {
+            (Mode::ReadOnly, &mut read_only)
+        };
+        if slot.is_none() {
+            *slot = Some(runtime(opts, mode)?);
+        }
+        let rt = slot.as_ref().expect("runtime just built");
+        scripts.push(run_one(rt, v, opts, mode)?);
+    }
+    Ok(Report::of(scripts, started.elapsed()))
+}
+
+/// Reads every declaration first (nothing runs), so a misspelt option stops everything.
+fn check_params(opts: &Options, list: &[Validation]) -> Result<()> {
     let bare = engine::bare(&Limits::default());
     let mut declared: Vec<Option<Script>> = Vec::new();
-    for v in &list {
+    for v in list {
         let text = source_text(v)?;
         declared.push(compile_source(&bare, &Default::default(), &v.name, &text).ok());
     }
@@ -314,83 +335,54 @@ pub fn run(opts: &Options) -> Result<Report> {
     for s in declared.iter().flatten() {
         values_for(s, &opts.params)?;
     }
+    Ok(())
+}
 
-    let mut normal: Option<Runtime> = None;
-    let mut read_only: Option<Runtime> = None;
-    let mut scripts = Vec::new();
-    for v in &list {
-        let mode = if v.shipped || opts.allow_writes {
-            Mode::Normal
-        } else {
-            Mode::ReadOnly
-        };
-        let slot = if mode == Mode::Normal {
-            &mut normal
-        } else {
-            &mut read_only
-        };
-        if slot.is_none() {
-            *slot = Some(runtime(opts, mode)?);
-        }
-        let rt = slot.as_ref().expect("runtime just built");
-        let t = std::time::Instant::now();
-        let outcome = source_text(v)
-            .and_then(|text| {
-                if let Source::File(p) = &v.source
-                    && let Ok(full) = p.canonicalize()
-                {
-                    rt.resolver().register_file(&v.name, full);
-                }
-                rt.compile_str(&v.name, &text)
-            })
-            .and_then(|script| {
-                let values = values_for(&script, &opts.params)?;
-                rt.run(&script, values)
-            });
-        let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let report = match outcome {
-            Ok(o) => ScriptReport {
-                script: v.name.clone(),
-                shipped: v.shipped,
-                mode,
-                status: if o.exit_code() == 0 { "ok" } else { "failed" },
-                value: rhai::serde::from_dynamic::<serde_json::Value>(&o.value)
-                    .unwrap_or(serde_json::Value::Null),
-                checks: o.checks,
-                error: None,
-                duration_ms: ms,
-            },
-            Err(Error::Interrupted) => return Err(Error::Interrupted),
-            Err(e) => ScriptReport {
-                script: v.name.clone(),
-                shipped: v.shipped,
-                mode,
-                status: "error",
-                // Checks recorded before the error still count.
-                checks: rt.host().checks(),
-                value: serde_json::Value::Null,
-                error: Some(e.to_string()),
-                duration_ms: ms,
-            },
-        };
-        scripts.push(report);
-    }
-    let exit_code = if scripts.iter().any(|s| s.status == "error") {
-        2
-    } else if scripts.iter().any(|s| s.status == "failed") {
-        1
-    } else {
-        0
-    };
-    Ok(Report {
-        status: match exit_code {
-            0 => "ok",
-            1 => "failed",
-            _ => "error",
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs one validation on `rt`; only Ctrl-C is an error, anything else is in the report.
+fn run_one(rt: &Runtime, v: &Validation, opts: &Options, mode: Mode) -> Result<ScriptReport> {
+    let t = std::time::Instant::now();
+    let outcome = source_text(v)
+        .and_then(|text| {
+            if let Source::File(p) = &v.source
+                && let Ok(full) = p.canonicalize()
+            {
+                rt.resolver().register_file(&v.name, full);
+            }
+            rt.compile_str(&v.name, &text)
+        })
+        .and_then(|script| {
+            let values = values_for(&script, &opts.params)?;
+            rt.run(&script, values)
+        });
+    let ms = millis(t.elapsed());
+    Ok(match outcome {
+        Ok(o) => ScriptReport {
+            script: v.name.clone(),
+            shipped: v.shipped,
+            mode,
+            status: if o.exit_code() == 0 { "ok" } else { "failed" },
+            value: rhai::serde::from_dynamic::<serde_json::Value>(&o.value)
+                .unwrap_or(serde_json::Value::Null),
+            checks: o.checks,
+            error: None,
+            duration_ms: ms,
         },
-        exit_code,
-        scripts,
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        Err(Error::Interrupted) => return Err(Error::Interrupted),
+        Err(e) => ScriptReport {
+            script: v.name.clone(),
+            shipped: v.shipped,
+            mode,
+            status: "error",
+            // Checks recorded before the error still count.
+            checks: rt.host().checks(),
+            value: serde_json::Value::Null,
+            error: Some(e.to_string()),
+            duration_ms: ms,
+        },
     })
 }
 
@@ -404,15 +396,28 @@ fn result_word(c: &CheckResult) -> &'static str {
     }
 }
 
-fn human_ms(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    }
-}
-
 impl Report {
+    /// The report of `scripts`, which took `took` in all.
+    fn of(scripts: Vec<ScriptReport>, took: Duration) -> Report {
+        let exit_code = if scripts.iter().any(|s| s.status == "error") {
+            2
+        } else if scripts.iter().any(|s| s.status == "failed") {
+            1
+        } else {
+            0
+        };
+        Report {
+            status: match exit_code {
+                0 => "ok",
+                1 => "failed",
+                _ => "error",
+            },
+            exit_code,
+            scripts,
+            duration_ms: millis(took),
+        }
+    }
+
     /// 0 all passed, 1 a check failed, 2 a script did not finish.
     pub fn exit_code(&self) -> i32 {
         self.exit_code
@@ -427,7 +432,7 @@ impl Report {
                     s.script.clone(),
                     c.name.clone(),
                     result_word(c).into(),
-                    human_ms(c.ms),
+                    human::duration(Duration::from_millis(c.ms)),
                     c.reason.replace('\n', " "),
                 ]);
             }
@@ -437,32 +442,13 @@ impl Report {
                     s.script.clone(),
                     "(script)".into(),
                     "ERROR".into(),
-                    human_ms(s.duration_ms),
+                    human::duration(Duration::from_millis(s.duration_ms)),
                     first,
                 ]);
             }
         }
         let head = ["SCRIPT", "CHECK", "RESULT", "DURATION", "MESSAGE"];
-        let mut widths: Vec<usize> = head.iter().map(|h| h.len()).collect();
-        for r in &rows {
-            for i in 0..4 {
-                widths[i] = widths[i].max(r[i].chars().count());
-            }
-        }
-        let line = |cells: [&str; 5]| {
-            let mut l = String::new();
-            for i in 0..4 {
-                l.push_str(cells[i]);
-                let pad = widths[i] + 2 - cells[i].chars().count();
-                l.push_str(&" ".repeat(pad));
-            }
-            l.push_str(cells[4]);
-            l.trim_end().to_string() + "\n"
-        };
-        let mut out = line(head);
-        for r in &rows {
-            out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
-        }
+        let mut out = table::render(&head, &rows, "");
         let all: Vec<&CheckResult> = self.scripts.iter().flat_map(|s| &s.checks).collect();
         let failed = all.iter().filter(|c| !c.ok).count();
         let skipped = all.iter().filter(|c| is_skip(c)).count();

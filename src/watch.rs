@@ -214,66 +214,19 @@ impl<'rt> Watch<'rt> {
 
     /// Runs the playbook, then again on every change, until stopped. Returns the history.
     /// Errors only when the file watcher cannot be set up; a failing run is an event.
-    pub fn run(self, mut on_event: impl FnMut(WatchEvent<'_>)) -> Result<Vec<RunRecord>> {
+    pub fn run(self, on_event: impl FnMut(WatchEvent<'_>)) -> Result<Vec<RunRecord>> {
         let Watch { rt, opts, tx, rx } = self;
-        let root = rt.host().root.clone();
-        let playbook = absolute(&opts.playbook);
-        let fixed: BTreeSet<PathBuf> = std::iter::once(playbook.clone())
-            .chain(opts.extra_files.iter().map(|f| absolute(f)))
-            .collect();
-
-        let fs_tx = tx.clone();
-        let mut debouncer = new_debouncer(opts.debounce, None, move |res: DebounceEventResult| {
-            let msg = match res {
-                Ok(events) => Msg::Fs(
-                    events
-                        .into_iter()
-                        .filter(|e| changes_content(&e.event.kind))
-                        .flat_map(|e| e.event.paths)
-                        .collect(),
-                ),
-                Err(errors) => Msg::FsError(
-                    errors
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ),
-            };
-            let _ = fs_tx.send(msg);
-        })
-        .map_err(|e| Error::Internal(format!("cannot start the file watcher: {e}")))?;
-        let mut dirs = Dirs::default();
-        let mut watched = fixed.clone();
-        dirs.sync(&mut debouncer, &watched, &mut on_event);
-        on_event(WatchEvent::Watching {
-            files: &watched.iter().cloned().collect::<Vec<_>>(),
-        });
-
+        let debouncer = file_watcher(opts.debounce, tx.clone())?;
         let opts = &opts;
-        let history = std::thread::scope(|s| {
-            let mut history: Vec<RunRecord> = Vec::new();
-            let mut pending = Some(Trigger::Start);
-            // (number, trigger, started, started_at)
-            let mut running: Option<(u64, Trigger, Instant, SystemTime)> = None;
-            let mut cancelling = false;
-            let mut stopping = false;
-            let mut next_tick: Option<Instant> = None;
-            let mut number = 0u64;
+        let mut l = Looper::new(rt, opts, debouncer, on_event);
+        std::thread::scope(|s| {
             loop {
-                if running.is_none() {
-                    if stopping {
+                if l.running.is_none() {
+                    if l.stopping {
                         break;
                     }
-                    if let Some(trigger) = pending.take() {
-                        number += 1;
-                        on_event(WatchEvent::Started {
-                            run: number,
-                            trigger: &trigger,
-                        });
-                        running = Some((number, trigger, Instant::now(), SystemTime::now()));
-                        cancelling = false;
-                        next_tick = None;
+                    if let Some(trigger) = l.pending.take() {
+                        l.start(trigger);
                         let done = tx.clone();
                         s.spawn(move || {
                             let (result, files) = run_once(rt, opts);
@@ -281,117 +234,238 @@ impl<'rt> Watch<'rt> {
                         });
                     }
                 }
-                let wait = if running.is_some() {
-                    cancelling.then_some(CANCEL_RETRY)
-                } else {
-                    next_tick.map(|t| t.saturating_duration_since(Instant::now()))
-                };
-                let msg = match wait {
-                    Some(d) => match rx.recv_timeout(d) {
-                        Ok(m) => Some(m),
-                        Err(RecvTimeoutError::Timeout) => None,
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    },
-                    None => match rx.recv() {
-                        Ok(m) => Some(m),
-                        Err(_) => break,
-                    },
-                };
-                match msg {
-                    None => {
-                        if running.is_some() {
-                            rt.cancel_handle().cancel(CancelReason::Interrupted);
-                        } else if next_tick.is_some_and(|t| t <= Instant::now()) {
-                            pending = Some(Trigger::Every);
-                        }
-                    }
-                    Some(Msg::Fs(paths)) => {
-                        // A watched directory removed or renamed loses its OS watch: drop it
-                        // so `sync` adds it again (now, or after a later event or run).
-                        if paths.iter().any(|p| dirs.0.contains(p) && !p.is_dir()) {
-                            dirs.0.retain(|d| d.is_dir());
-                        }
-                        dirs.sync(&mut debouncer, &watched, &mut on_event);
-                        if let Some(hit) = paths.iter().find(|p| watched.contains(*p)) {
-                            pending = Some(Trigger::Change {
-                                file: crate::host::fs::display_rel(&root, hit),
-                            });
-                            if running.is_some() && !cancelling {
-                                rt.cancel_handle().cancel(CancelReason::Interrupted);
-                                cancelling = true;
-                            }
-                        }
-                    }
-                    Some(Msg::FsError(message)) => on_event(WatchEvent::Warning {
-                        message: format!("file watcher: {message}"),
-                    }),
-                    Some(Msg::Stop) => {
-                        stopping = true;
-                        pending = None;
-                        if running.is_some() && !cancelling {
-                            rt.cancel_handle().cancel(CancelReason::Interrupted);
-                            cancelling = true;
-                        }
-                    }
-                    Some(Msg::Done { result, files }) => {
-                        let Some((run, trigger, started, started_at)) = running.take() else {
-                            continue;
-                        };
-                        let exit_code = match &result {
-                            Ok(o) => o.exit_code(),
-                            Err(e) => e.exit_code(),
-                        };
-                        let status = match (&result, exit_code) {
-                            (Err(Error::Interrupted), _) => RunStatus::Cancelled,
-                            (_, 0) => RunStatus::Pass,
-                            (_, 1) => RunStatus::Fail,
-                            (_, 130) => RunStatus::Cancelled,
-                            _ => RunStatus::Error,
-                        };
-                        history.push(RunRecord {
-                            run,
-                            trigger,
-                            status,
-                            exit_code,
-                            started_at: humantime::format_rfc3339_millis(started_at).to_string(),
-                            duration_ms: u64::try_from(started.elapsed().as_millis())
-                                .unwrap_or(u64::MAX),
-                        });
-                        // A run that stopped early may not have reached every import: keep
-                        // watching what the previous run used as well.
-                        let mut next: BTreeSet<PathBuf> = fixed.clone();
-                        next.extend(files);
-                        if result.is_err() {
-                            next.extend(watched.iter().cloned());
-                        }
-                        if next != watched {
-                            watched = next;
-                            on_event(WatchEvent::Watching {
-                                files: &watched.iter().cloned().collect::<Vec<_>>(),
-                            });
-                        }
-                        // Watches in place before the run is reported as finished: a save
-                        // made just after seeing the result must be seen.
-                        dirs.sync(&mut debouncer, &watched, &mut on_event);
-                        if let Some(record) = history.last() {
-                            on_event(WatchEvent::Finished {
-                                record,
-                                result: &result,
-                                history: &history,
-                            });
-                        }
-                        if let Some(every) = opts.every
-                            && !stopping
-                        {
-                            next_tick = Some(started + every);
-                        }
-                    }
-                }
+                let Some(msg) = l.next_msg(&rx) else { break };
+                l.handle(msg);
             }
-            history
         });
+        let Looper {
+            debouncer, history, ..
+        } = l;
         debouncer.stop();
         Ok(history)
+    }
+}
+
+type FsWatcher = notify_debouncer_full::Debouncer<
+    notify::RecommendedWatcher,
+    notify_debouncer_full::RecommendedCache,
+>;
+
+/// A file watcher that sends content changes (and its errors) to the loop.
+fn file_watcher(debounce: Duration, tx: Sender<Msg>) -> Result<FsWatcher> {
+    new_debouncer(debounce, None, move |res: DebounceEventResult| {
+        let msg = match res {
+            Ok(events) => Msg::Fs(
+                events
+                    .into_iter()
+                    .filter(|e| changes_content(&e.event.kind))
+                    .flat_map(|e| e.event.paths)
+                    .collect(),
+            ),
+            Err(errors) => Msg::FsError(
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        };
+        let _ = tx.send(msg);
+    })
+    .map_err(|e| Error::Internal(format!("cannot start the file watcher: {e}")))
+}
+
+/// The run in progress.
+struct Running {
+    run: u64,
+    trigger: Trigger,
+    started: Instant,
+    started_at: SystemTime,
+}
+
+/// The watch loop's state between two messages.
+struct Looper<'a, F: FnMut(WatchEvent<'_>)> {
+    rt: &'a Runtime,
+    opts: &'a WatchOptions,
+    root: PathBuf,
+    /// The playbook and the extra files: always watched.
+    fixed: BTreeSet<PathBuf>,
+    watched: BTreeSet<PathBuf>,
+    dirs: Dirs,
+    debouncer: FsWatcher,
+    on_event: F,
+    history: Vec<RunRecord>,
+    pending: Option<Trigger>,
+    running: Option<Running>,
+    cancelling: bool,
+    stopping: bool,
+    next_tick: Option<Instant>,
+    number: u64,
+}
+
+impl<'a, F: FnMut(WatchEvent<'_>)> Looper<'a, F> {
+    fn new(rt: &'a Runtime, opts: &'a WatchOptions, debouncer: FsWatcher, on_event: F) -> Self {
+        let fixed: BTreeSet<PathBuf> = std::iter::once(absolute(&opts.playbook))
+            .chain(opts.extra_files.iter().map(|f| absolute(f)))
+            .collect();
+        let mut l = Looper {
+            rt,
+            opts,
+            root: rt.host().root.clone(),
+            watched: fixed.clone(),
+            fixed,
+            dirs: Dirs::default(),
+            debouncer,
+            on_event,
+            history: Vec::new(),
+            pending: Some(Trigger::Start),
+            running: None,
+            cancelling: false,
+            stopping: false,
+            next_tick: None,
+            number: 0,
+        };
+        l.dirs.sync(&mut l.debouncer, &l.watched, &mut l.on_event);
+        (l.on_event)(WatchEvent::Watching {
+            files: &l.watched.iter().cloned().collect::<Vec<_>>(),
+        });
+        l
+    }
+
+    /// Records that a run for `trigger` starts (the caller spawns it).
+    fn start(&mut self, trigger: Trigger) {
+        self.number += 1;
+        (self.on_event)(WatchEvent::Started {
+            run: self.number,
+            trigger: &trigger,
+        });
+        self.running = Some(Running {
+            run: self.number,
+            trigger,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+        });
+        self.cancelling = false;
+        self.next_tick = None;
+    }
+
+    /// The next message; `Some(None)` when a wait ran out (a cancellation to repeat, or the
+    /// `every` schedule); `None` when every sender is gone.
+    fn next_msg(&self, rx: &Receiver<Msg>) -> Option<Option<Msg>> {
+        let wait = if self.running.is_some() {
+            self.cancelling.then_some(CANCEL_RETRY)
+        } else {
+            self.next_tick
+                .map(|t| t.saturating_duration_since(Instant::now()))
+        };
+        match wait {
+            Some(d) => match rx.recv_timeout(d) {
+                Ok(m) => Some(Some(m)),
+                Err(RecvTimeoutError::Timeout) => Some(None),
+                Err(RecvTimeoutError::Disconnected) => None,
+            },
+            None => rx.recv().ok().map(Some),
+        }
+    }
+
+    fn handle(&mut self, msg: Option<Msg>) {
+        match msg {
+            None => {
+                if self.running.is_some() {
+                    self.rt.cancel_handle().cancel(CancelReason::Interrupted);
+                } else if self.next_tick.is_some_and(|t| t <= Instant::now()) {
+                    self.pending = Some(Trigger::Every);
+                }
+            }
+            Some(Msg::Fs(paths)) => self.changed(paths),
+            Some(Msg::FsError(message)) => (self.on_event)(WatchEvent::Warning {
+                message: format!("file watcher: {message}"),
+            }),
+            Some(Msg::Stop) => {
+                self.stopping = true;
+                self.pending = None;
+                self.cancel_run();
+            }
+            Some(Msg::Done { result, files }) => self.finished(result, files),
+        }
+    }
+
+    /// Cancels the run in progress, once.
+    fn cancel_run(&mut self) {
+        if self.running.is_some() && !self.cancelling {
+            self.rt.cancel_handle().cancel(CancelReason::Interrupted);
+            self.cancelling = true;
+        }
+    }
+
+    fn changed(&mut self, paths: Vec<PathBuf>) {
+        // A watched directory removed or renamed loses its OS watch: drop it so `sync`
+        // adds it again (now, or after a later event or run).
+        if paths.iter().any(|p| self.dirs.0.contains(p) && !p.is_dir()) {
+            self.dirs.0.retain(|d| d.is_dir());
+        }
+        self.dirs
+            .sync(&mut self.debouncer, &self.watched, &mut self.on_event);
+        if let Some(hit) = paths.iter().find(|p| self.watched.contains(*p)) {
+            self.pending = Some(Trigger::Change {
+                file: crate::host::fs::display_rel(&self.root, hit),
+            });
+            self.cancel_run();
+        }
+    }
+
+    fn finished(&mut self, result: Result<RunOutcome>, files: Vec<PathBuf>) {
+        let Some(r) = self.running.take() else {
+            return;
+        };
+        let exit_code = match &result {
+            Ok(o) => o.exit_code(),
+            Err(e) => e.exit_code(),
+        };
+        let status = match (&result, exit_code) {
+            (Err(Error::Interrupted), _) => RunStatus::Cancelled,
+            (_, 0) => RunStatus::Pass,
+            (_, 1) => RunStatus::Fail,
+            (_, 130) => RunStatus::Cancelled,
+            _ => RunStatus::Error,
+        };
+        self.history.push(RunRecord {
+            run: r.run,
+            trigger: r.trigger,
+            status,
+            exit_code,
+            started_at: humantime::format_rfc3339_millis(r.started_at).to_string(),
+            duration_ms: u64::try_from(r.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+        // A run that stopped early may not have reached every import: keep watching what
+        // the previous run used as well.
+        let mut next: BTreeSet<PathBuf> = self.fixed.clone();
+        next.extend(files);
+        if result.is_err() {
+            next.extend(self.watched.iter().cloned());
+        }
+        if next != self.watched {
+            self.watched = next;
+            (self.on_event)(WatchEvent::Watching {
+                files: &self.watched.iter().cloned().collect::<Vec<_>>(),
+            });
+        }
+        // Watches in place before the run is reported as finished: a save made just after
+        // seeing the result must be seen.
+        self.dirs
+            .sync(&mut self.debouncer, &self.watched, &mut self.on_event);
+        if let Some(record) = self.history.last() {
+            (self.on_event)(WatchEvent::Finished {
+                record,
+                result: &result,
+                history: &self.history,
+            });
+        }
+        if let Some(every) = self.opts.every
+            && !self.stopping
+        {
+            self.next_tick = Some(r.started + every);
+        }
     }
 }
 

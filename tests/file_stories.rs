@@ -332,7 +332,7 @@ impl Ws {
     }
 
     fn run(&self, playbook: &str, args: &[&str]) -> Out {
-        let out = Command::new(BIN)
+        let out = common::dockhand()
             .arg("run")
             .arg(format!("playbooks/{playbook}"))
             .arg("--root")
@@ -340,10 +340,6 @@ impl Ws {
             .args(["--dir", "homeiq"])
             .args(args)
             .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env_remove("DOCKHAND_LOG")
-            .env_remove("DOCKHAND_ROOT")
-            .env_remove("DOCKHAND_STDLIB")
             .output()
             .unwrap();
         let o = Out {

@@ -9,14 +9,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Test;
+use common::{Reply, Seen, Test};
 
 const INFLUXD: &str = "/usr/bin/influxd";
 
@@ -303,61 +303,15 @@ c.query("SELECT * FROM m");"#,
 /// A one-route HTTP server answering 401 with the request's `Authorization` header in its
 /// body, the way a careless proxy might. Records every header it saw.
 fn echoing_server() -> (String, Arc<Mutex<Vec<String>>>) {
-    let (l, port) = free_port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let seen2 = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for stream in l.incoming().take(20) {
-            let Ok(mut s) = stream else { continue };
-            let mut reader = BufReader::new(s.try_clone().unwrap());
-            let mut auth = String::new();
-            let mut line = String::new();
-            let mut len = 0usize;
-            while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                let l = line.trim_end().to_string();
-                line.clear();
-                if l.is_empty() {
-                    break;
-                }
-                if let Some(v) = l
-                    .strip_prefix("authorization: ")
-                    .or(l.strip_prefix("Authorization: "))
-                {
-                    auth = v.to_string();
-                }
-                if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length: ") {
-                    len = v.parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
-            seen2.lock().unwrap().push(auth.clone());
-            let json = format!("{{\"error\":\"authorization failed for {auth}\"}}");
-            let _ = write!(
-                s,
-                "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-                json.len()
-            );
-        }
+    let auths = Arc::new(Mutex::new(Vec::new()));
+    let auths2 = Arc::clone(&auths);
+    let (url, _) = common::http_server(move |req| {
+        let auth = req.header("authorization").unwrap_or("").to_string();
+        auths2.lock().unwrap().push(auth.clone());
+        let json = format!("{{\"error\":\"authorization failed for {auth}\"}}");
+        Reply::new(401, "application/json", json)
     });
-    (format!("http://127.0.0.1:{port}"), seen)
-}
-
-/// What a canned server saw: request line, headers (lower-cased names) and body.
-#[derive(Debug, Clone, Default)]
-struct Seen {
-    request: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
+    (url, auths)
 }
 
 /// A server that answers every request with `status` and the fixture `file`
@@ -370,42 +324,7 @@ fn canned_server(status: u16, file: &str, ctype: &str) -> (String, Arc<Mutex<Vec
     )
     .unwrap();
     let ctype = ctype.to_string();
-    let (l, port) = free_port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let seen2 = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for stream in l.incoming().take(20) {
-            let Ok(mut s) = stream else { continue };
-            let mut reader = BufReader::new(s.try_clone().unwrap());
-            let mut got = Seen::default();
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            got.request = line.trim_end().to_string();
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim_end().is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = line.trim_end().split_once(": ") {
-                    got.headers.push((k.to_ascii_lowercase(), v.to_string()));
-                }
-            }
-            let len: usize = got
-                .header("content-length")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let mut b = vec![0; len];
-            let _ = reader.read_exact(&mut b);
-            got.body = String::from_utf8_lossy(&b).into_owned();
-            seen2.lock().unwrap().push(got);
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (format!("http://127.0.0.1:{port}"), seen)
+    common::http_server(move |_| Reply::new(status, &ctype, body.clone()))
 }
 
 #[test]

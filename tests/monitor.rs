@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Test};
+use common::{BIN, Lab, Test};
 
 const FINISHED: &str = include_str!("fixtures/monitor/finished-rollback.json");
 const IN_PROGRESS: &str = include_str!("fixtures/monitor/in-progress.json");
@@ -108,68 +107,9 @@ fn once_without_a_run_or_with_a_broken_journal_is_a_usage_error() {
         .run();
 }
 
-/// A lab fleet in its own workspace and compose project; taken down on drop.
-struct Lab {
-    ws: tempfile::TempDir,
-    project: String,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new(BIN)
-            .args(["lab", "--dir"])
-            .arg(self.dir())
-            .args(["--project", &self.project, "down"])
-            .output();
-    }
-}
-
 impl Lab {
-    fn up(only: &[&str]) -> Lab {
-        let ws = tempfile::tempdir().unwrap();
-        common::copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homeiq"),
-            &ws.path().join("homeiq"),
-        );
-        let lab = Lab {
-            ws,
-            project: format!("monitor{}", std::process::id()),
-        };
-        let out = Command::new(BIN)
-            .args(["lab", "--dir"])
-            .arg(lab.dir())
-            .args(["--project", &lab.project, "up", "--wait", "3m", "--only"])
-            .arg(only.join(","))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "lab up failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        lab
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.ws.path().join("homeiq")
-    }
-
-    fn rebuild(&self, args: &[&str]) -> Child {
-        Command::new(BIN)
-            .arg("run")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/batch-rebuild.rhai"))
-            .arg("--root")
-            .arg(self.ws.path())
-            .args([
-                "--config",
-                "homeiq/services.yaml",
-                "--project",
-                &self.project,
-            ])
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("DOCKHAND_LOG")
+    fn spawn_rebuild(&self, args: &[&str]) -> Child {
+        self.rebuild(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -213,8 +153,8 @@ fn once_follows_a_real_rebuild_while_it_runs_and_after_it_ends() {
         return;
     }
     let services = ["weather-api", "sports-api"];
-    let lab = Lab::up(&services);
-    let mut child = lab.rebuild(&[
+    let lab = Lab::start("monitor", &services);
+    let mut child = lab.spawn_rebuild(&[
         "--service",
         services[0],
         "--service",

@@ -8,11 +8,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::BIN;
+use common::{BIN, Lab};
 use serde_json::Value;
 
 /// These tests each run a lab and time health gates; run them one at a time so a loaded
@@ -32,59 +32,7 @@ struct Ctr {
     health: String,
 }
 
-/// A lab fleet in its own workspace and compose project; taken down on drop.
-struct Lab {
-    ws: tempfile::TempDir,
-    project: String,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new(BIN)
-            .args(["lab", "--dir"])
-            .arg(self.dir())
-            .args(["--project", &self.project, "down"])
-            .output();
-    }
-}
-
 impl Lab {
-    /// Copies the lab and brings up InfluxDB plus `only`.
-    fn up(tag: &str, only: &[&str]) -> Lab {
-        let ws = tempfile::tempdir().unwrap();
-        common::copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homeiq"),
-            &ws.path().join("homeiq"),
-        );
-        let lab = Lab {
-            ws,
-            project: format!("dhrb{tag}{}", std::process::id()),
-        };
-        let mut cmd = Command::new(BIN);
-        cmd.args(["lab", "--dir"]).arg(lab.dir()).args([
-            "--project",
-            &lab.project,
-            "up",
-            "--wait",
-            "3m",
-        ]);
-        if !only.is_empty() {
-            cmd.args(["--only", &only.join(",")]);
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "lab up failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        lab
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.ws.path().join("homeiq")
-    }
-
     /// Adds a build arg to one service in the compose file (a "bad upgrade").
     fn set_build_arg(&self, service: &str, key: &str, value: &str) {
         let f = self.dir().join("docker-compose.yml");
@@ -95,56 +43,12 @@ impl Lab {
         std::fs::write(f, text).unwrap();
     }
 
-    /// `dockhand run playbooks/batch-rebuild.rhai` in this workspace.
-    fn rebuild(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("run")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/batch-rebuild.rhai"))
-            .args(["--root"])
-            .arg(self.ws.path())
-            .args([
-                "--config",
-                "homeiq/services.yaml",
-                "--project",
-                &self.project,
-            ])
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("DOCKHAND_LOG");
-        c
-    }
-
-    fn journal(&self, run: &str) -> Value {
-        let p = self.ws.path().join(format!(".dockhand/state/{run}.json"));
-        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("journal {} is not valid JSON ({e}):\n{text}", p.display()))
-    }
-
     /// Every container of the project (running or not), keyed by compose service; a
     /// service with two containers (a recreate left half done) appears twice in `all`.
     fn containers(&self) -> (BTreeMap<String, Ctr>, Vec<Ctr>) {
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label=com.docker.compose.project={}", self.project))
-            .output()
-            .unwrap();
-        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
-            .split_whitespace()
-            .map(String::from)
-            .collect();
         let mut by_service = BTreeMap::new();
         let mut all = Vec::new();
-        if ids.is_empty() {
-            return (by_service, all);
-        }
-        let out = Command::new("docker")
-            .arg("inspect")
-            .args(&ids)
-            .output()
-            .unwrap();
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        for c in v.as_array().unwrap() {
+        for c in &self.inspect_all() {
             let ctr = Ctr {
                 name: c["Name"].as_str().unwrap().trim_start_matches('/').into(),
                 id: c["Id"].as_str().unwrap().into(),
@@ -166,18 +70,15 @@ impl Lab {
 
     /// Waits until `services` are healthy (a just-restored container needs a moment).
     fn wait_healthy(&self, services: &[&str], within: Duration) -> BTreeMap<String, Ctr> {
-        let end = Instant::now() + within;
-        loop {
-            let (by, _) = self.containers();
-            if services
-                .iter()
-                .all(|s| by.get(*s).is_some_and(|c| c.health == "healthy"))
-                || Instant::now() > end
-            {
-                return by;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        common::poll_until(
+            within,
+            || self.containers().0,
+            |by| {
+                services
+                    .iter()
+                    .all(|s| by.get(*s).is_some_and(|c| c.health == "healthy"))
+            },
+        )
     }
 }
 
@@ -208,7 +109,7 @@ fn fault_case(
     if !common::docker_lab_ready("rebuild test") {
         return;
     }
-    let lab = Lab::up(tag, &[svc, neighbour]);
+    let lab = Lab::start(&format!("dhrb{tag}"), &[svc, neighbour]);
     let (before, _) = lab.containers();
     for (k, v) in bad {
         lab.set_build_arg(svc, k, v);
@@ -405,7 +306,7 @@ fn category_stop_policy_leaves_the_rest_of_the_category_untouched() {
         return;
     }
     let core = ["data-api", "websocket-ingestion", "admin-api"];
-    let lab = Lab::up("stop", &core);
+    let lab = Lab::start("dhrbstop", &core);
     let (before, _) = lab.containers();
     for svc in core {
         lab.set_build_arg(svc, "FAIL_BUILD", "1");
@@ -460,7 +361,7 @@ fn dry_run_changes_nothing_and_builds_nothing() {
     if !common::docker_lab_ready("rebuild test") {
         return;
     }
-    let lab = Lab::up("dry", &["weather-api", "sports-api"]);
+    let lab = Lab::start("dhrbdry", &["weather-api", "sports-api"]);
     let images = || {
         let o = Command::new("docker")
             .args(["images", "-qa", "--no-trunc"])
@@ -536,7 +437,7 @@ fn recover_puts_back_a_container_left_aside_by_a_killed_recreate() {
     if !common::docker_lab_ready("rebuild test") {
         return;
     }
-    let lab = Lab::up("rec", &["weather-api"]);
+    let lab = Lab::start("dhrbrec", &["weather-api"]);
     let (before, _) = lab.containers();
     let c = &before["weather-api"];
     // What a SIGKILL between "rename aside" and "create" leaves behind.
@@ -581,7 +482,7 @@ fn killed_at_any_point_continue_ends_all_healthy() {
     }
     let good = ["weather-api", "sports-api"];
     let bad = "carbon-intensity";
-    let lab = Lab::up("kill", &["weather-api", "sports-api", bad]);
+    let lab = Lab::start("dhrbkill", &["weather-api", "sports-api", bad]);
     lab.set_build_arg(bad, "FAULT", "unhealthy");
     let (start, _) = lab.containers();
     let n_containers = start.len();
@@ -687,7 +588,7 @@ fn full_lab_rebuild_ends_all_healthy_with_timings() {
     if !common::docker_lab_ready("rebuild test") {
         return;
     }
-    let lab = Lab::up("full", &[]);
+    let lab = Lab::start("dhrbfull", &[]);
     let (before, _) = lab.containers();
     assert_eq!(before.len(), 45, "the whole lab: {:?}", before.keys());
     let (code, stdout, stderr) =

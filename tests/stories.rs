@@ -11,11 +11,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::BIN;
+use common::{BIN, Lab};
 use serde_json::Value;
 
 const PLAYBOOKS: [&str; 8] = [
@@ -42,56 +41,17 @@ struct Ctr {
     version: String,
 }
 
-/// A lab fleet in its own workspace and compose project; taken down on drop (`lab down`
-/// also removes the rebuild's backup tags).
-struct Lab {
-    ws: tempfile::TempDir,
-    project: String,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new(BIN)
-            .args(["lab", "--dir"])
-            .arg(self.dir())
-            .args(["--project", &self.project, "down"])
-            .output();
-    }
+/// The lab and the playbooks in a fresh workspace, InfluxDB plus `only` up.
+fn lab_up(tag: &str, only: &[&str]) -> Lab {
+    let lab = Lab::new(&format!("dhst{tag}")).with_playbooks();
+    lab.up(only, &[]);
+    lab
 }
 
 impl Lab {
-    /// Copies the lab and the playbooks, and brings up InfluxDB plus `only`.
-    fn up(tag: &str, only: &[&str]) -> Lab {
-        let ws = tempfile::tempdir().unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"));
-        common::copy_dir(&src.join("examples/homeiq"), &ws.path().join("homeiq"));
-        common::copy_dir(&src.join("playbooks"), &ws.path().join("playbooks"));
-        let lab = Lab {
-            ws,
-            project: format!("dhst{tag}{}", std::process::id()),
-        };
-        let out = Command::new(BIN)
-            .args(["lab", "--dir"])
-            .arg(lab.dir())
-            .args(["--project", &lab.project, "up", "--wait", "3m", "--only"])
-            .arg(only.join(","))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "lab up failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        lab
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.ws.path().join("homeiq")
-    }
-
     /// `dockhand run playbooks/<playbook> --json` in this workspace, on this lab.
     fn play(&self, playbook: &str, args: &[&str]) -> Played {
-        let out = Command::new(BIN)
+        let out = common::dockhand()
             .arg("run")
             .arg(format!("playbooks/{playbook}"))
             .arg("--root")
@@ -105,10 +65,6 @@ impl Lab {
             ])
             .args(args)
             .current_dir(self.ws.path())
-            .env("NO_COLOR", "1")
-            .env_remove("DOCKHAND_LOG")
-            .env_remove("DOCKHAND_ROOT")
-            .env_remove("DOCKHAND_STDLIB")
             .output()
             .unwrap();
         Played {
@@ -118,35 +74,10 @@ impl Lab {
         }
     }
 
-    fn journal(&self, run: &str) -> Value {
-        let p = self.ws.path().join(format!(".dockhand/state/{run}.json"));
-        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("journal {} is not valid JSON ({e}):\n{text}", p.display()))
-    }
-
     /// Every container of the project, keyed by compose service.
     fn containers(&self) -> BTreeMap<String, Ctr> {
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label=com.docker.compose.project={}", self.project))
-            .output()
-            .unwrap();
-        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
-            .split_whitespace()
-            .map(String::from)
-            .collect();
         let mut by_service = BTreeMap::new();
-        if ids.is_empty() {
-            return by_service;
-        }
-        let out = Command::new("docker")
-            .arg("inspect")
-            .args(&ids)
-            .output()
-            .unwrap();
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        for c in v.as_array().unwrap() {
+        for c in &self.inspect_all() {
             let svc = c["Config"]["Labels"]["com.docker.compose.service"]
                 .as_str()
                 .unwrap_or("")
@@ -173,18 +104,15 @@ impl Lab {
 
     /// Waits until `services` are healthy; returns the containers as last seen.
     fn wait_healthy(&self, services: &[&str], within: Duration) -> BTreeMap<String, Ctr> {
-        let end = Instant::now() + within;
-        loop {
-            let by = self.containers();
-            if services
-                .iter()
-                .all(|s| by.get(*s).is_some_and(|c| c.health == "healthy"))
-                || Instant::now() > end
-            {
-                return by;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        common::poll_until(
+            within,
+            || self.containers(),
+            |by| {
+                services
+                    .iter()
+                    .all(|s| by.get(*s).is_some_and(|c| c.health == "healthy"))
+            },
+        )
     }
 
     /// Runs a small script in the workspace (with the lab's project in use).
@@ -298,7 +226,7 @@ fn story3_restarts_influxdb_without_losing_points() {
     if !common::docker_lab_ready("story test") {
         return;
     }
-    let lab = Lab::up("s3", &["websocket-ingestion"]);
+    let lab = lab_up("s3", &["websocket-ingestion"]);
     // Let the writer put a few points in first, so "no data loss" has something to lose.
     let warm = lab.script(
         r#"import "playbooks/lib/stories" as stories;
@@ -368,7 +296,7 @@ fn story4_rebuilds_the_core_services_in_order_with_data_flowing() {
         "admin-api",
         "data-retention",
     ];
-    let lab = Lab::up("s4", &core);
+    let lab = lab_up("s4", &core);
     let before = lab.containers();
     let r = lab.play(
         "story-04-core-services.rhai",
@@ -508,7 +436,7 @@ fn story9_rebuilds_its_pair_in_parallel_and_checks_endpoints() {
         return;
     }
     let set = ["energy-correlator", "rule-recommendation-ml"];
-    let lab = Lab::up("s9", &set);
+    let lab = lab_up("s9", &set);
     let before = lab.containers();
     let r = lab.play(
         "story-09-analytics.rhai",
@@ -547,7 +475,7 @@ fn rollback_restores_the_pre_run_images_of_a_batch_rebuild() {
         return;
     }
     let set = ["weather-api", "sports-api"];
-    let lab = Lab::up("rb", &set);
+    let lab = lab_up("rb", &set);
     let before = lab.containers();
     let r = lab.play(
         "batch-rebuild.rhai",

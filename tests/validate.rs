@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{BIN, Test};
+use common::{BIN, Lab, Test};
 use serde_json::Value;
 
 const PASS: &str =
@@ -289,49 +289,7 @@ fn story_12_report_renders_every_section_from_a_journal_and_validation_results()
 /// The lab tests run one at a time: each brings up containers on a 2-core machine.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-struct Lab {
-    ws: tempfile::TempDir,
-    project: String,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new(BIN)
-            .args(["lab", "--dir"])
-            .arg(self.ws.path().join("homeiq"))
-            .args(["--project", &self.project, "down"])
-            .output();
-    }
-}
-
 impl Lab {
-    fn new(tag: &str) -> Lab {
-        let ws = tempfile::tempdir().unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"));
-        common::copy_dir(&src.join("examples/homeiq"), &ws.path().join("homeiq"));
-        Lab {
-            ws,
-            project: format!("validate{tag}{}", std::process::id()),
-        }
-    }
-
-    fn up(&self, only: &[&str], faults: &[&str]) {
-        let mut c = Command::new(BIN);
-        c.args(["lab", "--dir"])
-            .arg(self.ws.path().join("homeiq"))
-            .args(["--project", &self.project, "up", "--wait", "3m", "--only"])
-            .arg(only.join(","));
-        for f in faults {
-            c.args(["--fault", f]);
-        }
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "lab up failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
     /// `dockhand validate --json` (the shipped validation) with script options.
     fn validate(&self, opts: &[&str]) -> (i32, Value, String) {
         let out = Command::new(BIN)
@@ -407,7 +365,7 @@ fn validate_services_passes_on_a_healthy_lab_and_names_each_injected_fault() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = Lab::new("svc");
+    let lab = Lab::new("validatesvc");
     let only = ["websocket-ingestion", "weather-api", "sports-api"];
     lab.up(&only, &[]);
 

@@ -63,18 +63,18 @@ pub fn watch(
     debounce: Option<Duration>,
 ) -> Result<i32> {
     let json = global.json || args.iter().any(|a| a == "--json");
-    match watch_inner(global, playbook, args, every, debounce) {
+    match watch_inner(global, playbook, args, (every, debounce)) {
         Ok(code) => Ok(code),
         Err(e) => Ok(super::report(&e, json)),
     }
 }
 
+/// `defaults`: the `--every` and `--debounce` given before the playbook name.
 fn watch_inner(
     global: &GlobalOpts,
     playbook: &Path,
     args: &[String],
-    every: Option<Duration>,
-    debounce: Option<Duration>,
+    (every, debounce): (Option<Duration>, Option<Duration>),
 ) -> Result<i32> {
     let (name, declared) = super::run::declaration(playbook)?;
     // The run options come from this first parse. A playbook that does not compile yet is
@@ -246,7 +246,7 @@ fn print_human(
         record.run,
         record.trigger,
         record.exit_code,
-        crate::host::time::human(Duration::from_millis(record.duration_ms)),
+        crate::util::human::duration(Duration::from_millis(record.duration_ms)),
     ));
     err.push_str(&format!(
         "[watch] history: {} runs: {} pass, {} fail, {} error, {} cancelled; watching {watching} files (Ctrl-C to stop)\n",

@@ -23,6 +23,7 @@ pub mod compose_file;
 pub mod recreate;
 pub mod start_first;
 pub mod table;
+pub mod usage;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;

@@ -13,8 +13,15 @@
 //! * Every change dockhand makes itself (restart, recreate, rm, …) marks the table `dirty`,
 //!   so the next query re-lists instead of racing the event that change will produce.
 //! * If the stream breaks, the table stops serving until the follower has re-listed.
+//! * **Newer data wins.** Every listing (a per-event refresh of one container, a full
+//!   re-list) takes a sequence number when it is *asked for*, and each entry remembers the
+//!   number of the listing it came from (`as_of`). A listing that lands after a later-asked
+//!   one has replaced an entry leaves that entry alone; a container a later listing found
+//!   gone stays gone (a tombstone, kept while an older listing is still in flight). So a
+//!   refresh asked before a full re-list but answered after it cannot put back a
+//!   just-started container without its IP.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,6 +29,8 @@ use bollard::Docker;
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use futures_util::StreamExt;
+
+use crate::util::lock;
 
 use super::{Container, Details, Filter, LABEL_CATEGORY, LABEL_PROJECT, LABEL_SERVICE, details};
 
@@ -43,23 +52,96 @@ const EVENTS: &[&str] = &[
     "health_status",
 ];
 
+/// One container as a listing saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    summary: ContainerSummary,
+    /// Restart count and start time from `inspect` (`None` when that failed).
+    details: Option<Details>,
+}
+
+/// What the table knows of one container, and as of which listing.
+#[derive(Debug)]
+struct Entry {
+    /// The sequence number of the listing this came from.
+    as_of: u64,
+    /// `None`: that listing found the container gone (a tombstone).
+    seen: Option<Seen>,
+}
+
 #[derive(Default)]
 struct State {
     ready: bool,
     dirty: bool,
-    by_id: HashMap<String, ContainerSummary>,
-    /// Restart count and start time from `inspect`, refreshed with each event.
-    details: HashMap<String, Details>,
+    /// The last sequence number handed to a listing.
+    seq: u64,
+    /// Listings asked for and not yet landed (or abandoned).
+    in_flight: BTreeSet<u64>,
+    entries: HashMap<String, Entry>,
+}
+
+impl State {
+    /// A sequence number for a listing about to be asked for.
+    fn stamp(&mut self) -> u64 {
+        self.seq += 1;
+        self.in_flight.insert(self.seq);
+        self.seq
+    }
+
+    /// A listing that will not land (it failed).
+    fn abandon(&mut self, as_of: u64) {
+        self.in_flight.remove(&as_of);
+        self.prune();
+    }
+
+    /// Records what listing `as_of` found for `id`, unless a later-asked listing already
+    /// told. Returns whether it was recorded.
+    fn put(&mut self, id: String, as_of: u64, seen: Option<Seen>) -> bool {
+        if self.entries.get(&id).is_some_and(|e| e.as_of > as_of) {
+            return false;
+        }
+        self.entries.insert(id, Entry { as_of, seen });
+        true
+    }
+
+    /// A one-container refresh has landed.
+    fn land_one(&mut self, id: String, as_of: u64, seen: Option<Seen>) -> bool {
+        let put = self.put(id, as_of, seen);
+        self.abandon(as_of);
+        put
+    }
+
+    /// A full listing has landed: every container in it, and every one missing from it
+    /// marked gone — each unless a later-asked listing already told.
+    fn land_all(&mut self, snap: Snapshot) {
+        let as_of = snap.as_of;
+        let missing: Vec<String> = self
+            .entries
+            .keys()
+            .filter(|id| !snap.seen.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in missing {
+            self.put(id, as_of, None);
+        }
+        for (id, seen) in snap.seen {
+            self.put(id, as_of, Some(seen));
+        }
+        self.abandon(as_of);
+    }
+
+    /// Drops tombstones no listing in flight could contradict.
+    fn prune(&mut self) {
+        let oldest = self.in_flight.first().copied().unwrap_or(u64::MAX);
+        self.entries
+            .retain(|_, e| e.seen.is_some() || e.as_of > oldest);
+    }
 }
 
 /// See the module docs. Cheap to clone.
 #[derive(Clone)]
 pub struct Table {
     state: Arc<Mutex<State>>,
-}
-
-fn lock(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    s.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn list_all(docker: &Docker, id: Option<&str>) -> Result<Vec<ContainerSummary>, String> {
@@ -91,12 +173,13 @@ fn matches(c: &ContainerSummary, f: &Filter) -> bool {
 
 fn select(s: &State, f: &Filter) -> Vec<Container> {
     let mut out: Vec<Container> = s
-        .by_id
-        .iter()
-        .filter(|(_, c)| matches(c, f))
-        .map(|(id, c)| {
-            let mut out = Container::from(c);
-            if let Some(d) = s.details.get(id) {
+        .entries
+        .values()
+        .filter_map(|e| e.seen.as_ref())
+        .filter(|seen| matches(&seen.summary, f))
+        .map(|seen| {
+            let mut out = Container::from(&seen.summary);
+            if let Some(d) = &seen.details {
                 d.apply(&mut out);
             }
             out
@@ -140,36 +223,72 @@ impl Table {
                 return Ok(select(&s, f));
             }
         }
-        let snap = Snapshot::take(docker).await?;
+        let snap = Snapshot::take(docker, &self.state).await?;
         let mut s = lock(&self.state);
-        snap.install(&mut s);
+        s.land_all(snap);
         s.dirty = false;
         Ok(select(&s, f))
     }
 }
 
-/// Every container with its details, taken in one go.
+/// Every container with its details, taken in one go, as of sequence number `as_of`.
 struct Snapshot {
-    by_id: HashMap<String, ContainerSummary>,
-    details: HashMap<String, Details>,
+    as_of: u64,
+    seen: HashMap<String, Seen>,
 }
 
 impl Snapshot {
-    async fn take(docker: &Docker) -> Result<Snapshot, String> {
-        let all = list_all(docker, None).await?;
+    async fn take(docker: &Docker, state: &Mutex<State>) -> Result<Snapshot, String> {
+        let as_of = lock(state).stamp();
+        let all = match list_all(docker, None).await {
+            Ok(all) => all,
+            Err(e) => {
+                lock(state).abandon(as_of);
+                return Err(e);
+            }
+        };
         let ids: Vec<String> = all.iter().filter_map(|c| c.id.clone()).collect();
         let details = details(docker, &ids).await;
-        let by_id = all
+        let seen = all
             .into_iter()
-            .filter_map(|c| c.id.clone().map(|id| (id, c)))
+            .filter_map(|c| {
+                let id = c.id.clone()?;
+                let details = details.get(&id).copied();
+                Some((
+                    id,
+                    Seen {
+                        summary: c,
+                        details,
+                    },
+                ))
+            })
             .collect();
-        Ok(Snapshot { by_id, details })
+        Ok(Snapshot { as_of, seen })
     }
+}
 
-    fn install(self, s: &mut State) {
-        s.by_id = self.by_id;
-        s.details = self.details;
-    }
+/// Refreshes the one container an event names.
+async fn refresh_one(docker: &Docker, state: &Mutex<State>, id: String) -> Result<(), String> {
+    let as_of = lock(state).stamp();
+    let mut fresh = match list_all(docker, Some(&id)).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            lock(state).abandon(as_of);
+            return Err(e);
+        }
+    };
+    let seen = match fresh.pop() {
+        Some(summary) => {
+            let d = details(docker, std::slice::from_ref(&id)).await;
+            Some(Seen {
+                summary,
+                details: d.get(&id).copied(),
+            })
+        }
+        None => None,
+    };
+    lock(state).land_one(id, as_of, seen);
+    Ok(())
 }
 
 async fn follow(docker: &Docker, state: &Mutex<State>) -> String {
@@ -188,10 +307,10 @@ async fn follow(docker: &Docker, state: &Mutex<State>) -> String {
         filters: Some(filters),
         ..Default::default()
     }));
-    match Snapshot::take(docker).await {
+    match Snapshot::take(docker, state).await {
         Ok(snap) => {
             let mut s = lock(state);
-            snap.install(&mut s);
+            s.land_all(snap);
             s.ready = true;
         }
         Err(e) => return e,
@@ -206,30 +325,125 @@ async fn follow(docker: &Docker, state: &Mutex<State>) -> String {
         };
         if ev.action.as_deref() == Some("destroy") {
             let mut s = lock(state);
-            s.by_id.remove(&id);
-            s.details.remove(&id);
+            let as_of = s.stamp();
+            s.land_one(id, as_of, None);
             continue;
         }
-        match list_all(docker, Some(&id)).await {
-            Ok(mut fresh) => {
-                let d = details(docker, std::slice::from_ref(&id)).await;
-                let mut s = lock(state);
-                match fresh.pop() {
-                    Some(c) => {
-                        s.by_id.insert(id.clone(), c);
-                        match d.get(&id) {
-                            Some(d) => s.details.insert(id, *d),
-                            None => s.details.remove(&id),
-                        };
-                    }
-                    None => {
-                        s.by_id.remove(&id);
-                        s.details.remove(&id);
-                    }
-                }
-            }
-            Err(e) => return e,
+        if let Err(e) = refresh_one(docker, state, id).await {
+            return e;
         }
     }
     "event stream ended".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(id: &str, status: &str) -> Seen {
+        Seen {
+            summary: ContainerSummary {
+                id: Some(id.into()),
+                names: Some(vec![format!("/{id}")]),
+                status: Some(status.into()),
+                ..Default::default()
+            },
+            details: None,
+        }
+    }
+
+    fn snapshot(as_of: u64, items: &[(&str, &str)]) -> Snapshot {
+        Snapshot {
+            as_of,
+            seen: items
+                .iter()
+                .map(|(id, st)| (id.to_string(), seen(id, st)))
+                .collect(),
+        }
+    }
+
+    /// A full re-list asked for and landed at once.
+    fn relist(s: &mut State, items: &[(&str, &str)]) {
+        let as_of = s.stamp();
+        s.land_all(snapshot(as_of, items));
+    }
+
+    /// name -> status, as `ps -a` would show it.
+    fn shown(s: &State) -> Vec<(String, String)> {
+        let all = Filter {
+            all: true,
+            ..Default::default()
+        };
+        select(s, &all)
+            .into_iter()
+            .map(|c| (c.name, c.status))
+            .collect()
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_refresh_asked_before_a_relist_but_landing_after_it_does_not_win() {
+        let mut s = State::default();
+        relist(&mut s, &[("web", "Created")]);
+        // an event: its refresh is asked for (and answered "Created") ...
+        let refresh = s.stamp();
+        // ... then a full re-list is asked for and lands first with the newer state
+        let relist = s.stamp();
+        s.land_all(snapshot(
+            relist,
+            &[("web", "Up 1 second"), ("db", "Up 3 seconds")],
+        ));
+        // the older refresh lands last: ignored
+        assert!(!s.land_one("web".into(), refresh, Some(seen("web", "Created"))));
+        assert_eq!(
+            shown(&s),
+            pairs(&[("db", "Up 3 seconds"), ("web", "Up 1 second")])
+        );
+    }
+
+    #[test]
+    fn a_relist_landing_after_newer_refreshes_keeps_them() {
+        let mut s = State::default();
+        relist(&mut s, &[("old", "Up 1 hour"), ("web", "Created")]);
+        let relist = s.stamp();
+        // events after the re-list was asked: web started, new created, old destroyed
+        let r1 = s.stamp();
+        assert!(s.land_one("web".into(), r1, Some(seen("web", "Up 1 second"))));
+        let r2 = s.stamp();
+        assert!(s.land_one("new".into(), r2, Some(seen("new", "Created"))));
+        let r3 = s.stamp();
+        assert!(s.land_one("old".into(), r3, None));
+        // the re-list, asked before those, lands with what it saw then
+        s.land_all(snapshot(
+            relist,
+            &[("old", "Up 1 hour"), ("web", "Created")],
+        ));
+        assert_eq!(
+            shown(&s),
+            pairs(&[("new", "Created"), ("web", "Up 1 second")])
+        );
+    }
+
+    #[test]
+    fn a_relist_drops_what_it_no_longer_sees_and_tombstones_go_when_nothing_older_is_in_flight() {
+        let mut s = State::default();
+        relist(&mut s, &[("a", "Up"), ("b", "Up")]);
+        let stale = s.stamp();
+        relist(&mut s, &[("a", "Up")]);
+        // b is gone; a refresh asked before that re-list cannot bring it back
+        assert!(!s.land_one("b".into(), stale, Some(seen("b", "Up"))));
+        assert_eq!(shown(&s), pairs(&[("a", "Up")]));
+        // nothing in flight any more: the tombstone is dropped
+        assert!(s.in_flight.is_empty());
+        assert_eq!(s.entries.len(), 1);
+        // a failed listing releases its number too
+        let failed = s.stamp();
+        s.abandon(failed);
+        assert!(s.in_flight.is_empty());
+    }
 }

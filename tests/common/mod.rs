@@ -3,8 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dockhand");
 
@@ -114,13 +117,8 @@ impl Test {
     }
 
     pub fn command(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(&self.args)
-            .current_dir(self.dir.path())
-            .env_remove("DOCKHAND_LOG")
-            .env_remove("DOCKHAND_ROOT")
-            .env_remove("DOCKHAND_STDLIB")
-            .env("NO_COLOR", "1");
+        let mut c = dockhand();
+        c.args(&self.args).current_dir(self.dir.path());
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -181,6 +179,18 @@ impl Test {
     }
 }
 
+/// The `dockhand` binary with the environment scrubbed of what a developer's shell may set
+/// (`DOCKHAND_LOG`, `DOCKHAND_ROOT`, `DOCKHAND_STDLIB`) and without colours, so a test sees
+/// what CI sees. Every test run of the binary starts here.
+pub fn dockhand() -> Command {
+    let mut c = Command::new(BIN);
+    c.env_remove("DOCKHAND_LOG")
+        .env_remove("DOCKHAND_ROOT")
+        .env_remove("DOCKHAND_STDLIB")
+        .env("NO_COLOR", "1");
+    c
+}
+
 /// Reads a child's stderr line by line until a line contains `needle` (or the child ends).
 /// Returns the reader so the caller can keep draining it.
 pub fn wait_for_line(
@@ -198,6 +208,23 @@ pub fn wait_for_line(
         if line.contains(needle) {
             return reader;
         }
+    }
+}
+
+/// Looks with `look` every 250 ms until `done` says so or `within` has passed; returns the
+/// last look either way (the caller's assertions then say what was wrong).
+pub fn poll_until<T>(
+    within: std::time::Duration,
+    mut look: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let end = std::time::Instant::now() + within;
+    loop {
+        let seen = look();
+        if done(&seen) || std::time::Instant::now() > end {
+            return seen;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
     }
 }
 
@@ -252,4 +279,230 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), &dest).unwrap();
         }
     }
+}
+
+/// A copy of the lab (`examples/homeiq`) in a fresh workspace with its own compose project
+/// (`<prefix><pid>`, so parallel test binaries do not meet); `lab down` on drop, which also
+/// removes the rebuild's backup tags. Test files add their own methods in `impl Lab` blocks.
+pub struct Lab {
+    pub ws: tempfile::TempDir,
+    pub project: String,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["lab", "--dir"])
+            .arg(self.dir())
+            .args(["--project", &self.project, "down"])
+            .output();
+    }
+}
+
+impl Lab {
+    /// Copies the lab into a fresh workspace (nothing is started yet).
+    pub fn new(prefix: &str) -> Lab {
+        let ws = tempfile::tempdir().unwrap();
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homeiq"),
+            &ws.path().join("homeiq"),
+        );
+        Lab {
+            ws,
+            project: format!("{prefix}{}", std::process::id()),
+        }
+    }
+
+    /// Copies the lab and brings up InfluxDB plus `only` (every service when empty).
+    pub fn start(prefix: &str, only: &[&str]) -> Lab {
+        let lab = Lab::new(prefix);
+        lab.up(only, &[]);
+        lab
+    }
+
+    /// Also copies the repository's playbooks into the workspace.
+    pub fn with_playbooks(self) -> Lab {
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks"),
+            &self.ws.path().join("playbooks"),
+        );
+        self
+    }
+
+    /// The lab directory (`<workspace>/homeiq`).
+    pub fn dir(&self) -> PathBuf {
+        self.ws.path().join("homeiq")
+    }
+
+    /// `dockhand run playbooks/batch-rebuild.rhai` on this lab (workspace root, services.yaml,
+    /// project), scrubbed as [`dockhand`]; `args` follow.
+    pub fn rebuild(&self, args: &[&str]) -> Command {
+        let mut c = dockhand();
+        c.arg("run")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/batch-rebuild.rhai"))
+            .arg("--root")
+            .arg(self.ws.path())
+            .args([
+                "--config",
+                "homeiq/services.yaml",
+                "--project",
+                &self.project,
+            ])
+            .args(args);
+        c
+    }
+
+    /// The run journal `.dockhand/state/<run>.json`, parsed.
+    pub fn journal(&self, run: &str) -> serde_json::Value {
+        let p = self.ws.path().join(format!(".dockhand/state/{run}.json"));
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("journal {} is not valid JSON ({e}):\n{text}", p.display()))
+    }
+
+    /// `docker inspect` of every container of the project, running or not.
+    pub fn inspect_all(&self) -> Vec<serde_json::Value> {
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label=com.docker.compose.project={}", self.project))
+            .output()
+            .unwrap();
+        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let out = Command::new("docker")
+            .arg("inspect")
+            .args(&ids)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// `lab up --wait 3m [--only A,B] [--fault SVC=KIND ...]`; panics with its output when it
+    /// fails.
+    pub fn up(&self, only: &[&str], faults: &[&str]) {
+        let mut c = Command::new(BIN);
+        c.args(["lab", "--dir"]).arg(self.dir()).args([
+            "--project",
+            &self.project,
+            "up",
+            "--wait",
+            "3m",
+        ]);
+        if !only.is_empty() {
+            c.args(["--only", &only.join(",")]);
+        }
+        for f in faults {
+            c.args(["--fault", f]);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "lab up failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// What a test HTTP server saw of one request: request line, headers (names lower-cased)
+/// and body.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub request: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A test server's answer: status, content type, body.
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn new(status: u16, content_type: &str, body: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            content_type: content_type.to_string(),
+            body: body.into(),
+        }
+    }
+}
+
+/// A local HTTP/1.1 server on a free loopback port, for clients that must meet a real
+/// socket: it answers each request (the first 20, one connection each) with what `respond`
+/// returns and records every request it saw. Returns its base URL and the record.
+pub fn http_server(
+    respond: impl Fn(&Seen) -> Reply + Send + 'static,
+) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in l.incoming().take(20) {
+            let Ok(mut s) = stream else { continue };
+            let got = read_request(&mut BufReader::new(s.try_clone().unwrap()));
+            let r = respond(&got);
+            seen2.lock().unwrap().push(got);
+            let reason = match r.status {
+                200 => "OK",
+                204 => "No Content",
+                400 => "Bad Request",
+                401 => "Unauthorized",
+                404 => "Not Found",
+                500 => "Internal Server Error",
+                _ => "Status",
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                r.status,
+                r.content_type,
+                r.body.len(),
+                r.body
+            );
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), seen)
+}
+
+fn read_request(reader: &mut impl BufRead) -> Seen {
+    let mut got = Seen::default();
+    let mut line = String::new();
+    let _ = reader.read_line(&mut line);
+    got.request = line.trim_end().to_string();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim_end().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.trim_end().split_once(": ") {
+            got.headers.push((k.to_ascii_lowercase(), v.to_string()));
+        }
+    }
+    let len: usize = got
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut b = vec![0; len];
+    let _ = reader.read_exact(&mut b);
+    got.body = String::from_utf8_lossy(&b).into_owned();
+    got
 }

@@ -1,0 +1,275 @@
+//! The run journal as the monitor reads it: a `.dockhand/state/<run>.json` document
+//! (written by `stdlib/rebuild` through `state::`) parsed into a [`Journal`] of
+//! [`ServiceRec`]s, each in one [`Status`] group, and counted per group ([`Counts`]).
+//!
+//! Pure data and parsing: no files, no terminal, no Docker.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+/// Where a service stands, grouped the way the dashboard shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    Completed,
+    RolledBack,
+    Failed,
+    InProgress,
+    Pending,
+}
+
+impl Status {
+    /// From a record's `status` (pending, in-progress, completed, failed, rolled-back), or
+    /// its `phase` when the status is missing or unknown.
+    pub fn of(status: Option<&str>, phase: Option<&str>) -> Status {
+        match status.or(phase).unwrap_or("pending") {
+            "completed" => Status::Completed,
+            "rolled-back" => Status::RolledBack,
+            "failed" | "error" => Status::Failed,
+            "pending" => Status::Pending,
+            _ => match phase {
+                Some("completed") => Status::Completed,
+                Some("rolled-back") => Status::RolledBack,
+                Some("failed") => Status::Failed,
+                Some("pending") | None => Status::Pending,
+                Some(_) => Status::InProgress,
+            },
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Completed => "completed",
+            Status::RolledBack => "rolled back",
+            Status::Failed => "failed",
+            Status::InProgress => "in progress",
+            Status::Pending => "pending",
+        }
+    }
+
+    pub const ALL: [Status; 5] = [
+        Status::Completed,
+        Status::RolledBack,
+        Status::Failed,
+        Status::InProgress,
+        Status::Pending,
+    ];
+}
+
+/// One service's journal record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRec {
+    pub name: String,
+    pub category: String,
+    pub phase: String,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub failure: Option<String>,
+    pub build_s: Option<f64>,
+    pub healthy_ms: Option<f64>,
+    pub total_s: Option<f64>,
+    pub attempts: Option<i64>,
+    pub unchanged: bool,
+    pub updated_at: Option<String>,
+}
+
+/// The run's own record (`_run`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunInfo {
+    pub id: String,
+    pub project: Option<String>,
+    /// running, completed, failed, planned — or `unknown` when the record is missing.
+    pub status: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub batch_size: Option<i64>,
+}
+
+/// A parsed run journal.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Journal {
+    pub run: RunInfo,
+    /// In the run's own order (`_run.services`), then any other records by name.
+    pub services: Vec<ServiceRec>,
+    pub updated_at: Option<String>,
+}
+
+fn str_of(v: &Value, k: &str) -> Option<String> {
+    match v.get(k) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn f64_of(v: &Value, k: &str) -> Option<f64> {
+    v.get(k).and_then(Value::as_f64)
+}
+
+impl Journal {
+    /// Parses a journal file's text; `id` is the run id (its file name) used when the
+    /// `_run` record is missing.
+    pub fn parse(id: &str, text: &str) -> Result<Journal, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "not valid JSON (line {}, column {}): {e}",
+                e.line(),
+                e.column()
+            )
+        })?;
+        let Some(Value::Object(records)) = v.get("records") else {
+            return Err("no \"records\" object (is this a dockhand journal?)".into());
+        };
+        let meta = records.get("_run");
+        let run = match meta {
+            Some(m) => RunInfo {
+                id: str_of(m, "run").unwrap_or_else(|| id.to_string()),
+                project: str_of(m, "project"),
+                status: str_of(m, "status").unwrap_or_else(|| "running".into()),
+                started_at: str_of(m, "started_at"),
+                finished_at: str_of(m, "finished_at"),
+                batch_size: m.get("batch_size").and_then(Value::as_i64),
+            },
+            None => RunInfo {
+                id: id.to_string(),
+                status: "unknown".into(),
+                ..Default::default()
+            },
+        };
+        let order: Vec<String> = meta
+            .and_then(|m| m.get("services"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let rec = |name: &str, r: &Value| {
+            let phase = str_of(r, "phase");
+            let status = str_of(r, "status");
+            ServiceRec {
+                name: name.to_string(),
+                category: str_of(r, "category").unwrap_or_else(|| "-".into()),
+                status: Status::of(status.as_deref(), phase.as_deref()),
+                phase: phase.unwrap_or_else(|| "pending".into()),
+                reason: str_of(r, "reason"),
+                failure: str_of(r, "failure"),
+                build_s: f64_of(r, "build_s"),
+                healthy_ms: f64_of(r, "healthy_ms"),
+                total_s: f64_of(r, "total_s"),
+                attempts: r.get("attempts").and_then(Value::as_i64),
+                unchanged: r.get("unchanged").and_then(Value::as_bool).unwrap_or(false),
+                updated_at: str_of(r, "updated_at"),
+            }
+        };
+        let mut services = Vec::new();
+        let mut seen = HashSet::new();
+        for name in &order {
+            let r = records.get(name).cloned().unwrap_or(Value::Null);
+            services.push(rec(name, &r));
+            seen.insert(name.clone());
+        }
+        let mut rest: Vec<_> = records
+            .iter()
+            .filter(|(k, v)| !k.starts_with('_') && !seen.contains(*k) && v.is_object())
+            .collect();
+        rest.sort_by(|a, b| a.0.cmp(b.0));
+        for (k, v) in rest {
+            services.push(rec(k, v));
+        }
+        Ok(Journal {
+            run,
+            services,
+            updated_at: str_of(&v, "updated_at"),
+        })
+    }
+
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for s in &self.services {
+            c.add(s.status);
+        }
+        c
+    }
+
+    /// Per category, in first-seen order.
+    pub fn categories(&self) -> Vec<(String, Counts)> {
+        let mut out: Vec<(String, Counts)> = Vec::new();
+        for s in &self.services {
+            match out.iter_mut().find(|(c, _)| *c == s.category) {
+                Some((_, c)) => c.add(s.status),
+                None => {
+                    let mut c = Counts::default();
+                    c.add(s.status);
+                    out.push((s.category.clone(), c));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn with_status(&self, st: Status) -> Vec<&ServiceRec> {
+        self.services.iter().filter(|s| s.status == st).collect()
+    }
+}
+
+/// How many services stand where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub total: usize,
+    pub completed: usize,
+    pub rolled_back: usize,
+    pub failed: usize,
+    pub in_progress: usize,
+    pub pending: usize,
+}
+
+impl Counts {
+    fn add(&mut self, s: Status) {
+        self.total += 1;
+        *self.slot(s) += 1;
+    }
+
+    fn slot(&mut self, s: Status) -> &mut usize {
+        match s {
+            Status::Completed => &mut self.completed,
+            Status::RolledBack => &mut self.rolled_back,
+            Status::Failed => &mut self.failed,
+            Status::InProgress => &mut self.in_progress,
+            Status::Pending => &mut self.pending,
+        }
+    }
+
+    pub fn get(&self, s: Status) -> usize {
+        let mut c = *self;
+        *c.slot(s)
+    }
+
+    /// Finished one way or the other: completed, rolled back or failed.
+    pub fn done(&self) -> usize {
+        self.completed + self.rolled_back + self.failed
+    }
+
+    /// 0.0..=1.0
+    pub fn ratio(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.done() as f64 / self.total as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::model::fixtures::TRUNCATED;
+
+    #[test]
+    fn a_truncated_journal_is_an_error_naming_the_place() {
+        let e = Journal::parse("x", TRUNCATED).unwrap_err();
+        assert!(e.contains("not valid JSON (line"), "{e}");
+        let e = Journal::parse("x", "{\"version\": 1}").unwrap_err();
+        assert!(e.contains("records"), "{e}");
+    }
+}

@@ -1,0 +1,38 @@
+//! Leaf helpers every layer may use: poison-tolerant locks, durations and sizes for humans,
+//! plain-text tables.
+//!
+//! Nothing here names another module of the crate, so any module can depend on it without
+//! making a cycle; the test below keeps it that way.
+
+pub mod human;
+pub mod lock;
+pub mod table;
+
+pub use lock::lock;
+
+#[cfg(test)]
+mod tests {
+    /// The sources of this module, as compiled.
+    const SOURCES: [(&str, &str); 4] = [
+        ("mod.rs", include_str!("mod.rs")),
+        ("human.rs", include_str!("human.rs")),
+        ("lock.rs", include_str!("lock.rs")),
+        ("table.rs", include_str!("table.rs")),
+    ];
+
+    #[test]
+    fn util_depends_on_no_other_module_of_the_crate() {
+        // Spelt in pieces so this test does not find itself.
+        let (up, across) = (concat!("super", "::", "super"), concat!("crate", "::"));
+        for (file, text) in SOURCES {
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                assert!(
+                    !code.contains(across) && !code.contains(up),
+                    "src/util/{file}:{}: util must stay a leaf: {line}",
+                    n + 1
+                );
+            }
+        }
+    }
+}
