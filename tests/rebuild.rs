@@ -633,7 +633,7 @@ fn integration_rebuild_with_a_buildkit_cache_mount_completes() {
     if !common::docker_lab_ready("rebuild test") {
         return;
     }
-    let lab = Lab::up("bkcache", &["weather-api"]);
+    let lab = Lab::start("dhrbbkcache", &["weather-api"]);
     let (before, _) = lab.containers();
     // A pip-style service: same knobs as the lab's service image, plus a cached install.
     let src = std::fs::read_to_string(lab.dir().join("service/Dockerfile")).unwrap();
@@ -787,7 +787,7 @@ fn start_first_deploy_stops_the_old_container_only_after_the_new_one_is_healthy(
     if !common::docker_lab_ready("rebuild test") {
         return;
     }
-    let lab = Lab::up("sf", &["weather-api", "sports-api"]);
+    let lab = Lab::start("dhrbsf", &["weather-api", "sports-api"]);
     lab.set_order("weather-api", "start-first");
     let (before, _) = lab.containers();
     let since = now_s().saturating_sub(1);
@@ -871,7 +871,7 @@ fn start_first_failed_gate_removes_the_new_container_and_never_stops_the_old() {
     if !common::docker_lab_ready("rebuild test") {
         return;
     }
-    let lab = Lab::up("sfbad", &["weather-api"]);
+    let lab = Lab::start("dhrbsfbad", &["weather-api"]);
     lab.set_order("weather-api", "start-first");
     lab.set_build_arg("weather-api", "FAULT", "unhealthy");
     let (before, _) = lab.containers();
@@ -935,7 +935,7 @@ fn recover_mends_a_start_first_deploy_interrupted_at_each_step() {
     if !common::docker_lab_ready("rebuild test") {
         return;
     }
-    let lab = Lab::up("sfrec", &["weather-api"]);
+    let lab = Lab::start("dhrbsfrec", &["weather-api"]);
     let svc = "weather-api";
     let current = || lab.containers().0[svc].clone();
     let start_next = |then: &str| {
