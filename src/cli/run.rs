@@ -271,10 +271,7 @@ pub fn run(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i32>
 /// before the options parse. The outer error is an unreadable file; the inner one a script
 /// that does not compile (`watch` still watches such a playbook). Shared by `run` and `watch`.
 pub(super) fn declaration(playbook: &Path) -> Result<(String, Result<Script>)> {
-    let text = std::fs::read_to_string(playbook).map_err(|source| Error::Io {
-        path: playbook.to_path_buf(),
-        source,
-    })?;
+    let text = crate::source::read_capped(playbook, "playbook")?;
     let name = playbook.to_string_lossy().into_owned();
     let declared = compile_source(
         &engine::bare(&Limits::default()),

@@ -1,0 +1,249 @@
+//! Regression tests for issue 13 (hardening): each test names the numbered item it guards
+//! and fails on the code before the fix. They run the real binary, without Docker.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::symlink;
+use std::process::{Command, Stdio};
+
+use common::Test;
+
+// 1. Import cycles are an error naming the cycle (exit 2), not a stack overflow (134).
+
+#[test]
+fn item1_import_cycle_is_a_clear_error_in_run_and_check() {
+    for cmd in ["run", "check"] {
+        Test::new()
+            .file("a.rhai", "import \"b\" as b;\nprint(1);\n")
+            .file("b.rhai", "\nimport \"a\" as a;\n")
+            .args(&[cmd, "a.rhai"])
+            .status(2)
+            .stderr_has("import cycle: a.rhai → b.rhai → a.rhai")
+            .stderr_has("b.rhai:2:")
+            .stderr_lacks("overflow")
+            .run();
+    }
+    Test::new()
+        .file("self.rhai", "import \"self\" as s;\n")
+        .args(&["run", "self.rhai"])
+        .status(2)
+        .stderr_has("import cycle: self.rhai → self.rhai")
+        .run();
+}
+
+#[test]
+fn item1_validate_keeps_the_other_scripts_results_after_a_cycle() {
+    let ran = Test::new()
+        .file("v/a.rhai", "import \"b\" as b;\n")
+        .file("v/b.rhai", "import \"a\" as a;\n")
+        .file("v/ok.rhai", "check(\"fine\", true);\n")
+        .args(&["validate", "v", "--json"])
+        .status(2)
+        .run();
+    let out = ran.stdout();
+    assert!(out.contains("fine"), "{out}\n{}", ran.stderr());
+    assert!(out.contains("import cycle"), "{out}");
+}
+
+#[test]
+fn item1_repl_import_and_load_of_a_cycle_keep_the_session() {
+    let t = Test::new()
+        .file("a.rhai", "import \"b\" as b;\n")
+        .file("b.rhai", "import \"a\" as a;\n")
+        .args(&["repl"]);
+    let mut child = t
+        .command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"import \"a\" as a;\n:load a.rhai\n40 + 2\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(stderr.matches("import cycle").count(), 2, "{stderr}");
+    assert!(stdout.contains("42"), "{stdout}");
+}
+
+// 2. Journals and locks are confined to the workspace and not opened through symlinks.
+
+#[test]
+fn item2_symlinked_state_dir_journal_and_lock_are_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.json");
+    std::fs::write(&secret, "{\"records\":{\"leak\":{\"v\":1}}}").unwrap();
+    // A symlinked .dockhand: nothing may be created outside.
+    let t = Test::new().script("let j = state::open(\"r\"); j.set(\"a\", #{x: 1});");
+    symlink(outside.path(), t.path().join(".dockhand")).unwrap();
+    t.status(2).stderr_has("outside the workspace root").run();
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+    // A symlinked journal: not read, even by state::load under --read-only.
+    let t = Test::new()
+        .file(".dockhand/state/keep", "")
+        .file("main.rhai", "print(state::load(\"r\"));")
+        .args(&["run", "--read-only", "main.rhai"]);
+    symlink(&secret, t.path().join(".dockhand/state/r.json")).unwrap();
+    t.status(2).stderr_lacks("leak").stdout_lacks("leak").run();
+    // A lock that is a symlink (even inside the workspace) is not written through.
+    let t = Test::new()
+        .file(".dockhand/state/keep", "")
+        .file("victim.txt", "precious")
+        .script("let j = state::open(\"q\"); j.set(\"a\", #{x: 1});");
+    symlink("../../victim.txt", t.path().join(".dockhand/state/q.lock")).unwrap();
+    let ran = t.status(2).stderr_has("symlink").run();
+    assert_eq!(
+        std::fs::read_to_string(ran.path("victim.txt")).unwrap(),
+        "precious"
+    );
+}
+
+// 3. `--stdlib DIR` module names are names, not paths.
+
+#[test]
+fn item3_stdlib_names_cannot_traverse() {
+    let t = Test::new()
+        .file("lib/std/fmt.rhai", "fn x() { 1 }")
+        .file("elsewhere/mod.rhai", "fn secret() { 42 }")
+        .script("import \"stdlib/../../elsewhere/mod\" as m;\nprint(m::secret());");
+    let ran = t
+        .args(&["--stdlib", "lib/std"])
+        .status(2)
+        .stderr_has("not a plain name")
+        .run();
+    assert!(!ran.stdout().contains("42"));
+}
+
+// 5. Extreme durations are errors, not panics.
+
+#[test]
+fn item5_extreme_durations_are_clear_errors() {
+    for call in [
+        "time::sleep(1e300)",
+        "time::sleep(-1)",
+        "time::timeout(1e300, || 1)",
+        "time::sleep(\"99999999999999h\")",
+        "time::retry(#{ attempts: 3, backoff: 1e300, factor: 1e308 }, || throw \"x\")",
+        "time::retry(#{ attempts: 3, backoff: 1, factor: 1e308 }, || throw \"x\")",
+        "time::wait_until(#{ timeout: 1e300 }, || true)",
+    ] {
+        let ran = Test::new()
+            .script(&format!("{call};"))
+            .status(2)
+            .stderr_lacks("panicked")
+            .stderr_lacks("internal error")
+            .run();
+        assert!(
+            ran.stderr().contains("invalid argument"),
+            "{call}: {}",
+            ran.stderr()
+        );
+    }
+}
+
+// 6. fs::glob honours --timeout and bounds its walk; compile work and file reads are bounded.
+
+#[test]
+fn item6_glob_through_symlink_loops_ends() {
+    let t = Test::new()
+        .file("d/e/f.txt", "x")
+        .script("print(fs::glob(\"**/*\").len());");
+    for (i, target) in [".", "..", "../..", "d"].iter().enumerate() {
+        symlink(target, t.path().join(format!("d/e/loop{i}"))).unwrap();
+        symlink(target, t.path().join(format!("d/loop{i}"))).unwrap();
+    }
+    let started = std::time::Instant::now();
+    let ran = t.args(&["--timeout", "20s"]).run();
+    assert!(started.elapsed().as_secs() < 20, "{}", ran.stderr());
+    let n: usize = ran
+        .stderr()
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("")
+        .parse()
+        .unwrap_or(0);
+    let n = if n == 0 {
+        ran.stdout().trim().parse::<usize>().unwrap_or(0)
+    } else {
+        n
+    };
+    assert!((3..100).contains(&n), "{n}: {}", ran.stdout());
+}
+
+#[test]
+fn item6_huge_map_literal_and_dev_zero_fail_fast() {
+    let keys: Vec<String> = (0..20_000).map(|i| format!("k{i}: {i}")).collect();
+    let started = std::time::Instant::now();
+    Test::new()
+        .file("big.rhai", &format!("let m = #{{{}}};", keys.join(",\n")))
+        .args(&["check", "big.rhai"])
+        .status(2)
+        .stderr_has("map literal has more than")
+        .run();
+    Test::new()
+        .args(&["run", "/dev/zero"])
+        .status(2)
+        .stderr_has("larger than")
+        .run();
+    assert!(started.elapsed().as_secs() < 20);
+}
+
+// 10. Invalid UTF-8 in the REPL is reported and the session goes on.
+
+#[test]
+fn item10_repl_survives_invalid_utf8() {
+    let t = Test::new().args(&["repl"]);
+    let mut child = t
+        .command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"1 + \xff\xfe;\n2 + 2\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains('4'));
+}
+
+// 13. Smaller: BOM, unterminated comment, integer overflow.
+
+#[test]
+fn item13_bom_is_accepted_and_silent_surprises_are_errors() {
+    Test::new()
+        .script("\u{feff}print(\"bom ok\");")
+        .stderr_has("bom ok")
+        .run();
+    Test::new()
+        .script("print(1);\n/* never closed\nprint(2);\n")
+        .status(2)
+        .stderr_has("never closed")
+        .run();
+    Test::new()
+        .script("let x = 99999999999999999999;\nprint(x);")
+        .status(2)
+        .stderr_has("does not fit in 64 bits")
+        .run();
+}
+
+#[allow(dead_code)]
+fn bin() -> Command {
+    Command::new(common::BIN)
+}
