@@ -247,3 +247,26 @@ fn item13_bom_is_accepted_and_silent_surprises_are_errors() {
 fn bin() -> Command {
     Command::new(common::BIN)
 }
+
+// 12. Parameter declarations: no shadowing, no empty names, no empty choices; `--n -5`.
+
+#[test]
+fn item12_param_declarations_are_checked_and_negative_numbers_parse() {
+    for (decl, says) in [
+        ("repl_on_failure: false", "clashes"),
+        ("\"\": 1", "empty"),
+        ("env: #{ choices: [] }", "'choices' is empty"),
+    ] {
+        Test::new()
+            .script(&format!("let p = params(#{{ {decl} }});"))
+            .status(2)
+            .stderr_has(says)
+            .stderr_has("main.rhai:1:")
+            .run();
+    }
+    Test::new()
+        .script("let p = params(#{ n: 1, f: 0.5 });\nprint(`n=${p.n} f=${p.f}`);")
+        .args(&["--n", "-5", "--f", "-2.5"])
+        .stderr_has("n=-5 f=-2.5")
+        .run();
+}

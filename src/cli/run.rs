@@ -68,8 +68,9 @@ fn param_arg(p: &Param) -> Arg {
             .require_equals(true)
             .default_missing_value("true")
             .value_name("BOOL"),
-        Kind::Int => arg.value_name("INT"),
-        Kind::Float => arg.value_name("NUMBER"),
+        // `--n -5`: a negative number is a value, not an unknown option.
+        Kind::Int => arg.value_name("INT").allow_negative_numbers(true),
+        Kind::Float => arg.value_name("NUMBER").allow_negative_numbers(true),
         Kind::Duration => arg.value_name("DURATION"),
         Kind::List => arg.value_name("A,B,..").action(ArgAction::Append),
         Kind::String => arg.value_name("TEXT"),
