@@ -102,7 +102,7 @@ impl ScriptError {
         let snippet = location.as_ref().and_then(|l| line_of(sources, l));
         Self {
             kind: ErrorKind::Syntax,
-            message: format!("syntax error: {}", err.err_type()),
+            message: crate::secrets::scrub(&format!("syntax error: {}", err.err_type())),
             location,
             snippet,
             chain: Vec::new(),
@@ -145,7 +145,8 @@ impl ScriptError {
         }
         let location = locate(&current, e.position());
         let snippet = location.as_ref().and_then(|l| line_of(sources, l));
-        let message = message_of(e);
+        // The last place before anything is printed: no secret or URL credential past it.
+        let message = crate::secrets::scrub(&message_of(e));
         let kind = match e {
             EvalAltResult::ErrorParsing(..) => ErrorKind::Syntax,
             EvalAltResult::ErrorTerminated(..) => ErrorKind::Terminated,
@@ -243,6 +244,9 @@ fn locate(source: &str, pos: Position) -> Option<Location> {
 fn line_of(sources: &SourceMap, loc: &Location) -> Option<String> {
     let text = sources.get(&loc.source)?;
     let line = text.lines().nth(loc.line.checked_sub(1)?)?;
+    // The source line too: a URL with credentials in the script is not echoed either.
+    let scrubbed = crate::secrets::scrub(line);
+    let line = scrubbed.as_str();
     // Keep only what `window` can show: the stored error stays small however long the line.
     let col = loc.column.saturating_sub(1);
     if line.len() <= 4 * SNIPPET_HALF_WIDTH {

@@ -270,3 +270,164 @@ fn item12_param_declarations_are_checked_and_negative_numbers_parse() {
         .stderr_has("n=-5 f=-2.5")
         .run();
 }
+
+/// A loopback HTTP server answering every request with `body` (status 200, JSON), counting
+/// the requests it got. Stops after `max` requests or when the test ends.
+fn serve(body: &'static str, max: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(max) {
+            let Ok(mut s) = stream else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut buf = vec![0; len];
+            let _ = reader.read_exact(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, hits)
+}
+
+// 7. --read-only / --dry-run leaks.
+
+#[test]
+fn item7_http_post_is_refused_read_only_and_planned_dry_run_unless_safe() {
+    let (port, hits) = serve("{\"ok\":1}", 16);
+    let post = format!("http::post(\"http://127.0.0.1:{port}/write\", \"x\")");
+    Test::new()
+        .script(&format!("{post};"))
+        .args(&["--read-only"])
+        .status(2)
+        .stderr_has("--read-only")
+        .run();
+    let ran = Test::new()
+        .script(&format!("let r = {post}; print(`planned=${{r.planned}}`);"))
+        .args(&["--dry-run", "--json"])
+        .stderr_has("planned=true")
+        .run();
+    assert!(ran.stdout().contains("http::post"), "{}", ran.stdout());
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    Test::new()
+        .script(&format!(
+            "let r = http::post(\"http://127.0.0.1:{port}/search\", \"x\", #{{ safe: true }}); print(r.status);"
+        ))
+        .args(&["--read-only"])
+        .stderr_has("200")
+        .run();
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn item7_docker_mutations_are_refused_before_contacting_the_engine() {
+    for call in [
+        "docker::restart(\"x\")",
+        "docker::stop(\"x\")",
+        "docker::start(\"x\")",
+        "docker::rm(\"x\")",
+        "docker::recreate(\"x\")",
+        "docker::exec(\"x\", [\"true\"])",
+    ] {
+        // An engine that is not there: the refusal must come first, not a connection error.
+        Test::new()
+            .script(&format!("{call};"))
+            .args(&["--read-only", "--allow-exec"])
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .status(2)
+            .stderr_has("refused:")
+            .stderr_has("--read-only")
+            .run();
+    }
+}
+
+#[test]
+fn item7_influx_mutations_are_decided_by_parsing() {
+    let (port, hits) = serve("{\"results\":[{\"statement_id\":0}]}", 16);
+    for q in [
+        "EXPLAIN ANALYZE SELECT * INTO copy FROM cpu",
+        "/* x */ DROP DATABASE lab",
+    ] {
+        Test::new()
+            .script(&format!(
+                "let db = influx::connect(#{{ url: \"http://127.0.0.1:{port}\", db: \"lab\" }});\ndb.query({q:?});"
+            ))
+            .args(&["--read-only"])
+            .status(2)
+            .stderr_has("--read-only")
+            .run();
+    }
+    for q in [
+        "from(bucket: \"b\") |> range(start: -1h) |> to /* c */ (bucket: \"x\")",
+        "w = to\nfrom(bucket: \"b\") |> range(start: -1h) |> w(bucket: \"x\")",
+        "import \"http\"\nhttp.post(url: \"http://127.0.0.1:9\")",
+        "from(bucket: \"b\") |> range(start: -1h) |> wideTo(bucket: \"x\")",
+    ] {
+        Test::new()
+            .script(&format!(
+                "let db = influx::connect(#{{ url: \"http://127.0.0.1:{port}\", version: 2, org: \"o\", bucket: \"b\" }});\ndb.query({q:?});"
+            ))
+            .args(&["--read-only"])
+            .status(2)
+            .stderr_has("--read-only")
+            .run();
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+// 9. Secrets.
+
+#[test]
+fn item9_secrets_are_redacted_in_every_case_and_url_credentials_masked() {
+    const TOKEN: &str = "Tok3nSecretValue42";
+    // The server echoes the token upper-cased and split over two lines, at the cut edge.
+    let echo: &'static str = Box::leak(
+        format!(
+            "{{\"error\":\"{}bad token {}\\n{}\"}}",
+            "x".repeat(180),
+            &TOKEN[..9].to_ascii_uppercase(),
+            &TOKEN[9..].to_ascii_uppercase()
+        )
+        .into_boxed_str(),
+    );
+    let (port, _) = serve(echo, 16);
+    let ran = Test::new()
+        .script(&format!(
+            "let db = influx::connect(#{{ url: \"http://admin:hunter22@127.0.0.1:{port}\", version: 3, db: \"d\", token_env: \"TOK\" }});\nprint(db);\ndb.query(\"SELECT 1\");"
+        ))
+        .env("TOK", TOKEN)
+        .status(1)
+        .run();
+    let all = format!("{}{}", ran.stdout(), ran.stderr());
+    assert!(!all.to_ascii_lowercase().contains("tok3nsec"), "{all}");
+    assert!(!all.contains("hunter22"), "{all}");
+    assert!(all.contains("admin:***@"), "{all}");
+    // A one-character token is refused, not used to mask every 'a'.
+    Test::new()
+        .script("influx::connect(#{ token_env: \"TOK\" });")
+        .env("TOK", "a")
+        .status(2)
+        .stderr_has("shorter than 8")
+        .run();
+    // URL credentials in an http error.
+    let ran = Test::new()
+        .script("http::get(\"http://user:pa55word@127.0.0.1:9/?token=abc&p=pa55word\");")
+        .status(1)
+        .run();
+    assert!(!ran.stderr().contains("pa55word"), "{}", ran.stderr());
+}

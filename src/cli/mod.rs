@@ -271,7 +271,7 @@ pub fn report(e: &Error, json: bool) -> i32 {
             let _ = writeln!(err, "interrupted");
         }
         other => {
-            let _ = writeln!(err, "error: {other}");
+            let _ = writeln!(err, "error: {}", crate::secrets::scrub(&other.to_string()));
         }
     }
     if json {
@@ -289,6 +289,6 @@ fn error_json(e: &Error) -> serde_json::Value {
     match e {
         Error::Script(se) => serde_json::to_value(se).unwrap_or_default(),
         Error::Scripts(list) => serde_json::to_value(list).unwrap_or_default(),
-        other => serde_json::json!({ "message": other.to_string() }),
+        other => serde_json::json!({ "message": crate::secrets::scrub(&other.to_string()) }),
     }
 }
