@@ -96,6 +96,20 @@ impl RuntimeBuilder {
             path: root.clone(),
             source,
         })?;
+        if !root.is_dir() {
+            return Err(Error::Usage(format!(
+                "the workspace root {} is not a directory; give --root a directory",
+                root.display()
+            )));
+        }
+        if let Some(dir) = &self.stdlib_dir
+            && !dir.is_dir()
+        {
+            return Err(Error::Usage(format!(
+                "the --stdlib directory {} does not exist or is not a directory",
+                dir.display()
+            )));
+        }
         let (owned, handle) = match self.handle {
             Some(h) => (None, h),
             None => {

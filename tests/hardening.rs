@@ -431,3 +431,44 @@ fn item9_secrets_are_redacted_in_every_case_and_url_credentials_masked() {
         .run();
     assert!(!ran.stderr().contains("pa55word"), "{}", ran.stderr());
 }
+
+// 13. Smaller: flags that point nowhere, output into a missing directory, thread cap.
+
+#[test]
+fn item13_bad_root_stdlib_and_output_paths_are_clear_errors() {
+    Test::new()
+        .file("afile", "x")
+        .script("print(1);")
+        .args(&["--root", "afile"])
+        .status(2)
+        .stderr_has("not a directory")
+        .run();
+    Test::new()
+        .script("print(1);")
+        .args(&["--stdlib", "missing-dir"])
+        .status(2)
+        .stderr_has("--stdlib directory")
+        .run();
+    Test::new()
+        .file("v/ok.rhai", "check(\"x\", true);")
+        .args(&["validate", "v", "--junit", "no/such/dir/r.xml"])
+        .status(2)
+        .stderr_has("cannot write the JUnit report")
+        .stderr_has("does not exist")
+        .run();
+    Test::new()
+        .args(&["docs", "-o", "no/such/dir/api.md"])
+        .status(2)
+        .stderr_has("cannot write the API reference")
+        .run();
+}
+
+#[test]
+fn item13_parallel_with_a_huge_limit_queues_instead_of_spawning() {
+    Test::new()
+        .script(
+            "let items = [];\nfor i in 0..3000 { items.push(i); }\nlet r = parallel(items, 1000000, |i| i * 2);\nprint(`n=${r.len()} last=${r[2999]}`);",
+        )
+        .stderr_has("n=3000 last=5998")
+        .run();
+}
