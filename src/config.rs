@@ -266,6 +266,15 @@ impl FleetConfig {
             message,
         };
         let text = crate::source::strip_bom(text);
+        if let Some(line) = crate::host::fs::yaml_too_deep(text) {
+            return Err(err(
+                line,
+                format!(
+                    "collections nest more than {} deep; this is not a fleet config",
+                    crate::host::fs::MAX_YAML_FLOW_DEPTH
+                ),
+            ));
+        }
         if let Some((key, first, second)) = duplicate_key(text) {
             return Err(err(
                 second,

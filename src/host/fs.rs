@@ -166,6 +166,11 @@ impl Default for GlobLimits {
 /// run's cancellation at every entry, and stops with an error past [`GlobLimits`].
 pub fn glob_walk(root: &Path, pattern: &str, limits: &GlobLimits) -> HostResult<Vec<String>> {
     use std::collections::HashSet;
+    if pattern.trim().is_empty() {
+        return Err(invalid(
+            "empty glob pattern; write one like \"logs/**/*.log\"",
+        ));
+    }
     let matcher = ::glob::Pattern::new(pattern)
         .map_err(|e| invalid(format!("bad glob pattern '{pattern}': {e}")))?;
     let opts = ::glob::MatchOptions {
@@ -276,7 +281,56 @@ pub fn dynamic_to_json(v: &Dynamic) -> HostResult<serde_json::Value> {
     rhai::serde::from_dynamic(v)
 }
 
+/// Deepest `[`/`{` nesting of flow collections accepted in YAML. The YAML parser reads every
+/// event of a document before refusing it for depth, in time that grows faster than the
+/// input: 20,000 nested `[` took seconds. Counting first bounds that work.
+pub const MAX_YAML_FLOW_DEPTH: usize = 128;
+
+/// The line of the first flow collection nested deeper than [`MAX_YAML_FLOW_DEPTH`], if any
+/// (quotes and comments are skipped).
+pub fn yaml_too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut line = 1;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut prev = '\n';
+    for c in text.chars() {
+        if c == '\n' {
+            line += 1;
+            comment = false;
+        }
+        if comment {
+            prev = c;
+            continue;
+        }
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' if !prev.is_alphanumeric() => quote = Some(c),
+                '#' if prev.is_whitespace() => comment = true,
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_YAML_FLOW_DEPTH {
+                        return Some(line);
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        prev = c;
+    }
+    None
+}
+
 pub fn parse_yaml_str(text: &str, what: &str) -> HostResult<Dynamic> {
+    if let Some(line) = yaml_too_deep(text) {
+        return Err(fail(format!(
+            "invalid YAML in {what} at line {line}: collections nest more than \
+             {MAX_YAML_FLOW_DEPTH} deep"
+        )));
+    }
     let v: serde_json::Value = serde_yaml::from_str(text).map_err(|e| {
         let at = e
             .location()

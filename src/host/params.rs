@@ -124,7 +124,9 @@ impl Param {
             Kind::Float => text
                 .trim()
                 .parse::<f64>()
-                .map_err(|_| bad("a number"))?
+                .ok()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| bad("a finite number"))?
                 .into(),
             Kind::Bool => match text.trim() {
                 "true" | "yes" | "1" | "on" => true.into(),
