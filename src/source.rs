@@ -32,6 +32,10 @@ pub const MAX_SOURCE_BYTES: u64 = 4 * 1024 * 1024;
 pub const MAX_POSITION: usize = u16::MAX as usize;
 /// Most entries in one `#{ ... }` literal.
 pub const MAX_MAP_LITERAL: usize = 4096;
+/// Most key comparisons Rhai's parser may make for all map literals of one script together
+/// (four literals of the largest size): many literals just under [`MAX_MAP_LITERAL`] must
+/// not add up to minutes of compiling either.
+pub const MAX_MAP_LITERAL_WORK: usize = 4 * MAX_MAP_LITERAL * MAX_MAP_LITERAL / 2;
 
 /// Reads a script (or config) file as UTF-8 with a hard size cap. A leading byte-order mark
 /// is dropped. `what` names the file's role in messages ("playbook", "module").
@@ -156,6 +160,7 @@ fn scan_tokens(engine: &Engine, text: &str) -> Result<(), SourceProblem> {
     let mut stack: Vec<Open> = Vec::new();
     let mut last_pos = Position::new(1, 1);
     let mut interp_next = false;
+    let mut map_work = 0usize;
     // A LexError ends our scan: the parser reports it with its own words.
     for (tok, pos) in tokens.by_ref() {
         last_pos = pos;
@@ -177,6 +182,17 @@ fn scan_tokens(engine: &Engine, text: &str) -> Result<(), SourceProblem> {
                 }) = stack.last_mut()
                 {
                     *entries += 1;
+                    // Rhai compares each key with every earlier one of its literal.
+                    map_work += *entries;
+                    if map_work > MAX_MAP_LITERAL_WORK {
+                        return Err(at(
+                            *start,
+                            "the map literals of this script are too large in total for the \
+                             parser (it compares keys pairwise); keep large data in a JSON or \
+                             YAML file and read it with fs::read_json / fs::read_yaml"
+                                .to_string(),
+                        ));
+                    }
                     if *entries >= MAX_MAP_LITERAL {
                         return Err(at(
                             *start,
@@ -270,7 +286,15 @@ mod tests {
         assert!(p.message.contains("map literal"), "{p:?}");
         let items: Vec<String> = (0..20_000).map(|i| i.to_string()).collect();
         vet(&e, &format!("let a = [{}];", items.join(",\n"))).unwrap();
-        // Many small maps are fine: the bound is per literal.
+        // Many literals just under the bound add up, and are refused too.
+        let one: Vec<String> = (0..MAX_MAP_LITERAL - 10)
+            .map(|i| format!("k{i}: {i}"))
+            .collect();
+        let one = format!("#{{{}}}", one.join(",\n"));
+        let many = vec![one; 6].join(",\n");
+        let p = vet(&e, &format!("let a = [{many}];")).unwrap_err();
+        assert!(p.message.contains("in total"), "{p:?}");
+        // Many small maps are fine.
         let small: Vec<String> = (0..5000).map(|i| format!("#{{a: {i}}}")).collect();
         vet(&e, &format!("let a = [{}];", small.join(",\n"))).unwrap();
     }

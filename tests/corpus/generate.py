@@ -68,6 +68,7 @@ PLAYBOOKS = {
     "many_lines": "1;\n" * 66000,
     "huge_map_literal": "let m = #{\n" + ",\n".join(f"k{i}: {i}" for i in range(20000)) + "\n};\n",
     "dup_map_keys": "let m = #{a: 1, a: 2};\n",
+    "many_map_literals": "let a = [" + ",\n".join(["#{" + ",\n".join(f"k{i}: {i}" for i in range(4000)) + "}"] * 6) + "];\n",
     "bom_then_error": "\ufeffthrow \"after bom\";\n",
     "double_bom": "\ufeff\ufeffprint(1);\n",
     "crlf_error": "let x = 1;\r\nthrow \"crlf\";\r\n",
