@@ -270,10 +270,13 @@ pub struct ResolvedService {
 impl FleetConfig {
     /// Reads and checks `path`; errors carry the file name and line.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let text = crate::source::read_capped(path, "config").map_err(|e| ConfigError {
             file: path.display().to_string(),
             line: 0,
-            message: format!("cannot read: {e}"),
+            message: match e {
+                crate::error::Error::Io { source, .. } => format!("cannot read: {source}"),
+                other => other.to_string(),
+            },
         })?;
         Self::parse(&text, &path.display().to_string())
     }
@@ -285,6 +288,42 @@ impl FleetConfig {
             line,
             message,
         };
+        let text = crate::source::strip_bom(text);
+        if let Some(line) = crate::host::fs::yaml_too_deep(text) {
+            return Err(err(
+                line,
+                format!(
+                    "collections nest more than {} deep; this is not a fleet config",
+                    crate::host::fs::MAX_YAML_FLOW_DEPTH
+                ),
+            ));
+        }
+        if let Some((key, first, second)) = duplicate_key(text) {
+            return Err(err(
+                second,
+                format!(
+                    "duplicate key '{key}' (first on line {first}, again on line {second}); \
+                     YAML would silently keep only the second — remove or rename one"
+                ),
+            ));
+        }
+        // The generic tree first: it refuses duplicates in flow style (`{a: 1, a: 2}`) and
+        // shows nulls, which the typed parse would turn into the text "~".
+        let tree: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+            let line = e.location().map(|l| l.line()).unwrap_or(0);
+            err(line, e.to_string().replace(" at line", "; at line"))
+        })?;
+        let mut path = Vec::new();
+        if let Some(null_at) = find_null(&tree, &mut path) {
+            let refs: Vec<&str> = null_at.iter().map(String::as_str).collect();
+            return Err(err(
+                key_line(text, &refs),
+                format!(
+                    "{}: needs a value but is empty (null / ~); give it one or remove the key",
+                    null_at.join(".")
+                ),
+            ));
+        }
         let cfg: FleetConfig = serde_yaml::from_str(text).map_err(|e| {
             let line = e.location().map(|l| l.line()).unwrap_or(0);
             // serde's "unknown field `x`, expected one of …" already names the key; add where
@@ -339,6 +378,7 @@ impl FleetConfig {
                 "defaults.batch_size and defaults.deploy_concurrency must be at least 1".into(),
             ));
         }
+        check_ranges(&cfg, text).map_err(|(line, m)| err(line, m))?;
         Ok(cfg)
     }
 
@@ -415,6 +455,203 @@ impl FleetConfig {
             .collect()
     }
 }
+
+/// Keys whose value may be left empty (`~`): the optional settings.
+const NULLABLE: &[&str] = &[
+    "health_path",
+    "database",
+    "measurement",
+    "writer",
+    "health_timeout_s",
+    "batch_size",
+    "max_failures",
+    "latency_budget_ms",
+    "story",
+];
+
+/// The path of the first null value where a value is required.
+fn find_null(v: &serde_yaml::Value, path: &mut Vec<String>) -> Option<Vec<String>> {
+    match v {
+        serde_yaml::Value::Mapping(m) => {
+            for (k, val) in m {
+                let key = match k {
+                    serde_yaml::Value::String(s) => s.clone(),
+                    other => serde_yaml::to_string(other)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                };
+                path.push(key);
+                // Optional settings sit at `<section>.<name>.<key>`.
+                let nullable = path.len() >= 3 && NULLABLE.contains(&path[path.len() - 1].as_str());
+                if val.is_null() && !nullable {
+                    return Some(path.clone());
+                }
+                if let Some(p) = find_null(val, path) {
+                    return Some(p);
+                }
+                path.pop();
+            }
+            None
+        }
+        serde_yaml::Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(i.to_string());
+                if item.is_null() {
+                    return Some(path.clone());
+                }
+                if let Some(p) = find_null(item, path) {
+                    return Some(p);
+                }
+                path.pop();
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// A key given twice in one block mapping: (key, first line, second line). YAML parsers
+/// differ on this (ours keeps the last one silently), and a second `data-api:` entry
+/// replacing the first is exactly the mistake nobody notices.
+pub fn duplicate_key(text: &str) -> Option<(String, usize, usize)> {
+    use std::collections::HashMap;
+    // Open mappings: (indentation of their keys, key → line).
+    let mut scopes: Vec<(usize, HashMap<String, usize>)> = Vec::new();
+    let mut block_scalar_indent: Option<usize> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let trimmed_end = raw.trim_end();
+        let body = trimmed_end.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let mut indent = trimmed_end.len() - body.len();
+        if let Some(b) = block_scalar_indent {
+            if indent > b {
+                continue; // text of a `|` or `>` block
+            }
+            block_scalar_indent = None;
+        }
+        if body == "---" || body == "..." {
+            scopes.clear();
+            continue;
+        }
+        let mut body = body;
+        // `- key: v` opens a new mapping (one list item) at the key's indentation.
+        let mut new_item = false;
+        while let Some(rest) = body.strip_prefix("- ") {
+            indent += 2;
+            body = rest.trim_start();
+            new_item = true;
+        }
+        scopes.retain(|(ind, _)| *ind < indent || (*ind == indent && !new_item));
+        let Some(key) = block_key(body) else {
+            continue;
+        };
+        let value = body[body.find(':').map_or(body.len(), |c| c + 1)..].trim_start();
+        if value.starts_with('|') || value.starts_with('>') {
+            block_scalar_indent = Some(indent);
+        }
+        match scopes.last_mut() {
+            Some((ind, keys)) if *ind == indent => {
+                if let Some(first) = keys.insert(key.clone(), line_no) {
+                    return Some((key, first, line_no));
+                }
+            }
+            _ => scopes.push((indent, HashMap::from([(key, line_no)]))),
+        }
+    }
+    None
+}
+
+/// The key of a block mapping line (`key: value`, `"key": value`), if it is one.
+fn block_key(body: &str) -> Option<String> {
+    if body.starts_with(['{', '[', '&', '*', '!', '|', '>', '"', '\'']) {
+        let q = body.chars().next()?;
+        if q == '"' || q == '\'' {
+            let end = body[1..].find(q)? + 1;
+            let after = &body[end + 1..];
+            return (after.starts_with(':')).then(|| body[1..end].to_string());
+        }
+        return None;
+    }
+    let colon = body
+        .find(": ")
+        .or_else(|| body.strip_suffix(':').map(str::len))?;
+    let key = body[..colon].trim();
+    (!key.is_empty() && !key.contains(" #")).then(|| key.to_string())
+}
+
+/// Numbers that parse but make no sense: a port 0, a batch of 0 builds.
+fn check_ranges(cfg: &FleetConfig, text: &str) -> Result<(), (usize, String)> {
+    let bad = |path: &[&str], msg: String| (key_line(text, path), msg);
+    for (name, s) in &cfg.services {
+        if s.port == 0 {
+            return Err(bad(
+                &["services", name, "port"],
+                format!("services.{name}.port: 0 is not a port (1–65535)"),
+            ));
+        }
+        if s.health_timeout_s == Some(0) {
+            return Err(bad(
+                &["services", name, "health_timeout_s"],
+                format!("services.{name}.health_timeout_s: must be at least 1"),
+            ));
+        }
+    }
+    for (name, i) in &cfg.infrastructure {
+        if i.port == 0 {
+            return Err(bad(
+                &["infrastructure", name, "port"],
+                format!("infrastructure.{name}.port: 0 is not a port (1–65535)"),
+            ));
+        }
+    }
+    for (name, c) in &cfg.categories {
+        if let Some(b) = c.batch_size
+            && !(1..=MAX_BATCH).contains(&b)
+        {
+            return Err(bad(
+                &["categories", name, "batch_size"],
+                format!("categories.{name}.batch_size: {b} is out of range (1–{MAX_BATCH})"),
+            ));
+        }
+        if c.health_timeout_s == Some(0) {
+            return Err(bad(
+                &["categories", name, "health_timeout_s"],
+                format!("categories.{name}.health_timeout_s: must be at least 1"),
+            ));
+        }
+    }
+    let d = &cfg.defaults;
+    for (key, v) in [
+        ("batch_size", d.batch_size),
+        ("deploy_concurrency", d.deploy_concurrency),
+    ] {
+        if v > MAX_BATCH {
+            return Err(bad(
+                &["defaults", key],
+                format!("defaults.{key}: {v} is out of range (1–{MAX_BATCH})"),
+            ));
+        }
+    }
+    for (key, v) in [
+        ("health_timeout_s", d.health_timeout_s),
+        ("build_timeout_s", d.build_timeout_s),
+    ] {
+        if v == 0 {
+            return Err(bad(
+                &["defaults", key],
+                format!("defaults.{key}: must be at least 1"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Most builds or deploys one batch may run at once.
+pub const MAX_BATCH: u64 = 256;
 
 /// The 1-based line of the key at `path` (each element a mapping key, nested by
 /// indentation), or the deepest prefix found; 0 if not even the first key is there. Good
@@ -518,6 +755,58 @@ mod tests {
         let r = cfg.resolved();
         let ui = r.iter().find(|s| s.name == "health-dashboard").unwrap();
         assert_eq!(ui.latency_budget_ms, 3000);
+    }
+
+    #[test]
+    fn duplicate_keys_name_both_lines() {
+        let text = GOOD.replace("  b:\n", "  a:\n");
+        let e = FleetConfig::parse(&text, "s.yaml").unwrap_err();
+        assert_eq!(e.line, 9, "{e}");
+        assert!(e.message.contains("first on line 6"), "{e}");
+        let text = GOOD.replace(
+            "categories:\n  web:\n    on_failure: stop\n",
+            "categories:\n  web:\n    on_failure: stop\n  web:\n    risk: high\n",
+        );
+        let e = FleetConfig::parse(&text, "s.yaml").unwrap_err();
+        assert!(e.message.contains("duplicate key 'web'"), "{e}");
+        // Flow style is caught by the YAML parser itself.
+        let e = FleetConfig::parse(
+            "project: p\ncategories: {w: {}, w: {}}\nservices: {}\n",
+            "s",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("duplicate"), "{e}");
+        // The same key in two list items or two mappings is fine.
+        assert!(duplicate_key("a:\n  x: 1\nb:\n  x: 2\nl:\n  - x: 1\n  - x: 2\n").is_none());
+    }
+
+    #[test]
+    fn nulls_where_a_value_is_required_name_key_and_line() {
+        let e = FleetConfig::parse(&GOOD.replace("project: p", "project: ~"), "s").unwrap_err();
+        assert_eq!(
+            (e.line, e.message.starts_with("project:")),
+            (1, true),
+            "{e}"
+        );
+        let e = FleetConfig::parse(&GOOD.replace("port: 81", "port:"), "s").unwrap_err();
+        assert!(e.message.starts_with("services.b.port"), "{e}");
+        assert_eq!(e.line, 11);
+        // An optional setting may be left empty.
+        FleetConfig::parse(
+            &GOOD.replace("latency_budget_ms: 900", "latency_budget_ms: ~"),
+            "s",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused() {
+        let e = FleetConfig::parse(&GOOD.replace("port: 81", "port: 0"), "s").unwrap_err();
+        assert!(e.message.contains("0 is not a port"), "{e}");
+        let e = FleetConfig::parse(&GOOD.replace("on_failure: stop", "batch_size: 0"), "s")
+            .unwrap_err();
+        assert!(e.message.contains("batch_size: 0 is out of range"), "{e}");
+        assert_eq!(e.line, 4);
     }
 
     #[test]

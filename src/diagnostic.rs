@@ -102,7 +102,7 @@ impl ScriptError {
         let snippet = location.as_ref().and_then(|l| line_of(sources, l));
         Self {
             kind: ErrorKind::Syntax,
-            message: format!("syntax error: {}", err.err_type()),
+            message: crate::secrets::scrub(&format!("syntax error: {}", err.err_type())),
             location,
             snippet,
             chain: Vec::new(),
@@ -145,14 +145,21 @@ impl ScriptError {
         }
         let location = locate(&current, e.position());
         let snippet = location.as_ref().and_then(|l| line_of(sources, l));
-        let message = message_of(e);
+        // The last place before anything is printed: no secret or URL credential past it.
+        let message = crate::secrets::scrub(&message_of(e));
         let kind = match e {
             EvalAltResult::ErrorParsing(..) => ErrorKind::Syntax,
             EvalAltResult::ErrorTerminated(..) => ErrorKind::Terminated,
             EvalAltResult::ErrorRuntime(..)
-                if ![INVALID_ARGUMENT, REFUSED, MODULE_NOT_FOUND, CONFIG_ERROR]
-                    .iter()
-                    .any(|p| message.starts_with(p)) =>
+                if ![
+                    INVALID_ARGUMENT,
+                    REFUSED,
+                    MODULE_NOT_FOUND,
+                    CONFIG_ERROR,
+                    crate::resolver::IMPORT_CYCLE,
+                ]
+                .iter()
+                .any(|p| message.starts_with(p)) =>
             {
                 ErrorKind::Failure
             }
@@ -187,10 +194,7 @@ impl fmt::Display for ScriptError {
             let pad = " ".repeat(num.len());
             writeln!(f, "{pad}--> {loc}")?;
             if let Some(line) = &self.snippet {
-                // Tabs would shift the caret; show them as spaces.
-                let shown = line.replace('\t', "    ");
-                let before: String = line.chars().take(loc.column.saturating_sub(1)).collect();
-                let caret_col = before.replace('\t', "    ").chars().count();
+                let (shown, caret_col) = window(line, loc.column);
                 writeln!(f, "{pad} |")?;
                 writeln!(f, "{num} | {shown}")?;
                 writeln!(f, "{pad} | {}^", " ".repeat(caret_col))?;
@@ -206,6 +210,28 @@ impl fmt::Display for ScriptError {
     }
 }
 
+/// Characters of a source line shown on each side of the caret. A generated script can
+/// have a line of megabytes; the error must not print it all.
+pub const SNIPPET_HALF_WIDTH: usize = 60;
+
+/// The part of `line` to show around 1-based `column` (at most about
+/// 2 × [`SNIPPET_HALF_WIDTH`] characters, `…` marking what was cut), and the caret's offset
+/// in it. Tabs are shown as four spaces, so the caret stays under its character.
+pub fn window(line: &str, column: usize) -> (String, usize) {
+    let col = column.saturating_sub(1);
+    let total = line.chars().count();
+    let start = col.saturating_sub(SNIPPET_HALF_WIDTH);
+    let end = (col + SNIPPET_HALF_WIDTH).min(total);
+    let start = start.min(end);
+    let part: String = line.chars().skip(start).take(end - start).collect();
+    let before: String = part.chars().take(col - start.min(col)).collect();
+    let lead = if start > 0 { "…" } else { "" };
+    let tail = if end < total { "…" } else { "" };
+    let shown = format!("{lead}{part}{tail}").replace('\t', "    ");
+    let caret = lead.chars().count() + before.replace('\t', "    ").chars().count();
+    (shown, caret)
+}
+
 fn locate(source: &str, pos: Position) -> Option<Location> {
     let line = pos.line()?;
     Some(Location {
@@ -217,9 +243,21 @@ fn locate(source: &str, pos: Position) -> Option<Location> {
 
 fn line_of(sources: &SourceMap, loc: &Location) -> Option<String> {
     let text = sources.get(&loc.source)?;
-    text.lines()
-        .nth(loc.line.checked_sub(1)?)
-        .map(str::to_string)
+    let line = text.lines().nth(loc.line.checked_sub(1)?)?;
+    // The source line too: a URL with credentials in the script is not echoed either.
+    let scrubbed = crate::secrets::scrub(line);
+    let line = scrubbed.as_str();
+    // Keep only what `window` can show: the stored error stays small however long the line.
+    let col = loc.column.saturating_sub(1);
+    if line.len() <= 4 * SNIPPET_HALF_WIDTH {
+        return Some(line.to_string());
+    }
+    let keep = col + SNIPPET_HALF_WIDTH + 1;
+    let mut out: String = line.chars().take(keep).collect();
+    if line.chars().nth(keep).is_some() {
+        out.push(' '); // marks that the line goes on, so the window ends with `…`
+    }
+    Some(out)
 }
 
 /// The innermost message of an error, without Rhai's position suffix or wrapper text.
@@ -264,6 +302,29 @@ mod tests {
         let src = lines.iter().position(|l| l.starts_with("2 | ")).unwrap();
         assert_eq!(lines[src], "2 |     let y = oops;");
         assert_eq!(lines[src + 1].find('^'), lines[src].find("oops"), "{text}");
+    }
+
+    #[test]
+    fn a_huge_line_shows_a_bounded_window_with_the_caret_under_the_column() {
+        let sources = SourceMap::default();
+        let line = format!(
+            "let s = {}oops{};",
+            "a".repeat(100_000),
+            "b".repeat(100_000)
+        );
+        sources.insert("big.rhai", line.as_str());
+        let col = 9 + 100_000;
+        let e = EvalAltResult::ErrorVariableNotFound("oops".into(), Position::new(1, 1));
+        let mut se = ScriptError::from_eval(&e, "big.rhai", &sources);
+        se.location.as_mut().unwrap().column = col;
+        se.snippet = line_of(&sources, se.location.as_ref().unwrap());
+        let text = se.to_string();
+        assert!(text.len() < 1000, "{} bytes", text.len());
+        let lines: Vec<&str> = text.lines().collect();
+        let src = lines.iter().position(|l| l.starts_with("1 | ")).unwrap();
+        let caret = lines[src + 1].chars().position(|c| c == '^').unwrap();
+        let shown: String = lines[src].chars().skip(caret).take(4).collect();
+        assert_eq!(shown, "oops", "{text}");
     }
 
     #[test]

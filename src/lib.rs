@@ -31,6 +31,8 @@ pub mod repl;
 pub mod requirements;
 pub mod resolver;
 pub mod runtime;
+pub mod secrets;
+pub mod source;
 pub mod util;
 pub mod validate;
 pub mod watch;

@@ -947,6 +947,7 @@ pub fn interactive(session: &mut Session<'_>, opts: &Options) -> Result<End> {
     } else {
         "dockhand> "
     };
+    let mut bad_input = 0u32;
     let end = loop {
         // Rustyline's own multi-line editing has no continuation prompt, so an unfinished
         // input is continued here, one `...` line at a time (each line stays editable).
@@ -955,6 +956,7 @@ pub fn interactive(session: &mut Session<'_>, opts: &Options) -> Result<End> {
         let eof = loop {
             match rl.readline(current) {
                 Ok(l) => {
+                    bad_input = 0;
                     if !line.is_empty() {
                         line.push('\n');
                     }
@@ -970,6 +972,17 @@ pub fn interactive(session: &mut Session<'_>, opts: &Options) -> Result<End> {
                     break false;
                 }
                 Err(ReadlineError::Eof) => break true,
+                // Bytes that are not UTF-8 (a paste from a binary, a wrong terminal
+                // encoding) drop that line only; the session goes on. Many in a row mean
+                // the input is not text at all, and then the session ends.
+                Err(ReadlineError::Io(e))
+                    if e.kind() == std::io::ErrorKind::InvalidData && bad_input < 100 =>
+                {
+                    bad_input += 1;
+                    eprintln!("error: that line is not valid UTF-8 text; it was ignored");
+                    line.clear();
+                    current = prompt;
+                }
                 Err(e) => {
                     listener.abort();
                     return Err(Error::Internal(format!("terminal: {e}")));

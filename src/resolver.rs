@@ -88,14 +88,33 @@ impl Resolver {
     pub fn locate(&self, importer: Option<&str>, path: &str) -> Result<Located, String> {
         if let Some(rest) = path.strip_prefix("stdlib/") {
             let rest = rest.strip_suffix(".rhai").unwrap_or(rest);
+            check_module_name(rest)
+                .map_err(|why| format!("'{path}' is not a standard module name: {why}"))?;
             let name = format!("stdlib/{rest}");
             if let Some(dir) = &self.stdlib_dir {
                 let file = dir.join(format!("{rest}.rhai"));
-                if let Ok(text) = std::fs::read_to_string(&file) {
+                if file.exists() {
+                    // The name is plain words, but a symlink in the directory could still
+                    // lead elsewhere: the file must really be under DIR.
+                    let real_dir = dir.canonicalize().map_err(|e| {
+                        format!("cannot read the --stdlib directory {}: {e}", dir.display())
+                    })?;
+                    let real = file
+                        .canonicalize()
+                        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                    if !real.starts_with(&real_dir) {
+                        return Err(format!(
+                            "{} leads through a symlink to {}, outside the --stdlib directory",
+                            file.display(),
+                            real.display()
+                        ));
+                    }
+                    let text =
+                        crate::source::read_capped(&real, "module").map_err(|e| e.to_string())?;
                     return Ok(Located {
                         name,
                         text,
-                        file: Some(file),
+                        file: Some(real),
                     });
                 }
             }
@@ -126,8 +145,15 @@ impl Resolver {
         let joined = base_dir.join(&rel);
         let full = crate::host::fs::resolve(&self.root, &joined.to_string_lossy())
             .map_err(|e| crate::diagnostic::message_of(&e))?;
-        let text = std::fs::read_to_string(&full)
-            .map_err(|e| format!("cannot read module '{path}' at {}: {e}", full.display()))?;
+        let text = crate::source::read_capped(&full, "module").map_err(|e| match e {
+            crate::error::Error::Io { source, .. } => {
+                format!(
+                    "cannot read module '{path}' at {}: {source}",
+                    full.display()
+                )
+            }
+            other => other.to_string(),
+        })?;
         let name = crate::host::fs::display_rel(&self.root, &full);
         Ok(Located {
             name,
@@ -141,6 +167,12 @@ impl Resolver {
         if let Some(f) = &loc.file {
             lock(&self.files).insert(loc.name.clone(), f.clone());
         }
+        crate::source::vet(engine, &loc.text).map_err(|p| {
+            EvalAltResult::ErrorRuntime(
+                rhai::Dynamic::from(format!("{}{}", crate::host::INVALID_ARGUMENT, p.message)),
+                p.position(),
+            )
+        })?;
         let mut ast = engine.compile(&loc.text).map_err(|e| {
             let (t, p) = (e.err_type().clone(), e.position());
             EvalAltResult::ErrorParsing(t, p)
@@ -154,8 +186,21 @@ impl Resolver {
     pub fn check_imports(&self, engine: &Engine, ast: &AST, source: &str) -> Vec<ScriptError> {
         let mut errors = Vec::new();
         let mut seen = HashSet::new();
-        self.check_rec(engine, ast, source, &mut seen, &mut errors);
+        let mut chain = vec![ChainLink {
+            id: self.identity_of_source(source),
+            name: source.to_string(),
+            pos: Position::NONE,
+        }];
+        self.check_rec(engine, ast, source, &mut seen, &mut chain, &mut errors);
         errors
+    }
+
+    /// What identifies a loaded script: its real file, or its name for embedded modules.
+    fn identity_of_source(&self, name: &str) -> String {
+        match lock(&self.files).get(name) {
+            Some(f) => f.to_string_lossy().into_owned(),
+            None => name.to_string(),
+        }
     }
 
     fn check_rec(
@@ -164,6 +209,7 @@ impl Resolver {
         ast: &AST,
         source: &str,
         seen: &mut HashSet<String>,
+        chain: &mut Vec<ChainLink>,
         errors: &mut Vec<ScriptError>,
     ) {
         let mut imports: Vec<(String, Position)> = Vec::new();
@@ -192,14 +238,143 @@ impl Resolver {
                     &self.sources,
                 )
             };
+            let link = ChainLink {
+                id: loc.identity(),
+                name: loc.name.clone(),
+                pos,
+            };
+            if let Some(e) = cycle_error(chain, &link) {
+                errors.push(ScriptError::from_eval(&e, source, &self.sources));
+                continue;
+            }
             if !seen.insert(loc.name.clone()) {
                 continue;
             }
             match self.compile(engine, &loc) {
-                Ok(module_ast) => self.check_rec(engine, &module_ast, &loc.name, seen, errors),
+                Ok(module_ast) => {
+                    chain.push(link);
+                    self.check_rec(engine, &module_ast, &loc.name, seen, chain, errors);
+                    chain.pop();
+                }
                 Err(e) => errors.push(wrap(*e)),
             }
         }
+    }
+}
+
+impl Located {
+    fn identity(&self) -> String {
+        match &self.file {
+            Some(f) => f.to_string_lossy().into_owned(),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// Prefix of import-graph errors (exit code 2, like any other script bug).
+pub const IMPORT_CYCLE: &str = "import cycle: ";
+
+/// Most modules one import may nest through (a → b → c ...). A chain this deep is a
+/// generated or runaway layout; without a bound it would overflow the stack.
+pub const MAX_IMPORT_DEPTH: usize = 32;
+
+/// One script on the current import path: which file, its name, and where its importer
+/// imported it (`NONE` for the script being run).
+#[derive(Debug, Clone)]
+struct ChainLink {
+    id: String,
+    name: String,
+    pos: Position,
+}
+
+thread_local! {
+    /// The modules being imported on this thread right now, outermost first. Rhai resolves
+    /// an import *while* evaluating the importing module, so a cycle would otherwise recurse
+    /// until the stack overflows (the process aborts, exit 134). Per thread, because
+    /// `parallel` workers import on their own threads.
+    static IMPORTING: std::cell::RefCell<Vec<ChainLink>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Module names are names: `stdlib/<words>` where each word is letters, digits, `-`, `_`.
+fn check_module_name(rest: &str) -> Result<(), String> {
+    if rest.is_empty() {
+        return Err("it is empty".into());
+    }
+    for part in rest.split('/') {
+        if part.is_empty()
+            || !part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "'{part}' is not a plain name (letters, digits, '-', '_'); standard modules \
+                 are named, not reached by path"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The error for importing `next` from the end of `chain` when that closes a cycle (or goes
+/// too deep): names every module on the cycle with the position of each import.
+fn cycle_error(chain: &[ChainLink], next: &ChainLink) -> Option<EvalAltResult> {
+    let start = chain.iter().position(|l| l.id == next.id);
+    let msg = match start {
+        Some(i) => {
+            let cycle = &chain[i..];
+            let names: Vec<&str> = cycle
+                .iter()
+                .map(|l| l.name.as_str())
+                .chain([next.name.as_str()])
+                .collect();
+            let mut wheres = Vec::new();
+            for (k, l) in cycle.iter().enumerate() {
+                let imported = cycle.get(k + 1).unwrap_or(next);
+                wheres.push(format!(
+                    "{}{} imports {}",
+                    l.name,
+                    fmt_pos(imported.pos),
+                    imported.name
+                ));
+            }
+            format!(
+                "{IMPORT_CYCLE}{} ({}); a module cannot import itself, directly or \
+                 through others: move what both need into a third module",
+                names.join(" → "),
+                wheres.join("; ")
+            )
+        }
+        None if chain.len() > MAX_IMPORT_DEPTH => format!(
+            "{IMPORT_CYCLE}imports nest more than {MAX_IMPORT_DEPTH} modules deep ({} → ... → {})",
+            chain[0].name, next.name
+        ),
+        None => return None,
+    };
+    Some(EvalAltResult::ErrorRuntime(
+        rhai::Dynamic::from(msg),
+        next.pos,
+    ))
+}
+
+fn fmt_pos(p: Position) -> String {
+    match (p.line(), p.position()) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+/// Pops what one `resolve` pushed on the import path when the module finished (or failed)
+/// loading.
+struct Popper(usize);
+
+impl Drop for Popper {
+    fn drop(&mut self) {
+        IMPORTING.with(|s| {
+            let mut s = s.borrow_mut();
+            let keep = s.len().saturating_sub(self.0);
+            s.truncate(keep);
+        });
     }
 }
 
@@ -225,6 +400,35 @@ impl ModuleResolver for Resolver {
             .map_err(|msg| Box::new(not_found(path, &msg, pos)))?;
         if let Some(m) = lock(&self.cache).get(&loc.name) {
             return Ok(m.clone());
+        }
+        let link = ChainLink {
+            id: loc.identity(),
+            name: loc.name.clone(),
+            pos,
+        };
+        let importer = source.unwrap_or("<script>");
+        let importer_link = ChainLink {
+            id: self.identity_of_source(importer),
+            name: importer.to_string(),
+            pos: Position::NONE,
+        };
+        let (cycle, pushed) = IMPORTING.with(|s| {
+            let mut s = s.borrow_mut();
+            let mut pushed = 0;
+            if s.is_empty() {
+                s.push(importer_link);
+                pushed += 1;
+            }
+            let found = cycle_error(&s, &link);
+            if found.is_none() {
+                s.push(link);
+                pushed += 1;
+            }
+            (found, pushed)
+        });
+        let _pop = Popper(pushed);
+        if let Some(e) = cycle {
+            return Err(e.into());
         }
         let wrap = |e: Box<EvalAltResult>| -> Box<EvalAltResult> {
             EvalAltResult::ErrorInModule(loc.name.clone(), e, pos).into()

@@ -96,6 +96,20 @@ impl RuntimeBuilder {
             path: root.clone(),
             source,
         })?;
+        if !root.is_dir() {
+            return Err(Error::Usage(format!(
+                "the workspace root {} is not a directory; give --root a directory",
+                root.display()
+            )));
+        }
+        if let Some(dir) = &self.stdlib_dir
+            && !dir.is_dir()
+        {
+            return Err(Error::Usage(format!(
+                "the --stdlib directory {} does not exist or is not a directory",
+                dir.display()
+            )));
+        }
         let (owned, handle) = match self.handle {
             Some(h) => (None, h),
             None => {
@@ -226,10 +240,7 @@ impl Runtime {
     /// Reads and compiles a playbook, with its parameter declaration.
     pub fn compile_file(&self, path: impl AsRef<Path>) -> Result<Script> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::source::read_capped(path, "playbook")?;
         let name = path.to_string_lossy().into_owned();
         if let Ok(full) = path.canonicalize() {
             self.resolver.register_file(&name, full);
@@ -342,7 +353,18 @@ pub fn compile_source(
     name: &str,
     text: &str,
 ) -> Result<Script> {
+    let text = crate::source::strip_bom(text);
     sources.insert(name, text);
+    crate::source::vet(engine, text).map_err(|p| {
+        let err = rhai::EvalAltResult::ErrorRuntime(
+            Dynamic::from(format!("{}{}", crate::host::INVALID_ARGUMENT, p.message)),
+            p.position(),
+        );
+        let mut se = ScriptError::from_eval(&err, name, sources);
+        se.kind = crate::diagnostic::ErrorKind::Syntax;
+        se.message = format!("syntax error: {}", p.message);
+        Error::Script(Box::new(se))
+    })?;
     let mut ast = engine
         .compile(text)
         .map_err(|e| Error::Script(Box::new(ScriptError::from_parse(&e, name, sources))))?;

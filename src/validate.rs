@@ -192,10 +192,7 @@ fn collect(dir: &Path, out: &mut Vec<Validation>) -> Result<()> {
 fn source_text(v: &Validation) -> Result<String> {
     match &v.source {
         Source::Text(t) => Ok(t.to_string()),
-        Source::File(p) => std::fs::read_to_string(p).map_err(|source| Error::Io {
-            path: p.clone(),
-            source,
-        }),
+        Source::File(p) => crate::source::read_capped(p, "validation"),
     }
 }
 

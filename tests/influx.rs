@@ -339,7 +339,7 @@ print(`last=${rows[5]._value}:${type_of(rows[5]._value)} field=${rows[5]._field}
 print(`time=${rows[0]._time}`);"#,
         &url,
     )
-    .env("DH_TOK", "v2tok")
+    .env("DH_TOK", "v2token-abc")
     .stderr_has("n=6")
     .stderr_has("first=15.43:f64 table=0:i64")
     .stderr_has("last=info:string field=mem_level result=_result")
@@ -348,7 +348,7 @@ print(`time=${rows[0]._time}`);"#,
     let seen = seen.lock().unwrap();
     let r = &seen[0];
     assert_eq!(r.request, "POST /api/v2/query?org=my+org HTTP/1.1");
-    assert_eq!(r.header("authorization"), Some("Token v2tok"));
+    assert_eq!(r.header("authorization"), Some("Token v2token-abc"));
     assert_eq!(r.header("accept"), Some("application/csv"));
     let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(body["query"], "from(bucket: \"b\") |> range(start: -1h)");
@@ -377,13 +377,13 @@ let rows = c.query("SELECT * FROM home LIMIT 5");
 print(`n=${rows.len()} room=${rows[1].room} temp=${rows[1].temp}:${type_of(rows[1].temp)} co=${rows[1].co}:${type_of(rows[1].co)}`);"#,
         &url,
     )
-    .env("DH_TOK", "v3tok")
+    .env("DH_TOK", "v3token-abc")
     .stderr_has("n=5 room=Kitchen temp=21.0:f64 co=0:i64")
     .run();
     {
         let seen = seen.lock().unwrap();
         assert_eq!(seen[0].request, "POST /api/v3/query_sql HTTP/1.1");
-        assert_eq!(seen[0].header("authorization"), Some("Bearer v3tok"));
+        assert_eq!(seen[0].header("authorization"), Some("Bearer v3token-abc"));
         let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
         assert_eq!(body["db"], "sensors");
         assert_eq!(body["format"], "jsonl");

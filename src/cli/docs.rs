@@ -21,7 +21,7 @@ pub fn docs(
     }
     let md = crate::docs::markdown(rt.engine())?;
     match output {
-        Some(path) => std::fs::write(&path, md).map_err(|source| Error::Io { path, source })?,
+        Some(path) => super::write_output(&path, md.as_bytes(), "the API reference")?,
         None => print!("{md}"),
     }
     Ok(0)

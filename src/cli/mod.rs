@@ -180,6 +180,28 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
+/// Writes an output file the user named (`--junit FILE`, `docs -o FILE`), with an error
+/// that says what could not be *written*, and why (a missing directory is named).
+pub fn write_output(path: &std::path::Path, bytes: &[u8], what: &str) -> crate::Result<()> {
+    std::fs::write(path, bytes).map_err(|e| {
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .filter(|p| !p.is_dir());
+        let hint = match parent {
+            Some(p) => format!(
+                " (the directory {} does not exist; create it first)",
+                p.display()
+            ),
+            None => String::new(),
+        };
+        crate::Error::Usage(format!(
+            "cannot write {what} to {}: {e}{hint}",
+            path.display()
+        ))
+    })
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::host::time::parse_duration(s)
 }
@@ -271,7 +293,7 @@ pub fn report(e: &Error, json: bool) -> i32 {
             let _ = writeln!(err, "interrupted");
         }
         other => {
-            let _ = writeln!(err, "error: {other}");
+            let _ = writeln!(err, "error: {}", crate::secrets::scrub(&other.to_string()));
         }
     }
     if json {
@@ -289,6 +311,6 @@ fn error_json(e: &Error) -> serde_json::Value {
     match e {
         Error::Script(se) => serde_json::to_value(se).unwrap_or_default(),
         Error::Scripts(list) => serde_json::to_value(list).unwrap_or_default(),
-        other => serde_json::json!({ "message": other.to_string() }),
+        other => serde_json::json!({ "message": crate::secrets::scrub(&other.to_string()) }),
     }
 }

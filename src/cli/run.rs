@@ -68,8 +68,9 @@ fn param_arg(p: &Param) -> Arg {
             .require_equals(true)
             .default_missing_value("true")
             .value_name("BOOL"),
-        Kind::Int => arg.value_name("INT"),
-        Kind::Float => arg.value_name("NUMBER"),
+        // `--n -5`: a negative number is a value, not an unknown option.
+        Kind::Int => arg.value_name("INT").allow_negative_numbers(true),
+        Kind::Float => arg.value_name("NUMBER").allow_negative_numbers(true),
         Kind::Duration => arg.value_name("DURATION"),
         Kind::List => arg.value_name("A,B,..").action(ArgAction::Append),
         Kind::String => arg.value_name("TEXT"),
@@ -271,10 +272,7 @@ pub fn run(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i32>
 /// before the options parse. The outer error is an unreadable file; the inner one a script
 /// that does not compile (`watch` still watches such a playbook). Shared by `run` and `watch`.
 pub(super) fn declaration(playbook: &Path) -> Result<(String, Result<Script>)> {
-    let text = std::fs::read_to_string(playbook).map_err(|source| Error::Io {
-        path: playbook.to_path_buf(),
-        source,
-    })?;
+    let text = crate::source::read_capped(playbook, "playbook")?;
     let name = playbook.to_string_lossy().into_owned();
     let declared = compile_source(
         &engine::bare(&Limits::default()),

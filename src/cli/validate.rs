@@ -57,10 +57,7 @@ pub fn validate(global: &GlobalOpts, args: ValidateArgs) -> Result<i32> {
     };
     let report = validate::run(&opts)?;
     if let Some(path) = &args.junit {
-        std::fs::write(path, report.junit()).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        super::write_output(path, report.junit().as_bytes(), "the JUnit report")?;
     }
     for s in &report.scripts {
         if let Some(e) = &s.error {

@@ -92,6 +92,10 @@ fn check_keys(opts: &Map, known: &[&str], what: &str) -> HostResult<()> {
 /// Runs a lifecycle action (start/stop/restart/rm) on the container behind `name`.
 fn lifecycle(ctx: &NativeCallContext, action: &str, name: &str) -> HostResult<()> {
     let h = host(ctx)?;
+    // --read-only refuses before the engine is contacted (like tag/rmi/build).
+    if h.mode == super::Mode::ReadOnly {
+        h.mutation(&format!("docker::{action}"), name, "")?;
+    }
     let c = inspect_of(&h, name)?;
     let id = c.id.clone().unwrap_or_default();
     let cname = dk::container_name(&c);
@@ -612,6 +616,9 @@ pub mod docker_api {
             let h = host(&ctx)?;
             check_keys(&opts, &["image"], "recreate")?;
             let image = opt_str(&opts, "image");
+            if h.mode == super::super::Mode::ReadOnly {
+                h.mutation("docker::recreate", name, "")?;
+            }
             let c = inspect_of(&h, name)?;
             let cname = dk::container_name(&c);
             let detail = format!(
@@ -754,6 +761,12 @@ pub mod docker_api {
         let call = ctx.call_position();
         super::super::at(call, move || {
             let h = host(&ctx)?;
+            if h.mode == super::super::Mode::ReadOnly {
+                return Err(refused(format!(
+                    "docker::exec runs a process inside '{name}', and this run is --read-only \
+                     (--allow-exec does not lift that); run it without --read-only"
+                )));
+            }
             if !h.allow_exec {
                 return Err(refused(format!(
                     "docker::exec runs a process inside '{name}'; start dockhand with --allow-exec to allow it"

@@ -127,7 +127,8 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn write_then_rename(tmp: &Path, path: &Path, dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = File::create(tmp)?;
+    // `create_new` (O_EXCL): never write through a link planted at the temporary name.
+    let mut f = File::options().write(true).create_new(true).open(tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
@@ -136,6 +137,121 @@ fn write_then_rename(tmp: &Path, path: &Path, dir: &Path, bytes: &[u8]) -> std::
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Bounds of one `fs::glob` walk.
+pub struct GlobLimits {
+    /// Most paths returned.
+    pub max_results: usize,
+    /// Most directory entries looked at.
+    pub max_visited: usize,
+}
+
+impl Default for GlobLimits {
+    fn default() -> Self {
+        Self {
+            max_results: 100_000,
+            max_visited: 2_000_000,
+        }
+    }
+}
+
+/// Finds the paths under `root` matching `pattern` (relative, `/`-separated).
+///
+/// Our own walk rather than the `glob` crate's: that one follows symlinked directories
+/// blindly, so a loop (`a -> .`) makes `**` run until the path is too long — exponentially
+/// long with two loops — and it cannot be interrupted. Here the walk starts at the pattern's
+/// literal prefix, visits every real directory once (symlinks to directories are followed
+/// only when they stay in the workspace and lead somewhere not yet visited), checks the
+/// run's cancellation at every entry, and stops with an error past [`GlobLimits`].
+pub fn glob_walk(root: &Path, pattern: &str, limits: &GlobLimits) -> HostResult<Vec<String>> {
+    use std::collections::HashSet;
+    if pattern.trim().is_empty() {
+        return Err(invalid(
+            "empty glob pattern; write one like \"logs/**/*.log\"",
+        ));
+    }
+    let matcher = ::glob::Pattern::new(pattern)
+        .map_err(|e| invalid(format!("bad glob pattern '{pattern}': {e}")))?;
+    let opts = ::glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: false,
+    };
+    // The literal directories before the first wildcard: no need to walk anything else.
+    let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
+    let is_wild = |p: &str| p.contains(['*', '?', '[']);
+    let literal = parts.iter().take_while(|p| !is_wild(p)).count();
+    let recursive = parts.iter().any(|p| p.contains("**"));
+    // Without `**`, nothing deeper than the pattern's own depth can match.
+    let max_depth = if recursive { usize::MAX } else { parts.len() };
+    let start_rel: String = parts[..literal.min(parts.len())].join("/");
+    let mut out = Vec::new();
+    let start = if start_rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        match resolve(root, &start_rel) {
+            Ok(p) => p,
+            Err(_) => return Ok(out),
+        }
+    };
+    if literal == parts.len() {
+        // No wildcard at all: the path itself, if it exists.
+        if start.symlink_metadata().is_ok() && start != root {
+            out.push(start_rel);
+        }
+        return Ok(out);
+    }
+    let mut visited_dirs: HashSet<PathBuf> = HashSet::new();
+    let mut seen = 0usize;
+    // (directory on disk, its path relative to the root as the pattern sees it, depth)
+    let mut todo: Vec<(PathBuf, String, usize)> = vec![(start, start_rel, literal)];
+    while let Some((dir, rel, depth)) = todo.pop() {
+        match dir.canonicalize() {
+            Ok(real) if real.starts_with(root) => {
+                if !visited_dirs.insert(real) {
+                    continue; // a symlink loop, or two links to one directory
+                }
+            }
+            _ => continue,
+        }
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in rd.flatten() {
+            if crate::cancel::current_is_cancelled() {
+                return Err(super::terminated());
+            }
+            seen += 1;
+            if seen > limits.max_visited {
+                return Err(fail(format!(
+                    "fs::glob(\"{pattern}\") looked at more than {} entries; narrow the pattern",
+                    limits.max_visited
+                )));
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let child_rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let path = entry.path();
+            if matcher.matches_with(&child_rel, opts) && resolve(root, &child_rel).is_ok() {
+                if out.len() >= limits.max_results {
+                    return Err(fail(format!(
+                        "fs::glob(\"{pattern}\") matches more than {} paths; narrow the pattern",
+                        limits.max_results
+                    )));
+                }
+                out.push(child_rel.clone());
+            }
+            // Follows symlinks (to directories) too; the canonical check above confines it.
+            if depth + 1 < max_depth && path.is_dir() {
+                todo.push((path, child_rel, depth + 1));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Path relative to the root, with `/` separators, for messages and `glob` results.
@@ -165,7 +281,56 @@ pub fn dynamic_to_json(v: &Dynamic) -> HostResult<serde_json::Value> {
     rhai::serde::from_dynamic(v)
 }
 
+/// Deepest `[`/`{` nesting of flow collections accepted in YAML. The YAML parser reads every
+/// event of a document before refusing it for depth, in time that grows faster than the
+/// input: 20,000 nested `[` took seconds. Counting first bounds that work.
+pub const MAX_YAML_FLOW_DEPTH: usize = 128;
+
+/// The line of the first flow collection nested deeper than [`MAX_YAML_FLOW_DEPTH`], if any
+/// (quotes and comments are skipped).
+pub fn yaml_too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut line = 1;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut prev = '\n';
+    for c in text.chars() {
+        if c == '\n' {
+            line += 1;
+            comment = false;
+        }
+        if comment {
+            prev = c;
+            continue;
+        }
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' if !prev.is_alphanumeric() => quote = Some(c),
+                '#' if prev.is_whitespace() => comment = true,
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_YAML_FLOW_DEPTH {
+                        return Some(line);
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        prev = c;
+    }
+    None
+}
+
 pub fn parse_yaml_str(text: &str, what: &str) -> HostResult<Dynamic> {
+    if let Some(line) = yaml_too_deep(text) {
+        return Err(fail(format!(
+            "invalid YAML in {what} at line {line}: collections nest more than \
+             {MAX_YAML_FLOW_DEPTH} deep"
+        )));
+    }
     let v: serde_json::Value = serde_yaml::from_str(text).map_err(|e| {
         let at = e
             .location()
@@ -346,21 +511,13 @@ pub mod fs_api {
                     "glob pattern '{pattern}' climbs out of the workspace with '..'"
                 )));
             }
-            let base = resolve(&h.root, ".")?;
-            let full = if Path::new(pattern).is_absolute() {
-                resolve(&h.root, pattern)?.to_string_lossy().into_owned()
+            let rel_pattern = if Path::new(pattern).is_absolute() {
+                let full = resolve(&h.root, pattern)?;
+                display_rel(&h.root, &full)
             } else {
-                format!("{}/{}", base.to_string_lossy(), pattern)
+                pattern.trim_start_matches("./").to_string()
             };
-            let paths = ::glob::glob(&full)
-                .map_err(|e| invalid(format!("bad glob pattern '{pattern}': {e}")))?;
-            let mut out = Vec::new();
-            for p in paths.flatten() {
-                let rel = display_rel(&h.root, &p);
-                if resolve(&h.root, &rel).is_ok() {
-                    out.push(rel);
-                }
-            }
+            let mut out = glob_walk(&h.root, &rel_pattern, &GlobLimits::default())?;
             out.sort();
             Ok(out.into_iter().map(Dynamic::from).collect())
         })

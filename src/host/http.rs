@@ -11,6 +11,10 @@
 //! Every response is a map `#{ status, ok, ms, body, headers, json }` (`json` is the parsed
 //! body when the server sent JSON, `()` otherwise).
 //!
+//! **Modes.** `get`, `head` and `probe` run in every mode. A `post` is a mutation: refused
+//! under `--read-only` and only planned under `--dry-run`, unless the script declares it
+//! free of side effects with `#{ safe: true }` (for read APIs that take POST).
+//!
 //! ```rhai
 //! let r = http::probe("http://localhost:8006/health", #{ timeout: "2s" });
 //! if !r.ok { print(`data-api: ${r.error}`); }
@@ -56,6 +60,7 @@ fn options(opts: &Map, default_timeout: Duration) -> HostResult<(Vec<(String, St
         if !matches!(
             key.as_str(),
             "headers"
+                | "safe"
                 | "timeout"
                 | "timeout_ms"
                 | "json"
@@ -66,11 +71,24 @@ fn options(opts: &Map, default_timeout: Duration) -> HostResult<(Vec<(String, St
                 | "samples"
         ) {
             return Err(invalid(format!(
-                "unknown http option '{key}' (known: headers, timeout, timeout_ms, budget, expect, samples)"
+                "unknown http option '{key}' (known: headers, safe, timeout, timeout_ms, budget, expect, samples)"
             )));
         }
     }
     Ok((headers, timeout))
+}
+
+/// Whether the script declared this POST free of side effects (`#{ safe: true }`): a POST
+/// changes things unless its author says otherwise, so under `--read-only` it is refused
+/// and under `--dry-run` only planned. Some read APIs take POST (a search, a query
+/// endpoint); those say `safe: true`, and then run in every mode.
+fn declared_safe(opts: &Map) -> HostResult<bool> {
+    match opts.get("safe") {
+        None => Ok(false),
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| invalid("option 'safe' must be true or false")),
+    }
 }
 
 /// The innermost cause of an error ("Connection refused (os error 111)"), which says more
@@ -91,10 +109,12 @@ fn describe_error(
     timeout: Duration,
     e: &reqwest::Error,
 ) -> String {
+    // Never print credentials a URL carries (`user:pass@`, `?token=`).
+    let url = &crate::secrets::mask_url(url);
+    let root = crate::secrets::mask_urls_in(&root_cause(e));
     if e.is_timeout() {
         return format!("{method} {url} timed out after {}", human(timeout));
     }
-    let root = root_cause(e);
     if e.is_connect() {
         format!(
             "{method} {url} failed: cannot connect ({root}); is the service running and listening there?"
@@ -172,6 +192,21 @@ fn request(
 ) -> HostResult<Map> {
     let h = host(ctx)?;
     let (headers, timeout) = options(opts, DEFAULT_TIMEOUT)?;
+    if method == reqwest::Method::POST && !declared_safe(opts)? {
+        let shown = crate::secrets::mask_url(url);
+        let size = body.as_ref().map_or(0, |b| b.to_string().len());
+        if !h.mutation("http::post", &shown, &format!("{size} bytes"))? {
+            let mut m = Map::new();
+            m.insert("status".into(), (0 as INT).into());
+            m.insert("ok".into(), true.into());
+            m.insert("planned".into(), true.into());
+            m.insert("ms".into(), (0 as INT).into());
+            m.insert("body".into(), "".into());
+            m.insert("headers".into(), Map::new().into());
+            m.insert("json".into(), Dynamic::UNIT);
+            return Ok(m);
+        }
+    }
     perform(
         &h,
         Request {
@@ -212,7 +247,10 @@ pub mod http_api {
         })
     }
 
-    /// POST a body: a string is sent as is, a map or array as JSON.
+    /// POST a body: a string is sent as is, a map or array as JSON. A POST is a mutation:
+    /// refused under `--read-only`, only planned under `--dry-run` (the answer is then
+    /// `#{status: 0, ok: true, planned: true, ...}`) — unless the options say
+    /// `safe: true`, the author's word that this endpoint only reads.
     #[rhai_fn(return_raw)]
     pub fn post(
         ctx: NativeCallContext,
@@ -225,7 +263,7 @@ pub mod http_api {
         })
     }
 
-    /// POST with options (`headers`, `timeout`).
+    /// POST with options (`headers`, `timeout`, `safe`).
     #[rhai_fn(name = "post", return_raw)]
     pub fn post_with(
         ctx: NativeCallContext,

@@ -42,9 +42,10 @@
 //! series' `GROUP BY` tags and `_measurement`; v2 rows carry Flux's `result` and `table`.
 //! InfluxDB 1.x writes a whole float (`1.0`) as `1` in JSON, so it comes back as an int.
 //!
-//! **Modes.** `write` and InfluxQL statements that change things (`CREATE`, `DROP`,
-//! `DELETE`, `SELECT … INTO`, anything but `SELECT`/`SHOW`/`EXPLAIN`) and Flux `to()` are
-//! mutations: in `--dry-run` they are listed in the plan and not sent (`write` returns
+//! **Modes.** `write`, InfluxQL statements that change things (`CREATE`, `DROP`,
+//! `DELETE`, `SELECT … INTO`, also behind `EXPLAIN ANALYZE`: anything but `SHOW`, `SELECT`
+//! without `INTO` and `EXPLAIN` of those) and Flux queries that call any function outside a
+//! read-only allow-list (see `dockhand::influx::readonly`) are mutations: in `--dry-run` they are listed in the plan and not sent (`write` returns
 //! `#{ ok: true, dry_run: true, lines: N }`, a mutating query `[]`); in `--read-only` they
 //! are refused. Reads run in every mode.
 //!
@@ -99,7 +100,11 @@ struct Answer {
 
 impl Conn {
     fn describe(&self) -> String {
-        let mut s = format!("InfluxConn(v{} {}", self.version, self.url);
+        let mut s = format!(
+            "InfluxConn(v{} {}",
+            self.version,
+            crate::secrets::mask_url(&self.url)
+        );
         for (k, v) in [
             ("db", &self.db),
             ("org", &self.org),
@@ -119,10 +124,11 @@ impl Conn {
     /// Removes the token from any text that leaves this module.
     fn redact(&self, text: impl Into<String>) -> String {
         let text = text.into();
-        match &self.token {
-            Some(t) if !t.is_empty() => text.replace(t.as_str(), REDACTED),
-            _ => text,
-        }
+        let text = match &self.token {
+            Some(t) => crate::secrets::redact(&text, t),
+            None => text,
+        };
+        crate::secrets::mask_urls_in(&text)
     }
 
     fn err(&self, msg: impl Into<String>) -> Box<EvalAltResult> {
@@ -178,6 +184,7 @@ impl Conn {
         let start = Instant::now();
         let base = self.url.clone();
         let timeout = self.timeout;
+        let token = self.token.clone();
         let out = h.block_on(async move {
             let resp = rb
                 .send()
@@ -196,7 +203,11 @@ impl Conn {
             Ok::<Answer, String>(Answer {
                 status,
                 version,
-                body,
+                // Redacted as it arrives, so no later cut or parse can show a part of it.
+                body: match &token {
+                    Some(t) => crate::secrets::redact(&body, t),
+                    None => body,
+                },
                 ms: INT::try_from(start.elapsed().as_millis()).unwrap_or(INT::MAX),
             })
         })?;
@@ -257,7 +268,7 @@ impl Conn {
     fn query(&self, h: &HostCtx, q: &str) -> HostResult<Array> {
         let rows = match self.version {
             1 => {
-                let read = influxql_is_read(q);
+                let read = crate::influx::readonly::influxql_is_read(q);
                 if !read
                     && !h.mutation(
                         "influx::query",
@@ -304,7 +315,7 @@ impl Conn {
             }
             2 => {
                 let org = self.need(&self.org, "org", "a Flux query")?;
-                if flux_writes(q)
+                if !crate::influx::readonly::flux_is_read(q)
                     && !h.mutation(
                         "influx::query",
                         &self.target(),
@@ -783,7 +794,11 @@ pub fn connect_with(opts: &Map) -> HostResult<InfluxConn> {
     let token = match &token_env {
         None => None,
         Some(env) => match std::env::var(env) {
-            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            Ok(t) if !t.trim().is_empty() => {
+                crate::secrets::register(t.trim(), &format!("${env}"))
+                    .map_err(|m| invalid(format!("influx::connect: {m}")))?;
+                Some(t.trim().to_string())
+            }
             _ => {
                 return Err(fail(format!(
                     "influx::connect: the environment variable {env} (token_env) is not set \

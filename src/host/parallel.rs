@@ -6,7 +6,9 @@
 //! the results **in the order of `items`**, and turns an error in one item into that item's
 //! result — an `ItemError` — instead of aborting the others.
 //!
-//! Ctrl-C and `--timeout` stop every worker: each one races the run's cancellation.
+//! Ctrl-C and `--timeout` stop every worker: each one races the run's cancellation. At most
+//! 64 worker threads run in the whole process (nested calls share them); a larger `limit`
+//! queues the rest.
 //!
 //! ```rhai
 //! let results = parallel(services, 4, |svc| http::probe(`http://localhost:${svc.port}/health`));
@@ -69,6 +71,32 @@ impl Semaphore {
     }
 }
 
+/// Most `parallel` worker threads alive at once in the process, whatever the limits
+/// scripts ask for: `parallel(items, 100000, f)` must not start 100,000 threads.
+pub const MAX_WORKER_THREADS: usize = 64;
+
+static LIVE_WORKERS: AtomicUsize = AtomicUsize::new(0);
+
+/// A share of [`MAX_WORKER_THREADS`], given back when dropped.
+struct WorkerBudget(usize);
+
+impl WorkerBudget {
+    fn take(wanted: usize) -> WorkerBudget {
+        let mut got = 0;
+        let _ = LIVE_WORKERS.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |live| {
+            got = wanted.min(MAX_WORKER_THREADS.saturating_sub(live));
+            Some(live + got)
+        });
+        WorkerBudget(got)
+    }
+}
+
+impl Drop for WorkerBudget {
+    fn drop(&mut self) {
+        LIVE_WORKERS.fetch_sub(self.0, Ordering::SeqCst);
+    }
+}
+
 /// The result of an item whose closure failed.
 #[derive(Debug, Clone)]
 pub struct ItemError {
@@ -104,9 +132,13 @@ pub mod parallel_api {
             if items.is_empty() {
                 return Ok(Array::new());
             }
-            let workers = usize::try_from(limit)
+            let wanted = usize::try_from(limit)
                 .unwrap_or(usize::MAX)
                 .min(items.len());
+            // Threads are capped for the whole process (nested `parallel` calls share the
+            // budget); items beyond the workers wait in the queue. With no thread left,
+            // the calling thread does the work itself.
+            let workers = WorkerBudget::take(wanted);
             let token = cancel::current().unwrap_or_else(|| h.run_cancel().token().clone());
             #[allow(deprecated)]
             let store = ctx.store_data();
@@ -140,7 +172,7 @@ pub mod parallel_api {
             };
             std::thread::scope(|s| {
                 let mut started = 0;
-                for _ in 0..workers {
+                for _ in 0..workers.0 {
                     // Rhai recursion needs stack; give workers what the main thread has.
                     let spawned = std::thread::Builder::new()
                         .name("dockhand-parallel".into())
@@ -151,10 +183,12 @@ pub mod parallel_api {
                     }
                 }
                 if started == 0 {
-                    // The system refused new threads: still finish the work, one at a time.
+                    // No thread budget left, or the system refused new threads: still finish
+                    // the work, one at a time, on this thread.
                     work();
                 }
             });
+            drop(workers);
             let mut out = Array::with_capacity(items.len());
             for (i, slot) in results.into_iter().enumerate() {
                 let r = slot
@@ -265,4 +299,19 @@ pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<ItemError>("ItemError");
     engine.register_type_with_name::<Semaphore>("Semaphore");
     engine.register_global_module(MODULE.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_threads_are_capped_for_the_whole_process() {
+        let a = WorkerBudget::take(1_000_000);
+        assert!(a.0 <= MAX_WORKER_THREADS);
+        let b = WorkerBudget::take(1_000_000);
+        assert!(a.0 + b.0 <= MAX_WORKER_THREADS);
+        drop(a);
+        drop(b);
+    }
 }

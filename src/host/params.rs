@@ -124,7 +124,9 @@ impl Param {
             Kind::Float => text
                 .trim()
                 .parse::<f64>()
-                .map_err(|_| bad("a number"))?
+                .ok()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| bad("a finite number"))?
                 .into(),
             Kind::Bool => match text.trim() {
                 "true" | "yes" | "1" | "on" => true.into(),
@@ -223,6 +225,13 @@ pub fn parse_spec(map: &Map) -> Result<Vec<Param>, String> {
     let mut out = Vec::new();
     for (name, decl) in map {
         let name = name.to_string();
+        if name.is_empty() {
+            return Err(
+                "a parameter name is empty (\"\"); it would become a bare `--` option — \
+                 give it a name like `batch_size`"
+                    .to_string(),
+            );
+        }
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with('_') {
             return Err(format!(
                 "parameter name '{name}' must be letters, digits and '_'"
@@ -272,9 +281,15 @@ pub fn parse_spec(map: &Map) -> Result<Vec<Param>, String> {
                         .ok_or_else(|| format!("parameter '{name}': 'choices' must be an array"))?
                         .iter()
                         .map(|v| v.to_string())
-                        .collect(),
+                        .collect::<Vec<String>>(),
                     None => Vec::new(),
                 };
+                if d.contains_key("choices") && choices.is_empty() {
+                    return Err(format!(
+                        "parameter '{name}': 'choices' is empty, so no value could be given; \
+                         list the allowed values or leave 'choices' out"
+                    ));
+                }
                 Param {
                     name: name.clone(),
                     kind,
@@ -317,6 +332,11 @@ fn default_text(v: &Dynamic) -> String {
 /// dockhand's own run options, which a playbook parameter may not shadow.
 pub const RESERVED: &[&str] = &[
     "help",
+    "version",
+    "repl-on-failure",
+    "allow-writes",
+    "param",
+    "junit",
     "dry-run",
     "read-only",
     "json",
@@ -456,6 +476,19 @@ mod tests {
                 .message
                 .contains("unknown key 'kind'")
         );
+    }
+
+    #[test]
+    fn rejects_shadowing_empty_names_and_empty_choices_with_the_position() {
+        for (text, says) in [
+            ("params(#{ repl_on_failure: false });", "clashes"),
+            ("params(#{ \"\": 1 });", "empty"),
+            ("params(#{ env: #{ choices: [] } });", "'choices' is empty"),
+        ] {
+            let e = spec(text).unwrap_err();
+            assert!(e.message.contains(says), "{text}: {}", e.message);
+            assert_eq!(e.position.line(), Some(1), "{text}");
+        }
     }
 
     #[test]

@@ -80,13 +80,79 @@ fn check_name(name: &str) -> HostResult<()> {
     }
 }
 
+/// Largest journal file read (a fleet's journal is a few hundred KB).
+pub const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
+
+/// `O_NOFOLLOW`: open fails (ELOOP) when the last component is a symlink. Not in `std`, and
+/// its value differs between architectures.
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+const O_NOFOLLOW: i32 = 0o100_000;
+#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+const O_NOFOLLOW: i32 = 0o400_000;
+
+/// Opens a file dockhand itself manages (journal, lock) without following a symlink in its
+/// last component: the directories were already checked by [`crate::host::fs::resolve`],
+/// and this closes the gap between that check and the open.
+fn open_no_follow(path: &Path, opts: &mut OpenOptions) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    opts.custom_flags(O_NOFOLLOW).open(path).map_err(|e| {
+        if e.raw_os_error() == Some(40) {
+            // ELOOP
+            std::io::Error::other(
+                "it is a symlink; dockhand does not follow symlinks for its own files",
+            )
+        } else {
+            e
+        }
+    })
+}
+
+/// The journal directory, the journal file and its lock, each confined to the workspace
+/// like every `fs::` path: a symlinked `.dockhand`, `.dockhand/state`, `<name>.json` or
+/// `<name>.lock` that leads outside the root is refused.
+fn journal_paths(root: &Path, name: &str) -> HostResult<(PathBuf, PathBuf, PathBuf)> {
+    let dir = crate::host::fs::resolve(root, STATE_DIR)?;
+    let json = crate::host::fs::resolve(root, &format!("{STATE_DIR}/{name}.json"))?;
+    let lock = crate::host::fs::resolve(root, &format!("{STATE_DIR}/{name}.lock"))?;
+    for p in [&json, &lock] {
+        if p.symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(refused(format!(
+                "{} is a symlink; dockhand's journals and locks must be plain files in the \
+                 workspace (remove the link)",
+                p.display()
+            )));
+        }
+    }
+    Ok((dir, json, lock))
+}
+
 /// Reads a journal file's records; a missing file is an empty journal.
 pub fn read_records(path: &Path) -> HostResult<serde_json::Map<String, Value>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    use std::io::Read;
+    let f = match open_no_follow(path, OpenOptions::new().read(true)) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
         Err(e) => return Err(fail(format!("cannot read journal {}: {e}", path.display()))),
     };
+    let mut bytes = Vec::new();
+    f.take(MAX_JOURNAL_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("cannot read journal {}: {e}", path.display())))?;
+    if bytes.len() as u64 > MAX_JOURNAL_BYTES {
+        return Err(fail(format!(
+            "journal {} is larger than {} MiB; it is not a dockhand journal — move it aside",
+            path.display(),
+            MAX_JOURNAL_BYTES / (1024 * 1024)
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        fail(format!(
+            "journal {} is not UTF-8 text; move it aside to start afresh",
+            path.display()
+        ))
+    })?;
     let v: Value = serde_json::from_str(&text).map_err(|e| {
         fail(format!(
             "journal {} is not valid JSON (line {}, column {}): {e}; move it aside to start afresh",
@@ -104,19 +170,20 @@ pub fn read_records(path: &Path) -> HostResult<serde_json::Map<String, Value>> {
     }
 }
 
-fn take_lock(dir: &Path, name: &str) -> HostResult<File> {
-    let lock_path = dir.join(format!("{name}.lock"));
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| fail(format!("cannot create lock {}: {e}", lock_path.display())))?;
+fn take_lock(lock_path: &Path, name: &str) -> HostResult<File> {
+    let mut f = open_no_follow(
+        lock_path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+    .map_err(|e| fail(format!("cannot create lock {}: {e}", lock_path.display())))?;
     match f.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            let holder = std::fs::read_to_string(lock_path).unwrap_or_default();
             let holder = holder.trim();
             let who = if holder.is_empty() {
                 "another process".to_string()
@@ -172,13 +239,14 @@ impl Journal {
         if let Some(j) = lock(&h.journals.0).get(name) {
             return Ok(j.clone());
         }
-        let dir = h.root.join(STATE_DIR);
-        let path = dir.join(format!("{name}.json"));
+        let (dir, path, lock_path) = journal_paths(&h.root, name)?;
         let persist = h.mode == Mode::Normal;
         let lock_file = if persist {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
-            Some(take_lock(&dir, name)?)
+            // Created just now: check again that no component is a link out of the root.
+            journal_paths(&h.root, name)?;
+            Some(take_lock(&lock_path, name)?)
         } else {
             None
         };
@@ -283,7 +351,7 @@ pub mod state_api {
         super::super::at(call, move || {
             check_name(name)?;
             let h = host(&ctx)?;
-            let path = h.root.join(STATE_DIR).join(format!("{name}.json"));
+            let (_, path, _) = journal_paths(&h.root, name)?;
             crate::host::fs::json_to_dynamic(Value::Object(read_records(&path)?))
         })
     }
@@ -294,7 +362,7 @@ pub mod state_api {
         let call = ctx.call_position();
         super::super::at(call, move || {
             let h = host(&ctx)?;
-            let dir = h.root.join(STATE_DIR);
+            let dir = crate::host::fs::resolve(&h.root, STATE_DIR)?;
             let mut names: Vec<String> = match std::fs::read_dir(&dir) {
                 Ok(rd) => rd
                     .filter_map(|e| e.ok())

@@ -24,20 +24,41 @@ use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, INT, Map};
 use super::{HostResult, fail, host, invalid};
 use crate::cancel;
 
-/// Parses a duration given as milliseconds or as text ("30s", "5m", "1h30m").
+/// The longest duration a script (or a flag) may ask for: a year. Every duration enters
+/// through [`to_duration`] or [`parse_duration`] and is checked against it, so no later
+/// arithmetic (`Instant + d`, a retry's `backoff × factor`, tokio's timer wheel) can
+/// overflow and panic, whatever number a script passes.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn over_range(what: &str) -> String {
+    format!(
+        "duration {what} is too long (at most {} days); a wait this long is a mistake — \
+         check the unit (numbers are milliseconds)",
+        MAX_DURATION.as_secs() / 86_400
+    )
+}
+
+/// Parses a duration given as milliseconds or as text ("30s", "5m", "1h30m"). Negative,
+/// NaN, infinite and over-range values ([`MAX_DURATION`]) are errors.
 pub fn to_duration(value: &Dynamic) -> HostResult<Duration> {
     if let Ok(ms) = value.as_int() {
-        return u64::try_from(ms)
-            .map(Duration::from_millis)
-            .map_err(|_| invalid(format!("duration {ms} is negative")));
+        let ms = u64::try_from(ms).map_err(|_| invalid(format!("duration {ms} is negative")))?;
+        let d = Duration::from_millis(ms);
+        if d > MAX_DURATION {
+            return Err(invalid(over_range(&format!("{ms}ms"))));
+        }
+        return Ok(d);
     }
     if let Ok(f) = value.as_float() {
-        if f.is_finite() && f >= 0.0 {
-            return Ok(Duration::from_secs_f64(f / 1000.0));
+        if !f.is_finite() || f < 0.0 {
+            return Err(invalid(format!(
+                "duration {f} is not a finite, non-negative number"
+            )));
         }
-        return Err(invalid(format!(
-            "duration {f} is not a finite, non-negative number"
-        )));
+        return match Duration::try_from_secs_f64(f / 1000.0) {
+            Ok(d) if d <= MAX_DURATION => Ok(d),
+            _ => Err(invalid(over_range(&format!("{f}ms")))),
+        };
     }
     if let Some(s) = value.read_lock::<rhai::ImmutableString>() {
         return parse_duration(&s).map_err(invalid);
@@ -48,17 +69,30 @@ pub fn to_duration(value: &Dynamic) -> HostResult<Duration> {
     )))
 }
 
-/// Parses "30s", "5m", "1h30m", "250ms", or a bare number of milliseconds.
+/// Parses "30s", "5m", "1h30m", "250ms", or a bare number of milliseconds, up to
+/// [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    if let Ok(ms) = t.parse::<u64>() {
-        return Ok(Duration::from_millis(ms));
+    let d = if let Ok(ms) = t.parse::<u64>() {
+        Duration::from_millis(ms)
+    } else {
+        humantime::parse_duration(t).map_err(|e| {
+            format!(
+                "'{s}' is not a duration ({e}); write it like \"500ms\", \"30s\", \"5m\" or \"1h30m\""
+            )
+        })?
+    };
+    if d > MAX_DURATION {
+        return Err(over_range(&format!("'{s}'")));
     }
-    humantime::parse_duration(t).map_err(|e| {
-        format!(
-            "'{s}' is not a duration ({e}); write it like \"500ms\", \"30s\", \"5m\" or \"1h30m\""
-        )
-    })
+    Ok(d)
+}
+
+/// `wait × factor`, capped at `max` (never overflows: both are at most [`MAX_DURATION`]).
+pub fn grow(wait: Duration, factor: f64, max: Duration) -> Duration {
+    Duration::try_from_secs_f64(wait.as_secs_f64() * factor)
+        .unwrap_or(MAX_DURATION)
+        .min(max)
 }
 
 fn ms_int(d: Duration) -> INT {
@@ -278,8 +312,8 @@ pub mod time_api {
                     .as_float()
                     .or_else(|_| v.as_int().map(|i| i as f64))
                     .ok()
-                    .filter(|f| f.is_finite() && *f >= 1.0)
-                    .ok_or_else(|| invalid("option 'factor' must be a number ≥ 1.0"))?,
+                    .filter(|f| f.is_finite() && *f >= 1.0 && *f <= 1000.0)
+                    .ok_or_else(|| invalid("option 'factor' must be a number from 1.0 to 1000"))?,
             };
             let mut last = String::new();
             for attempt in 1..=attempts {
@@ -294,7 +328,7 @@ pub mod time_api {
                                 human(wait)
                             );
                             h.sleep(wait)?;
-                            wait = wait.mul_f64(factor).min(max_wait);
+                            wait = grow(wait, factor, max_wait);
                         }
                     }
                 }
@@ -361,4 +395,47 @@ static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> =
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Stopwatch>("Stopwatch");
     engine.register_static_module("time", MODULE.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_extreme_number_is_a_clear_error_not_a_panic() {
+        for v in [
+            Dynamic::from_float(1e300),
+            Dynamic::from_float(f64::INFINITY),
+            Dynamic::from_float(f64::NAN),
+            Dynamic::from_float(-1.0),
+            Dynamic::from_int(-5),
+            Dynamic::from_int(INT::MAX),
+            Dynamic::from("99999999999999999999999h"),
+            Dynamic::from("100000000h"),
+        ] {
+            let e = to_duration(&v).unwrap_err();
+            assert!(
+                crate::diagnostic::message_of(&e).starts_with(super::super::INVALID_ARGUMENT),
+                "{v:?}: {e}"
+            );
+        }
+        assert_eq!(
+            to_duration(&Dynamic::from("1h30m")).unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            to_duration(&Dynamic::from_float(1.5)).unwrap(),
+            Duration::from_micros(1500)
+        );
+    }
+
+    #[test]
+    fn backoff_growth_saturates_at_the_cap() {
+        let max = Duration::from_secs(30);
+        assert_eq!(grow(MAX_DURATION, 1000.0, max), max);
+        assert_eq!(
+            grow(Duration::from_secs(1), 2.0, max),
+            Duration::from_secs(2)
+        );
+    }
 }

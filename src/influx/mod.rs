@@ -11,6 +11,7 @@
 //! The host module `influx::` (src/host/influx.rs) turns [`Row`]s into Rhai maps.
 
 pub mod csv;
+pub mod readonly;
 pub mod v1;
 pub mod v3;
 
