@@ -43,7 +43,7 @@ impl RunCancel {
     /// whichever really happened first.
     pub fn cancel(&self, reason: CancelReason) {
         {
-            let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+            let mut r = crate::util::lock(&self.reason);
             if r.is_none() {
                 *r = Some(reason);
             }
@@ -52,7 +52,7 @@ impl RunCancel {
     }
 
     pub fn reason(&self) -> Option<CancelReason> {
-        *self.reason.lock().unwrap_or_else(|e| e.into_inner())
+        *crate::util::lock(&self.reason)
     }
 
     pub fn is_cancelled(&self) -> bool {

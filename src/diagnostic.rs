@@ -33,16 +33,16 @@ pub struct SourceMap(Arc<Mutex<HashMap<String, Arc<str>>>>);
 
 impl SourceMap {
     pub fn insert(&self, name: impl Into<String>, text: impl Into<Arc<str>>) {
-        crate::host::lock(&self.0).insert(name.into(), text.into());
+        crate::util::lock(&self.0).insert(name.into(), text.into());
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<str>> {
-        crate::host::lock(&self.0).get(name).cloned()
+        crate::util::lock(&self.0).get(name).cloned()
     }
 
     /// The names of every source seen so far (used by watch mode to know what to watch).
     pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = crate::host::lock(&self.0).keys().cloned().collect();
+        let mut v: Vec<String> = crate::util::lock(&self.0).keys().cloned().collect();
         v.sort();
         v
     }

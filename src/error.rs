@@ -27,7 +27,7 @@ pub enum Error {
     #[error("interrupted")]
     Interrupted,
     /// `--timeout` elapsed.
-    #[error("timed out after {}; the run was stopped (raise --timeout if it needs longer)", crate::host::time::human(*.0))]
+    #[error("timed out after {}; the run was stopped (raise --timeout if it needs longer)", crate::util::human::duration(*.0))]
     TimedOut(Duration),
     #[error("internal error: {0}")]
     Internal(String),

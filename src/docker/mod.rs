@@ -479,7 +479,10 @@ pub async fn wait_healthy(
                 return Ok(done(
                     "timeout",
                     None,
-                    format!("not healthy within {}", crate::host::time::human(timeout)),
+                    format!(
+                        "not healthy within {}",
+                        crate::util::human::duration(timeout)
+                    ),
                 ));
             }
             Ok(None) => return Err("the Docker event stream ended unexpectedly".into()),

@@ -60,7 +60,7 @@ pub async fn compose_v1_hash(labels: &HashMap<String, String>) -> Option<Result<
     let service = labels.get("com.docker.compose.service")?.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let start_worker = {
-        let mut batches = crate::host::lock(&HASH_BATCHES);
+        let mut batches = crate::util::lock(&HASH_BATCHES);
         let batch = batches.entry(key.clone()).or_default();
         batch.waiting.push((service, tx));
         !std::mem::replace(&mut batch.worker, true)
@@ -98,7 +98,7 @@ static HASH_BATCHES: std::sync::LazyLock<std::sync::Mutex<HashMap<HashKey, HashB
 async fn hash_worker(key: HashKey) {
     loop {
         let batch = {
-            let mut batches = crate::host::lock(&HASH_BATCHES);
+            let mut batches = crate::util::lock(&HASH_BATCHES);
             let Some(b) = batches.get_mut(&key) else {
                 return;
             };

@@ -281,9 +281,7 @@ impl HostCtx {
 }
 
 /// Poison-tolerant lock: a panic in one worker must not wedge the run's bookkeeping.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use crate::util::lock;
 
 /// The host context of the engine behind `ctx`.
 pub fn host(ctx: &NativeCallContext) -> HostResult<Arc<HostCtx>> {

@@ -99,18 +99,7 @@ fn ms_int(d: Duration) -> INT {
     INT::try_from(d.as_millis()).unwrap_or(INT::MAX)
 }
 
-/// Formats a duration for messages: `850ms`, `2.5s`, `3m 10s`.
-pub fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", d.as_secs_f64())
-    } else {
-        let s = d.as_secs();
-        format!("{}m {}s", s / 60, s % 60)
-    }
-}
+pub use crate::util::human::duration as human;
 
 /// True when `err` (or the error it wraps) is a cancellation.
 pub fn is_terminated(err: &EvalAltResult) -> bool {
