@@ -29,6 +29,7 @@ pub mod repl;
 pub mod requirements;
 pub mod resolver;
 pub mod runtime;
+pub mod startup;
 pub mod validate;
 pub mod watch;
 

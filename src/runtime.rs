@@ -105,6 +105,7 @@ impl RuntimeBuilder {
                     .build()
                     .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
                 let h = rt.handle().clone();
+                crate::startup::mark("tokio-ready");
                 (Some(rt), h)
             }
         };
@@ -129,6 +130,7 @@ impl RuntimeBuilder {
                 }
             });
         }
+        crate::startup::mark("runtime-ready");
         Ok(Runtime {
             engine,
             ctx,
@@ -314,6 +316,7 @@ impl Runtime {
                 Error::Script(Box::new(se))
             }
         })?;
+        crate::startup::mark("run-done");
         Ok(RunOutcome {
             value,
             checks: self.ctx.checks(),
@@ -355,6 +358,7 @@ pub fn compile_source(
         Error::Script(Box::new(ScriptError::from_eval(&err, name, sources)))
     })?;
     let doc = ast.doc().to_string();
+    crate::startup::mark("script-compiled");
     Ok(Script {
         name: name.to_string(),
         ast,
