@@ -47,15 +47,14 @@ impl Default for Limits {
 pub fn bare(limits: &Limits) -> Engine {
     // `Engine::new` would build Rhai's standard library afresh; sharing one copy makes a new
     // engine cost microseconds, which matters for `dockhand run` start-up and for the REPL.
-    // The copy is built lazily (`new_lazy`): its ~800 functions are looked up in the plugin
-    // manifests the first time each is called in an evaluation, instead of all being
-    // registered (with their metadata) up front. Registering them was 45% of the instructions
-    // of a print-only `dockhand run` (2.1 M of 4.7 M); a first call costs a scan of the
-    // manifests, once per function and evaluation. `dockhand docs` and the REPL's `:help`
-    // still see every function (Rhai materialises lazy modules for metadata).
+    // Building that copy is still the largest start-up cost: 2.1 M of the 4.7 M instructions
+    // of a print-only run (callgrind). Rhai's `new_lazy()` skips it, but then the first call
+    // of each function in every evaluation scans the ~800 manifest entries: measured, a
+    // print-only run drops to 3.0 M instructions while `playbooks/hello.rhai` only goes from
+    // 6.6 M to 6.2 M, and a playbook calling more distinct functions would lose. Not taken.
     static STD: LazyLock<rhai::Shared<rhai::Module>> = LazyLock::new(|| {
         use rhai::packages::Package;
-        rhai::packages::StandardPackage::new_lazy().as_shared_module()
+        rhai::packages::StandardPackage::new().as_shared_module()
     });
     let mut engine = Engine::new_raw();
     engine.register_global_module(STD.clone());
