@@ -33,6 +33,7 @@ pub mod resolver;
 pub mod runtime;
 pub mod secrets;
 pub mod source;
+pub mod startup;
 pub mod util;
 pub mod validate;
 pub mod watch;

@@ -1,5 +1,8 @@
 //! The `dockhand` binary: everything lives in the library (`dockhand::cli`).
 
 fn main() {
-    std::process::exit(dockhand::cli::main());
+    dockhand::startup::init();
+    let code = dockhand::cli::main();
+    dockhand::startup::mark("exit");
+    std::process::exit(code);
 }

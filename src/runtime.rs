@@ -119,6 +119,7 @@ impl RuntimeBuilder {
                     .build()
                     .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
                 let h = rt.handle().clone();
+                crate::startup::mark("tokio-ready");
                 (Some(rt), h)
             }
         };
@@ -143,6 +144,7 @@ impl RuntimeBuilder {
                 }
             });
         }
+        crate::startup::mark("runtime-ready");
         Ok(Runtime {
             engine,
             ctx,
@@ -325,6 +327,7 @@ impl Runtime {
                 Error::Script(Box::new(se))
             }
         })?;
+        crate::startup::mark("run-done");
         Ok(RunOutcome {
             value,
             checks: self.ctx.checks(),
@@ -377,6 +380,7 @@ pub fn compile_source(
         Error::Script(Box::new(ScriptError::from_eval(&err, name, sources)))
     })?;
     let doc = ast.doc().to_string();
+    crate::startup::mark("script-compiled");
     Ok(Script {
         name: name.to_string(),
         ast,

@@ -215,11 +215,13 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    crate::startup::mark("cli-parsed");
     let mut log_opts = cli.global.clone();
     if let Command::Run { args, .. } | Command::Watch { args, .. } = &cli.command {
         run::logging_overrides(&mut log_opts, args);
     }
     logging::init(&log_opts);
+    crate::startup::mark("logging-ready");
     let result = match cli.command {
         Command::Run {
             help,

@@ -185,6 +185,7 @@ impl HostCtx {
     /// that skips loading the system's TLS roots: that load costs ~6 ms, more than a whole
     /// `dockhand run` of a small playbook. `https://` URLs get the fully verifying client.
     pub fn http_for(&self, url: &str) -> &reqwest::Client {
+        install_crypto_provider();
         let tls = url.len() >= 8 && url[..8].eq_ignore_ascii_case("https://");
         let builder = || {
             reqwest::Client::builder()
@@ -280,11 +281,28 @@ impl HostCtx {
     }
 }
 
+/// Makes *ring* the process's rustls crypto provider, once, before the first HTTP client is
+/// built (reqwest asks rustls for the process default when it builds a client, even one that
+/// only speaks plain `http://`).
+///
+/// Why *ring* and not reqwest's default, aws-lc-rs: aws-lc-rs compiles the AWS-LC C library
+/// from source (with cmake), the largest single item of a clean build, for the same TLS 1.2/1.3
+/// suites *ring* provides (see Cargo.toml). An embedder that installed a provider of its own
+/// keeps it: `install_default` then fails, which is fine.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// Poison-tolerant lock: a panic in one worker must not wedge the run's bookkeeping.
 pub(crate) use crate::util::lock;
 
 /// The host context of the engine behind `ctx`.
 pub fn host(ctx: &NativeCallContext) -> HostResult<Arc<HostCtx>> {
+    static FIRST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    crate::startup::mark_once(&FIRST, "first-host-call");
     ctx.tag()
         .and_then(|t| t.read_lock::<Arc<HostCtx>>().map(|h| Arc::clone(&h)))
         .ok_or_else(|| fail("this engine was not built by dockhand::Runtime (no host context)"))
