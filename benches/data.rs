@@ -25,9 +25,9 @@
 //!
 //! Goals: growth per 10× N ≤ 12× (dockhand net CPU time, 10k → 100k); dockhand ≤ 1.5× plain
 //! Rhai at 100k (net CPU time); the influx case ≤ 2 s (wall time, end to end). A missed goal
-//! prints `MISSED`; the bench always exits 0. `DOCKHAND_BENCH_BIN` times another dockhand binary (e.g. an older build) and
-//! `DOCKHAND_BENCH_CAP` caps one process in seconds (default 120; a capped or failed run
-//! shows `>` and ends its row).
+//! prints `MISSED`; the bench always exits 0. `DOCKHAND_BENCH_BIN` times another dockhand
+//! binary (e.g. an older build) and `DOCKHAND_BENCH_CAP` caps one process in seconds (default
+//! 120; a capped or failed run shows `>` and ends its row).
 //!
 //! Run: `cargo bench --bench data`.
 
