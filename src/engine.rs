@@ -114,33 +114,51 @@ fn want(len: INT) -> usize {
 /// Rhai's `pad` and `blob` with the size checked against the budget first. The engine's own
 /// functions are searched before its packages, so these replace the standard ones.
 fn register_sized(engine: &mut Engine, r: Reserve) {
-    engine.register_fn(
-        "pad",
-        move |a: &mut Array, len: INT, item: Dynamic| -> Result<(), Box<EvalAltResult>> {
-            let len = want(len);
-            if len > a.len() {
-                let each = std::mem::size_of::<Dynamic>() + shallow_size(&item);
-                r.check((len - a.len()).saturating_mul(each))?;
-                a.resize(len, item);
-            }
-            Ok(())
-        },
-    );
-    engine.register_fn(
-        "pad",
-        move |s: &mut ImmutableString, len: INT, c: char| -> Result<(), Box<EvalAltResult>> {
-            let len = want(len);
-            let have = s.chars().count();
-            if len > have {
-                r.check((len - have).saturating_mul(c.len_utf8()))?;
-                let p = s.make_mut();
-                p.extend(std::iter::repeat_n(c, len - have));
-            }
-            Ok(())
-        },
-    );
-    engine.register_fn(
-        "pad",
+    use rhai::FuncRegistration as F;
+    const CHECKED: &str =
+        "/// The size asked for is checked against `--max-memory` before anything is allocated.";
+    F::new("pad")
+        .with_comments([
+            "/// Pads the array with copies of `item` up to `len` elements.",
+            CHECKED,
+        ])
+        .register_into_engine(
+            engine,
+            move |a: &mut Array, len: INT, item: Dynamic| -> Result<(), Box<EvalAltResult>> {
+                let len = want(len);
+                if len > a.len() {
+                    let each = std::mem::size_of::<Dynamic>() + shallow_size(&item);
+                    r.check((len - a.len()).saturating_mul(each))?;
+                    a.resize(len, item);
+                }
+                Ok(())
+            },
+        );
+    F::new("pad")
+        .with_comments([
+            "/// Pads the string with `c` up to `len` characters.",
+            CHECKED,
+        ])
+        .register_into_engine(
+            engine,
+            move |s: &mut ImmutableString, len: INT, c: char| -> Result<(), Box<EvalAltResult>> {
+                let len = want(len);
+                let have = s.chars().count();
+                if len > have {
+                    r.check((len - have).saturating_mul(c.len_utf8()))?;
+                    let p = s.make_mut();
+                    p.extend(std::iter::repeat_n(c, len - have));
+                }
+                Ok(())
+            },
+        );
+    F::new("pad")
+        .with_comments([
+            "/// Pads the string with repeats of `pad` up to `len` characters (an empty `pad` does nothing).",
+            CHECKED,
+        ])
+        .register_into_engine(
+        engine,
         move |s: &mut ImmutableString, len: INT, pad: &str| -> Result<(), Box<EvalAltResult>> {
             let len = want(len);
             let have = s.chars().count();
@@ -154,33 +172,42 @@ fn register_sized(engine: &mut Engine, r: Reserve) {
             Ok(())
         },
     );
-    engine.register_fn(
-        "pad",
-        move |b: &mut Blob, len: INT, value: INT| -> Result<(), Box<EvalAltResult>> {
-            let len = want(len);
-            if len > b.len() {
-                r.check(len - b.len())?;
-                b.resize(len, (value & 0xff) as u8);
-            }
-            Ok(())
-        },
-    );
-    engine.register_fn(
-        "blob",
-        move |len: INT, value: INT| -> Result<Blob, Box<EvalAltResult>> {
-            let len = want(len);
-            r.check(len)?;
-            Ok(vec![(value & 0xff) as u8; len])
-        },
-    );
-    engine.register_fn(
-        "blob",
-        move |len: INT| -> Result<Blob, Box<EvalAltResult>> {
-            let len = want(len);
-            r.check(len)?;
-            Ok(vec![0; len])
-        },
-    );
+    F::new("pad")
+        .with_comments([
+            "/// Pads the BLOB with the byte `value` up to `len` bytes.",
+            CHECKED,
+        ])
+        .register_into_engine(
+            engine,
+            move |b: &mut Blob, len: INT, value: INT| -> Result<(), Box<EvalAltResult>> {
+                let len = want(len);
+                if len > b.len() {
+                    r.check(len - b.len())?;
+                    b.resize(len, (value & 0xff) as u8);
+                }
+                Ok(())
+            },
+        );
+    F::new("blob")
+        .with_comments(["/// A new BLOB of `len` bytes, each `value`.", CHECKED])
+        .register_into_engine(
+            engine,
+            move |len: INT, value: INT| -> Result<Blob, Box<EvalAltResult>> {
+                let len = want(len);
+                r.check(len)?;
+                Ok(vec![(value & 0xff) as u8; len])
+            },
+        );
+    F::new("blob")
+        .with_comments(["/// A new BLOB of `len` zero bytes.", CHECKED])
+        .register_into_engine(
+            engine,
+            move |len: INT| -> Result<Blob, Box<EvalAltResult>> {
+                let len = want(len);
+                r.check(len)?;
+                Ok(vec![0; len])
+            },
+        );
 }
 
 /// An engine with the host modules but no host context: enough to compile a script and read

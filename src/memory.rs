@@ -227,9 +227,10 @@ mod tests {
     #[test]
     fn counts_growth_and_release() {
         let b = Budget::start(1 << 30).expect("the test binary counts");
-        let v: Vec<u8> = vec![1; 8 << 20];
-        // Other tests allocate concurrently: only a lower bound holds.
-        assert!(b.used() >= 8 << 20, "{}", b.used());
+        // Zeroed, so the pages are never touched. Other tests allocate and free meanwhile
+        // (the count is process-wide): far smaller than this, so half of it must show.
+        let v: Vec<u8> = vec![0; 256 << 20];
+        assert!(b.used() >= 128 << 20, "{}", b.used());
         assert!(peak_bytes().unwrap() >= live_bytes().unwrap());
         drop(v);
         assert!(Budget::start(0).is_none());
