@@ -264,13 +264,17 @@ fn main() {
                 let b = base.get(runner).copied().unwrap_or(0.0);
                 let growth = cells
                     .last()
+                    .filter(|_| !cell.capped)
                     .map(|prev: &Cell| format!("{:.1}×", cell.net(b) / prev.net(b)))
                     .unwrap_or_default();
+                let (cpu, net) = if cell.capped {
+                    ("-".to_string(), "-".to_string())
+                } else {
+                    (secs(cell.cpu()), secs(cell.net(b)))
+                };
                 println!(
-                    "{runner:<10} {n:>8} {:>10} {:>10} {:>10} {growth:>8} {:>10}",
+                    "{runner:<10} {n:>8} {:>10} {cpu:>10} {net:>10} {growth:>8} {:>10}",
                     cell.time(),
-                    secs(cell.cpu()),
-                    secs(cell.net(b)),
                     rss(cell.rss_kb)
                 );
                 cells.push(cell);
@@ -305,7 +309,8 @@ fn main() {
                 let ok = ratio <= 1.5 && !d[2].capped;
                 missed += usize::from(!ok);
                 println!(
-                    "goal: dockhand ≤ 1.5× plain Rhai at 100k: {ratio:.2}× {}",
+                    "goal: dockhand ≤ 1.5× plain Rhai at 100k: {}{ratio:.2}× {}",
+                    if d[2].capped { "> " } else { "" },
                     if ok { "ok" } else { "MISSED" }
                 );
             }
@@ -508,7 +513,7 @@ fn influx(dockhand: &Path, python: bool, runs: usize, cap: Duration, dir: &Path)
         println!(
             "{name:<10} {:>10} {:>10} {:>10}",
             c.time(),
-            secs(c.cpu()),
+            if c.capped { "-".into() } else { secs(c.cpu()) },
             rss(c.rss_kb)
         )
     };
