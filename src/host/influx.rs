@@ -39,9 +39,10 @@
 //! a null. Times are RFC3339 strings as the server sends them, checked (an impossible date in
 //! a Flux `dateTime:RFC3339` column is an error naming its line and column); a
 //! `dateTime:number` column gives ints (nanoseconds since the epoch); Flux durations are ints
-//! in nanoseconds. An `unsignedLong` (or any integer the server sends) above the int range
-//! (`9223372036854775807`) is kept exact as its decimal **string**, never rounded to a float:
-//! `==` compares it exactly; order two such strings by length, then as text. v1 rows also carry the
+//! in nanoseconds. An `unsignedLong` (or a JSON integer up to `18446744073709551615`) above the
+//! int range (`9223372036854775807`) is kept exact as its decimal **string**, never rounded to
+//! a float: `==` compares it exactly; order two such strings by length, then as text. (JSON
+//! integers beyond 64 bits, which no InfluxDB type holds, are floats.) v1 rows also carry the
 //! series' `GROUP BY` tags and `_measurement`; v2 rows carry Flux's `result` and `table`.
 //! InfluxDB 1.x writes a whole float (`1.0`) as `1` in JSON, so it comes back as an int.
 //!
