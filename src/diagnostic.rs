@@ -149,6 +149,10 @@ impl ScriptError {
         let message = crate::secrets::scrub(&message_of(e));
         let kind = match e {
             EvalAltResult::ErrorParsing(..) => ErrorKind::Syntax,
+            // A limit (`--max-memory`) is the script's fault, not a stop from outside.
+            EvalAltResult::ErrorTerminated(t, _) if t.is::<crate::engine::LimitExceeded>() => {
+                ErrorKind::Script
+            }
             EvalAltResult::ErrorTerminated(..) => ErrorKind::Terminated,
             EvalAltResult::ErrorRuntime(..)
                 if ![
@@ -266,6 +270,9 @@ pub fn message_of(err: &EvalAltResult) -> String {
     match inner {
         EvalAltResult::ErrorRuntime(d, _) if !d.is_unit() => d.to_string(),
         EvalAltResult::ErrorParsing(p, _) => format!("syntax error: {p}"),
+        EvalAltResult::ErrorTerminated(t, _) if t.is::<crate::engine::LimitExceeded>() => {
+            t.clone_cast::<crate::engine::LimitExceeded>().0
+        }
         EvalAltResult::ErrorTerminated(..) => "stopped (Ctrl-C or --timeout)".to_string(),
         other => {
             let full = other.to_string();

@@ -8,6 +8,7 @@
 //! * [`host`] — the primitives scripts call (`time::`, `http::`, `fs::`, `state::`,
 //!   `parallel`, `check`, `params`), one file per module.
 //! * [`engine`] — limits, cancellation and output routing of the Rhai engine.
+//! * [`memory`] — the counting allocator behind the per-run memory budget.
 //! * [`resolver`] — `import "stdlib/x"` and relative imports.
 //! * [`diagnostic`] — errors with `file:line:col`, the source line and a caret.
 //! * [`watch`] — re-run a playbook when it, a module it imports or its config is saved.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod host;
 pub mod influx;
 pub mod lab;
+pub mod memory;
 pub mod monitor;
 pub mod repl;
 pub mod requirements;
@@ -39,6 +41,12 @@ pub mod validate;
 pub mod watch;
 
 pub use error::{Error, Result};
+
+// The lib's own unit tests count allocations like the binary does, so the memory guard is
+// live in them (the binary declares it in main.rs; embedders opt in the same way).
+#[cfg(test)]
+#[global_allocator]
+static ALLOC: memory::CountingAlloc = memory::CountingAlloc;
 pub use host::Mode;
 /// The Rhai version dockhand is built on, for embedders (maps, arrays, `Dynamic`).
 pub use rhai;

@@ -62,6 +62,8 @@ pub struct Options {
     pub timeout: Option<Duration>,
     pub stdlib: Option<PathBuf>,
     pub max_operations: Option<u64>,
+    /// Memory budget per script, in bytes (`--max-memory`).
+    pub max_memory: Option<usize>,
 }
 
 /// One validation to run.
@@ -264,6 +266,9 @@ fn runtime(opts: &Options, mode: Mode) -> Result<Runtime> {
     let mut limits = Limits::default();
     if let Some(n) = opts.max_operations {
         limits.max_operations = n;
+    }
+    if let Some(n) = opts.max_memory {
+        limits.max_memory = n;
     }
     Runtime::builder()
         .root(opts.root.clone())

@@ -88,6 +88,10 @@ pub struct GlobalOpts {
     /// Stop a script after this many operations (0 = no limit).
     #[arg(long, global = true, value_name = "N")]
     pub max_operations: Option<u64>,
+    /// Stop a run whose scripts hold more than this much memory, e.g. 512MiB, 4GiB (0 = no
+    /// limit) [default: 1GiB].
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<usize>,
 }
 
 impl GlobalOpts {
@@ -204,6 +208,10 @@ pub fn write_output(path: &std::path::Path, bytes: &[u8], what: &str) -> crate::
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::host::time::parse_duration(s)
+}
+
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    crate::memory::parse_size(s)
 }
 
 /// Runs the CLI and returns the process exit code.

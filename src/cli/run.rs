@@ -135,6 +135,12 @@ fn run_option_args() -> Vec<Arg> {
             .help("Stop the script after N operations (0 = no limit)")
             .help_heading("Run options")
             .value_parser(clap::value_parser!(u64)),
+        Arg::new("max-memory")
+            .long("max-memory")
+            .value_name("SIZE")
+            .help("Stop the run when its scripts hold more than SIZE, e.g. 4GiB (0 = no limit)")
+            .help_heading("Run options")
+            .value_parser(super::parse_size),
         // Logging is set up before the playbook is read, so these are also picked out of
         // the arguments early (see `logging_overrides`); here they are accepted and listed.
         Arg::new("quiet")
@@ -229,6 +235,9 @@ pub(super) fn run_opts(global: &GlobalOpts, matches: &ArgMatches) -> Result<Glob
     if let Ok(Some(n)) = matches.try_get_one::<u64>("max-operations") {
         opts.max_operations = Some(*n);
     }
+    if let Ok(Some(n)) = matches.try_get_one::<usize>("max-memory") {
+        opts.max_memory = Some(*n);
+    }
     if opts.dry_run && opts.read_only {
         return Err(Error::Usage(
             "--dry-run and --read-only cannot be used together".into(),
@@ -244,6 +253,9 @@ pub(super) fn runtime_builder(opts: &GlobalOpts) -> crate::RuntimeBuilder {
     let mut limits = Limits::default();
     if let Some(n) = opts.max_operations {
         limits.max_operations = n;
+    }
+    if let Some(n) = opts.max_memory {
+        limits.max_memory = n;
     }
     Runtime::builder()
         .root(opts.root.clone().unwrap_or_else(|| ".".into()))

@@ -54,6 +54,7 @@ pub fn validate(global: &GlobalOpts, args: ValidateArgs) -> Result<i32> {
         timeout: global.timeout,
         stdlib: global.stdlib.clone(),
         max_operations: global.max_operations,
+        max_memory: global.max_memory,
     };
     let report = validate::run(&opts)?;
     if let Some(path) = &args.junit {

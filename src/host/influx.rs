@@ -36,9 +36,13 @@
 //! message, including messages the server echoes back.
 //!
 //! **Rows** (`conn.query(q)`) are maps, typed: integers, floats, booleans, strings; `()` for
-//! a null. Times are RFC3339 strings as the server sends them (a bare number in a Flux
-//! `dateTime` column is nanoseconds since the epoch, an int); Flux durations are ints in
-//! nanoseconds; an `unsignedLong` beyond the int range is a float. v1 rows also carry the
+//! a null. Times are RFC3339 strings as the server sends them, checked (an impossible date in
+//! a Flux `dateTime:RFC3339` column is an error naming its line and column); a
+//! `dateTime:number` column gives ints (nanoseconds since the epoch); Flux durations are ints
+//! in nanoseconds. An `unsignedLong` (or a JSON integer up to `18446744073709551615`) above the
+//! int range (`9223372036854775807`) is kept exact as its decimal **string**, never rounded to
+//! a float: `==` compares it exactly; order two such strings by length, then as text. (JSON
+//! integers beyond 64 bits, which no InfluxDB type holds, are floats.) v1 rows also carry the
 //! series' `GROUP BY` tags and `_measurement`; v2 rows carry Flux's `result` and `table`.
 //! InfluxDB 1.x writes a whole float (`1.0`) as `1` in JSON, so it comes back as an int.
 //!
@@ -711,9 +715,11 @@ fn value_dynamic(v: Value) -> Dynamic {
         Value::Null => Dynamic::UNIT,
         Value::Bool(b) => b.into(),
         Value::Int(i) | Value::Duration(i) => i.into(),
+        // Above the int range a float would round (18446744073709551615 → 1.8e19): keep the
+        // exact digits as a string instead (documented in the module comment).
         Value::UInt(u) => match INT::try_from(u) {
             Ok(i) => i.into(),
-            Err(_) => (u as f64).into(),
+            Err(_) => u.to_string().into(),
         },
         Value::Float(f) => f.into(),
         Value::String(s) | Value::Time(s) => s.into(),
@@ -1013,6 +1019,15 @@ pub fn register(engine: &mut Engine) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn big_unsigned_values_stay_exact() {
+        let d = value_dynamic(Value::UInt(u64::MAX));
+        assert_eq!(d.into_string().unwrap(), "18446744073709551615");
+        let d = value_dynamic(Value::UInt(i64::MAX as u64 + 1));
+        assert_eq!(d.into_string().unwrap(), "9223372036854775808");
+        assert_eq!(value_dynamic(Value::UInt(42)).as_int(), Ok(42));
+    }
 
     #[test]
     fn influxql_reads_and_writes() {

@@ -348,6 +348,7 @@ pub const RESERVED: &[&str] = &[
     "log-format",
     "stdlib",
     "max-operations",
+    "max-memory",
 ];
 
 /// The value map a script receives: given values, else defaults; `()` for optional

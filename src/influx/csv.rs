@@ -80,6 +80,7 @@ struct Block {
 /// good tables) makes the whole parse an [`Error::Server`]: the results before it are
 /// incomplete, and a partial answer must not pass for a complete one.
 pub fn parse(body: &str) -> Result<Vec<Table>, Error> {
+    let body = super::strip_bom(body);
     let mut rdr = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -213,6 +214,21 @@ pub fn parse(body: &str) -> Result<Vec<Table>, Error> {
                 format!("{} values for {} columns", cells.len(), b.columns.len()),
             ));
         }
+        // Flux rejects a record with fewer cells than the header: padding it with nulls
+        // would invent values, and a truncated body would pass for a complete one.
+        if cells.len() < b.columns.len() {
+            return Err(Error::malformed(
+                WHAT,
+                line,
+                format!(
+                    "{} values for {} columns: column {:?} (column {}) is missing",
+                    cells.len(),
+                    b.columns.len(),
+                    b.columns[cells.len()].name,
+                    cells.len() + 1
+                ),
+            ));
+        }
         let mut values = Vec::with_capacity(b.columns.len());
         for (i, col) in b.columns.iter().enumerate() {
             let raw = cells.get(i).copied().unwrap_or("");
@@ -225,7 +241,11 @@ pub fn parse(body: &str) -> Result<Vec<Table>, Error> {
                 Value::Null
             } else {
                 convert(raw, &col.datatype).map_err(|m| {
-                    Error::malformed(WHAT, line, format!("column {:?}: {m}", col.name))
+                    Error::malformed(
+                        WHAT,
+                        line,
+                        format!("column {:?} (column {}): {m}", col.name, i + 1),
+                    )
                 })?
             };
             values.push(v);
@@ -274,7 +294,20 @@ pub fn rows(body: &str) -> Result<Vec<Row>, Error> {
         .collect())
 }
 
-/// Converts one non-empty cell by its `#datatype`.
+/// Converts one non-empty cell by its `#datatype`, by the rules of Flux's CSV decoder (Go's
+/// `strconv` and `time.Parse(time.RFC3339Nano)`), so a value Flux would refuse is an error
+/// here too rather than a guess:
+///
+/// * `long`: a signed decimal; `unsignedLong`: an unsigned decimal (no sign), kept exact;
+/// * `double`: a decimal or exponent float, `NaN`, `Inf`; a finite number out of range (`1e400`)
+///   is an error, as `strconv.ParseFloat` reports it, not infinity;
+/// * `boolean`: `true`/`false`, `t`/`f`, `1`/`0`, `TRUE`, `True`, ... (Go's `ParseBool`);
+/// * `dateTime:RFC3339` (what Flux sends) and `dateTime:RFC3339Nano`: a real date and time
+///   (`2023-02-30T25:61:00Z` is an error), kept as text; a bare number there is an error;
+/// * `dateTime:number`: nanoseconds since the epoch, an int;
+/// * `dateTime` with no format (the `influx write` CSV dialect, which accepts either): a
+///   number is normalised to RFC3339 text, so one column holds one type;
+/// * `duration`: a Flux duration, in nanoseconds.
 fn convert(raw: &str, datatype: &str) -> Result<Value, String> {
     let (base, format) = match datatype.split_once(':') {
         Some((b, f)) => (b, f),
@@ -283,28 +316,157 @@ fn convert(raw: &str, datatype: &str) -> Result<Value, String> {
     let bad = |what: &str| format!("{raw:?} is not a valid {what}");
     Ok(match base {
         "long" => Value::Int(raw.parse().map_err(|_| bad("long"))?),
-        "unsignedLong" => Value::UInt(raw.parse().map_err(|_| bad("unsignedLong"))?),
-        "double" => Value::Float(raw.parse().map_err(|_| bad("double"))?),
+        "unsignedLong" => {
+            // Rust would take "+1"; Go's ParseUint (and so Flux) does not.
+            if !raw.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad("unsignedLong"));
+            }
+            Value::UInt(raw.parse().map_err(|_| bad("unsignedLong"))?)
+        }
+        "double" => {
+            let f: f64 = raw.parse().map_err(|_| bad("double"))?;
+            let spelled = raw.trim_start_matches(['+', '-']).to_ascii_lowercase();
+            if f.is_infinite() && spelled != "inf" && spelled != "infinity" {
+                return Err(format!("{raw:?} is out of the range of a double"));
+            }
+            Value::Float(f)
+        }
         "boolean" => Value::Bool(match raw {
             "true" | "True" | "TRUE" | "t" | "T" | "1" => true,
             "false" | "False" | "FALSE" | "f" | "F" | "0" => false,
             _ => return Err(bad("boolean")),
         }),
-        "dateTime" | "time" => {
-            let digits = raw.strip_prefix('-').unwrap_or(raw);
-            if format == "number" || digits.bytes().all(|b| b.is_ascii_digit()) {
-                Value::Int(raw.parse().map_err(|_| bad("dateTime:number"))?)
-            } else if !raw.as_bytes()[0].is_ascii_digit() {
-                return Err(bad("dateTime"));
-            } else {
+        "dateTime" | "time" => match format {
+            "number" => Value::Int(raw.parse().map_err(|_| bad("dateTime:number"))?),
+            "RFC3339" | "RFC3339Nano" => {
+                check_rfc3339(raw)
+                    .map_err(|why| format!("{raw:?} is not a valid {datatype} ({why})"))?;
                 Value::Time(raw.to_string())
             }
-        }
+            "" => match raw.parse::<i64>() {
+                Ok(ns) => Value::Time(rfc3339_from_ns(ns)),
+                Err(_) => {
+                    check_rfc3339(raw)
+                        .map_err(|why| format!("{raw:?} is not a valid dateTime ({why})"))?;
+                    Value::Time(raw.to_string())
+                }
+            },
+            // A Go layout (`dateTime:2006-01-02`): the text as the file wrote it.
+            _ => Value::Time(raw.to_string()),
+        },
         "duration" => Value::Duration(parse_duration_ns(raw)?),
         // string, base64Binary, line-protocol elements (tag, field, measurement, ignored)
         // and types we do not know: the text as is.
         _ => Value::String(raw.to_string()),
     })
+}
+
+/// Checks `s` the way Go's `time.Parse(time.RFC3339Nano, s)` does:
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, with a real month, day of that month, hour,
+/// minute and second. Returns what is wrong.
+pub fn check_rfc3339(s: &str) -> Result<(), String> {
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<u32> {
+        let t = b.get(from..from + len)?;
+        t.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| t.iter().fold(0, |a, d| a * 10 + u32::from(d - b'0')))
+    };
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    let shape = "expected YYYY-MM-DDTHH:MM:SS followed by Z or an offset";
+    let (Some(year), Some(month), Some(day), Some(hour), Some(min), Some(sec)) = (
+        num(0, 4),
+        num(5, 2),
+        num(8, 2),
+        num(11, 2),
+        num(14, 2),
+        num(17, 2),
+    ) else {
+        return Err(shape.into());
+    };
+    if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+        return Err(shape.into());
+    }
+    if !(1..=12).contains(&month) {
+        return Err(format!("month {month} is out of range"));
+    }
+    if day < 1 || day > days_in_month(year, month) {
+        return Err(format!(
+            "day {day} is out of range for {year:04}-{month:02}"
+        ));
+    }
+    if hour > 23 {
+        return Err(format!("hour {hour} is out of range"));
+    }
+    if min > 59 {
+        return Err(format!("minute {min} is out of range"));
+    }
+    if sec > 59 {
+        return Err(format!("second {sec} is out of range"));
+    }
+    let mut i = 19;
+    if at(i, b'.') {
+        i += 1;
+        let digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return Err("no digits after the decimal point".into());
+        }
+        i += digits;
+    }
+    match &b[i..] {
+        b"Z" => Ok(()),
+        [b'+' | b'-', ..] if b.len() - i == 6 && at(i + 3, b':') => {
+            match (num(i + 1, 2), num(i + 4, 2)) {
+                (Some(h), Some(m)) if h <= 23 && m <= 59 => Ok(()),
+                (Some(_), Some(_)) => Err("time zone offset out of range".into()),
+                _ => Err(shape.into()),
+            }
+        }
+        _ => Err(shape.into()),
+    }
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Nanoseconds since the Unix epoch as RFC3339 text in UTC, with the fraction trimmed the
+/// way Go's `RFC3339Nano` trims it.
+pub fn rfc3339_from_ns(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut out = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+    if frac != 0 {
+        let f = format!("{frac:09}");
+        out.push('.');
+        out.push_str(f.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
 }
 
 #[cfg(test)]
@@ -430,8 +592,12 @@ mod tests {
         assert_eq!(all[0]["ul"], Value::UInt(1));
         assert_eq!(all[0]["dur"], Value::Duration(1_000_000));
         assert_eq!(all[1]["dur"], Value::Duration(2_000));
-        // A dateTime that is a bare number is nanoseconds since the epoch.
-        assert_eq!(all[0]["time"], Value::Int(1));
+        // A bare number in a `dateTime` column with no format is nanoseconds since the
+        // epoch, normalised to RFC3339 so the column holds one type.
+        assert_eq!(
+            all[0]["time"],
+            Value::Time("1970-01-01T00:00:00.000000001Z".into())
+        );
         assert_eq!(all[1]["time"], Value::Time("2020-01-11T10:10:10Z".into()));
     }
 
@@ -494,6 +660,121 @@ mod tests {
         );
     }
 
+    /// The annotations and header every body below shares: Flux's own layout.
+    const HEAD: &str = "#datatype,string,long,dateTime:RFC3339,double,string\n\
+                        #group,false,false,false,false,true\n\
+                        #default,_result,,,,\n\
+                        ,result,table,_time,_value,host\n";
+
+    #[test]
+    fn short_row_is_an_error_with_line_and_column() {
+        let body = format!("{HEAD},,0,2023-01-01T00:00:00Z,1.5,a\n,,0,2023-01-01T00:00:01Z,2.5\n");
+        let e = parse(&body).unwrap_err();
+        assert!(matches!(e, Error::Malformed { line: 6, .. }), "{e:?}");
+        let e = e.to_string();
+        assert!(e.contains("4 values for 5 columns"), "{e}");
+        assert!(e.contains("\"host\" (column 5) is missing"), "{e}");
+    }
+
+    #[test]
+    fn impossible_rfc3339_time_is_an_error() {
+        let body = format!("{HEAD},,0,2023-02-30T25:61:00Z,1.5,a\n");
+        let e = parse(&body).unwrap_err();
+        assert!(matches!(e, Error::Malformed { line: 5, .. }), "{e:?}");
+        let e = e.to_string();
+        assert!(e.contains("\"_time\" (column 3)"), "{e}");
+        assert!(e.contains("day 30 is out of range for 2023-02"), "{e}");
+        for (t, why) in [
+            ("2023-01-01T25:00:00Z", "hour 25"),
+            ("2023-01-01T00:61:00Z", "minute 61"),
+            ("2023-01-01T00:00:60Z", "second 60"),
+            ("2023-13-01T00:00:00Z", "month 13"),
+            ("2023-01-01 00:00:00Z", "expected YYYY-MM-DD"),
+            ("2023-01-01T00:00:00", "expected YYYY-MM-DD"),
+            ("2023-01-01T00:00:00.Z", "no digits"),
+            ("2023-01-01T00:00:00+24:00", "offset out of range"),
+        ] {
+            let e = parse(&format!("{HEAD},,0,{t},1.5,a\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{t}: {e}");
+        }
+        for ok in [
+            "2024-02-29T23:59:59Z",
+            "2023-01-01T00:00:00.123456789Z",
+            "2023-01-01T00:00:00+05:30",
+            "2000-02-29T00:00:00-08:00",
+        ] {
+            let r = rows(&format!("{HEAD},,0,{ok},1.5,a\n")).unwrap();
+            assert_eq!(r[0]["_time"], Value::Time(ok.into()));
+        }
+        let e = parse(&format!("{HEAD},,0,1900-02-29T00:00:00Z,1.5,a\n")).unwrap_err();
+        assert!(e.to_string().contains("day 29"), "{e}");
+    }
+
+    #[test]
+    fn bare_number_in_rfc3339_column_is_an_error() {
+        let body = format!("{HEAD},,0,2023-01-01T00:00:00Z,1.5,a\n,,0,1672531200000000000,2,b\n");
+        let e = parse(&body).unwrap_err();
+        assert!(matches!(e, Error::Malformed { line: 6, .. }), "{e:?}");
+        let e = e.to_string();
+        assert!(e.contains("\"_time\" (column 3)"), "{e}");
+        assert!(e.contains("not a valid dateTime:RFC3339"), "{e}");
+        // `dateTime:number` is the documented way to send numbers.
+        let body = "#datatype,string,long,dateTime:number\n,result,table,t\n,,0,-5\n";
+        assert_eq!(rows(body).unwrap()[0]["t"], Value::Int(-5));
+        assert!(parse("#datatype,string,long,dateTime:number\n,result,table,t\n,,0,x\n").is_err());
+    }
+
+    #[test]
+    fn go_number_rules() {
+        let one = |ty: &str, v: &str| {
+            rows(&format!(
+                "#datatype,string,long,{ty}\n,result,table,v\n,,0,{v}\n"
+            ))
+            .map(|r| r[0]["v"].clone())
+        };
+        assert_eq!(
+            one("unsignedLong", "18446744073709551615"),
+            Ok(Value::UInt(u64::MAX))
+        );
+        assert!(one("unsignedLong", "+1").is_err());
+        assert!(one("unsignedLong", "-1").is_err());
+        assert!(one("unsignedLong", "18446744073709551616").is_err());
+        assert_eq!(one("long", "+7"), Ok(Value::Int(7)));
+        assert!(one("long", "9223372036854775808").is_err());
+        assert_eq!(one("double", "-Inf"), Ok(Value::Float(f64::NEG_INFINITY)));
+        assert_eq!(one("double", "1e3"), Ok(Value::Float(1000.0)));
+        let e = one("double", "1e400").unwrap_err().to_string();
+        assert!(e.contains("out of the range of a double"), "{e}");
+    }
+
+    #[test]
+    fn rfc3339_from_nanoseconds() {
+        assert_eq!(rfc3339_from_ns(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_from_ns(1_672_531_200_500_000_000),
+            "2023-01-01T00:00:00.5Z"
+        );
+        assert_eq!(
+            rfc3339_from_ns(951_782_400_000_000_000),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(rfc3339_from_ns(-1), "1969-12-31T23:59:59.999999999Z");
+        for ns in [i64::MIN, i64::MAX, 0, 1, -1_000_000_000] {
+            assert_eq!(check_rfc3339(&rfc3339_from_ns(ns)), Ok(()), "{ns}");
+        }
+    }
+
+    #[test]
+    fn byte_order_mark_is_ignored() {
+        let body = format!("{HEAD},,0,2023-01-01T00:00:00Z,1.5,a\n");
+        assert_eq!(
+            parse(&format!("\u{feff}{body}")).unwrap(),
+            parse(&body).unwrap()
+        );
+    }
+
     #[test]
     fn empty_body_has_no_tables() {
         assert_eq!(parse("").unwrap(), vec![]);
@@ -533,6 +814,252 @@ mod tests {
                     for r in &t.rows { prop_assert_eq!(r.len(), t.columns.len()); }
                 },
                 Err(e) => { let _ = e.to_string(); }
+            }
+        }
+    }
+
+    /// Differential test against an oracle of Flux's CSV decoder rules, written apart from
+    /// the parser: each generated cell carries the value Flux would decode it to, computed
+    /// from the parts it was built from (never by parsing its text), or is marked as one Flux
+    /// rejects. Times are built from year, month, day, ... and judged by their ranges; numbers
+    /// from integers; a row may be cut short. The parser must return exactly the oracle's
+    /// values, or an error at the oracle's line naming the oracle's column.
+    mod differential {
+        use super::*;
+
+        #[derive(Debug, Clone)]
+        enum Cell {
+            /// Text and the value Flux decodes it to.
+            Good(String, Value),
+            /// Text Flux rejects.
+            Bad(String),
+        }
+
+        const TYPES: [&str; 7] = [
+            "long",
+            "unsignedLong",
+            "double",
+            "boolean",
+            "dateTime:RFC3339",
+            "string",
+            "duration",
+        ];
+
+        fn good(text: String, v: Value) -> Cell {
+            Cell::Good(text, v)
+        }
+
+        fn cell(ty: &'static str) -> BoxedStrategy<Cell> {
+            match ty {
+                "long" => prop_oneof![
+                    any::<i64>().prop_map(|n| good(n.to_string(), Value::Int(n))),
+                    (0i64..1000).prop_map(|n| good(format!("+{n}"), Value::Int(n))),
+                    Just(Cell::Bad("9223372036854775808".into())),
+                    Just(Cell::Bad("1.5".into())),
+                    "[a-z]{1,3}".prop_map(Cell::Bad),
+                ]
+                .boxed(),
+                "unsignedLong" => prop_oneof![
+                    any::<u64>().prop_map(|n| good(n.to_string(), Value::UInt(n))),
+                    Just(Cell::Bad("-1".into())),
+                    Just(Cell::Bad("+1".into())),
+                    Just(Cell::Bad("18446744073709551616".into())),
+                ]
+                .boxed(),
+                "double" => prop_oneof![
+                    (any::<i32>(), 0usize..4).prop_map(|(i, q)| {
+                        let frac = q as f64 * 0.25;
+                        let v = if i < 0 { i as f64 - frac } else { i as f64 + frac };
+                        good(format!("{i}.{}", ["0", "25", "5", "75"][q]), Value::Float(v))
+                    }),
+                    (any::<i32>(), 0i32..5).prop_map(|(i, e)| {
+                        good(format!("{i}e{e}"), Value::Float(i as f64 * 10f64.powi(e)))
+                    }),
+                    Just(good("Inf".into(), Value::Float(f64::INFINITY))),
+                    Just(good("-Inf".into(), Value::Float(f64::NEG_INFINITY))),
+                    Just(Cell::Bad("1e400".into())),
+                    Just(Cell::Bad("1.2.3".into())),
+                    Just(Cell::Bad("0x".into())),
+                    "[g-z]{1,3}".prop_map(Cell::Bad),
+                ]
+                .boxed(),
+                "boolean" => prop_oneof![
+                    proptest::sample::select(vec![
+                        ("true", true),
+                        ("True", true),
+                        ("TRUE", true),
+                        ("t", true),
+                        ("T", true),
+                        ("1", true),
+                        ("false", false),
+                        ("False", false),
+                        ("FALSE", false),
+                        ("f", false),
+                        ("F", false),
+                        ("0", false),
+                    ])
+                    .prop_map(|(t, b)| good(t.into(), Value::Bool(b))),
+                    proptest::sample::select(vec!["yes", "tRUE", "2", "no"])
+                        .prop_map(|t| Cell::Bad(t.into())),
+                ]
+                .boxed(),
+                "dateTime:RFC3339" => prop_oneof![
+                    4 => (
+                        (0u32..10_000, 0u32..14, 0u32..33),
+                        (0u32..26, 0u32..62, 0u32..62),
+                        proptest::option::of("[0-9]{1,9}"),
+                        prop_oneof![Just(None), (0u32..26, 0u32..62, any::<bool>()).prop_map(Some)],
+                    )
+                        .prop_map(|((y, mo, d), (h, mi, s), frac, zone)| {
+                            let mut t = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+                            if let Some(f) = &frac {
+                                t.push('.');
+                                t.push_str(f);
+                            }
+                            let zone_ok = match zone {
+                                None => {
+                                    t.push('Z');
+                                    true
+                                }
+                                Some((zh, zm, east)) => {
+                                    t.push_str(&format!(
+                                        "{}{zh:02}:{zm:02}",
+                                        if east { '+' } else { '-' }
+                                    ));
+                                    zh < 24 && zm < 60
+                                }
+                            };
+                            let leap = y.is_multiple_of(400) || (y.is_multiple_of(4) && !y.is_multiple_of(100));
+                            let mdays = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+                            let ok = (1..=12).contains(&mo)
+                                && d >= 1
+                                && d <= mdays[(mo.max(1) - 1) as usize]
+                                && h < 24
+                                && mi < 60
+                                && s < 60
+                                && zone_ok;
+                            if ok { good(t.clone(), Value::Time(t)) } else { Cell::Bad(t) }
+                        }),
+                    1 => any::<i64>().prop_map(|n| Cell::Bad(n.to_string())),
+                ]
+                .boxed(),
+                "string" => "[a-z ,\"]{1,6}"
+                    .prop_map(|t| good(t.clone(), Value::String(t)))
+                    .boxed(),
+                _ => prop_oneof![
+                    (0i64..100_000, 0usize..6).prop_map(|(n, u)| {
+                        let (unit, scale) = [
+                            ("ns", 1),
+                            ("us", 1_000),
+                            ("ms", 1_000_000),
+                            ("s", 1_000_000_000),
+                            ("m", 60_000_000_000),
+                            ("h", 3_600_000_000_000),
+                        ][u];
+                        good(format!("{n}{unit}"), Value::Duration(n * scale))
+                    }),
+                    (0i64..100).prop_map(|n| Cell::Bad(format!("{n}x"))),
+                ]
+                .boxed(),
+            }
+        }
+
+        /// A cell, or an empty one (null: the columns have no `#default`).
+        fn maybe(ty: &'static str) -> BoxedStrategy<Option<Cell>> {
+            prop_oneof![1 => Just(None), 6 => cell(ty).prop_map(Some)].boxed()
+        }
+
+        fn quote(t: &str) -> String {
+            if t.contains([',', '"']) {
+                format!("\"{}\"", t.replace('"', "\"\""))
+            } else {
+                t.to_string()
+            }
+        }
+
+        type Case = (
+            Vec<&'static str>,
+            Vec<Vec<Option<Cell>>>,
+            Option<(usize, usize)>,
+        );
+
+        fn case() -> impl Strategy<Value = Case> {
+            proptest::collection::vec(proptest::sample::select(TYPES.to_vec()), 1..6).prop_flat_map(
+                |types| {
+                    let row: Vec<_> = types.iter().map(|t| maybe(t)).collect();
+                    (
+                        Just(types.clone()),
+                        proptest::collection::vec(row, 0..8),
+                        proptest::option::weighted(0.2, (0usize..8, 0usize..6)),
+                    )
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            #[test]
+            fn parser_agrees_with_flux_rules((types, rows_in, short) in case()) {
+                let names: Vec<String> = (0..types.len()).map(|i| format!("c{i}")).collect();
+                let mut body = format!(
+                    "#datatype,string,long,{}\n#group,false,false{}\n#default,_result,{}\n,result,table,{}\n",
+                    types.join(","),
+                    ",false".repeat(types.len()),
+                    ",".repeat(types.len()),
+                    names.join(",")
+                );
+                // The oracle: the first short row or rejected cell, in reading order.
+                let mut expect_err: Option<(usize, String)> = None;
+                for (k, row) in rows_in.iter().enumerate() {
+                    let line = 5 + k;
+                    let keep = match short {
+                        Some((r, keep)) if r == k && keep < row.len() => keep,
+                        _ => row.len(),
+                    };
+                    let texts: Vec<String> = row[..keep]
+                        .iter()
+                        .map(|c| match c {
+                            None => String::new(),
+                            Some(Cell::Good(t, _)) | Some(Cell::Bad(t)) => quote(t),
+                        })
+                        .collect();
+                    body.push_str(",,0");
+                    for t in &texts {
+                        body.push(',');
+                        body.push_str(t);
+                    }
+                    body.push('\n');
+                    if expect_err.is_none() {
+                        if keep < row.len() {
+                            expect_err = Some((line, names[keep].clone()));
+                        } else if let Some(i) = row.iter().position(|c| matches!(c, Some(Cell::Bad(_)))) {
+                            expect_err = Some((line, names[i].clone()));
+                        }
+                    }
+                }
+                match (parse(&body), expect_err) {
+                    (Err(Error::Malformed { line, message, .. }), Some((want_line, col))) => {
+                        prop_assert_eq!(line, want_line, "{}\n{}", message, body);
+                        prop_assert!(message.contains(&format!("{col:?}")), "{} lacks {}\n{}", message, col, body);
+                    }
+                    (Ok(tables), None) => {
+                        let got: Vec<&Vec<Value>> = tables.iter().flat_map(|t| &t.rows).collect();
+                        prop_assert_eq!(got.len(), rows_in.len());
+                        for (g, want) in got.iter().zip(&rows_in) {
+                            prop_assert_eq!(&g[0], &Value::String("_result".into()));
+                            prop_assert_eq!(&g[1], &Value::Int(0));
+                            for (i, c) in want.iter().enumerate() {
+                                let v = match c {
+                                    None => Value::Null,
+                                    Some(Cell::Good(_, v)) => v.clone(),
+                                    Some(Cell::Bad(_)) => unreachable!(),
+                                };
+                                prop_assert_eq!(&g[2 + i], &v, "column {}\n{}", i, body);
+                            }
+                        }
+                    }
+                    (got, want) => prop_assert!(false, "parser: {:?}\noracle: {:?}\n{}", got, want, body),
+                }
             }
         }
     }

@@ -29,7 +29,8 @@ pub enum Value {
     Null,
     Bool(bool),
     Int(i64),
-    /// An `unsignedLong` (or JSON number) above `i64::MAX`.
+    /// An `unsignedLong`, or a JSON integer above `i64::MAX`: exact (the host module gives
+    /// scripts an int when it fits, else its decimal text, never a rounded float).
     UInt(u64),
     Float(f64),
     String(String),
@@ -90,6 +91,12 @@ impl Error {
             message: message.into(),
         }
     }
+}
+
+/// The body without a leading UTF-8 byte-order mark. Every parser strips it the same way
+/// (Windows tools and some proxies add one), so a body reads the same whatever its format.
+pub(crate) fn strip_bom(body: &str) -> &str {
+    body.strip_prefix('\u{feff}').unwrap_or(body)
 }
 
 /// Converts a JSON value to a [`Value`]; nested arrays and objects become their JSON text.

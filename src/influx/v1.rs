@@ -23,6 +23,7 @@ const WHAT: &str = "InfluxQL JSON";
 /// Parses a `/query` body into rows (all statements, in order). The first statement error
 /// makes the whole result an error.
 pub fn rows(body: &str) -> Result<Vec<Row>, Error> {
+    let body = super::strip_bom(body);
     let doc: Json =
         serde_json::from_str(body).map_err(|e| Error::malformed(WHAT, e.line(), e.to_string()))?;
     let obj = doc
@@ -140,6 +141,15 @@ mod tests {
         assert_eq!(r[1]["mytag1"], Value::String("12".into()));
         assert_eq!(r[1]["_measurement"], Value::String("mymeas".into()));
         assert_eq!(r[1].keys().next().map(String::as_str), Some("time"));
+    }
+
+    #[test]
+    fn byte_order_mark_is_ignored() {
+        let body = fixture("v1-query.json");
+        assert_eq!(
+            rows(&format!("\u{feff}{body}")).unwrap(),
+            rows(&body).unwrap()
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ fn object_row(v: &Json, what: &'static str, line: usize) -> Result<Row, Error> {
 /// An error body: `{"error": "...", "data": ...}` (v3), `{"code": ..., "message": ...}` (v2)
 /// or `{"error": "..."}` (v1). Returns the message with the details of `data` appended.
 pub fn error_message(body: &str) -> Option<String> {
-    let v: Json = serde_json::from_str(body.trim()).ok()?;
+    let v: Json = serde_json::from_str(super::strip_bom(body).trim()).ok()?;
     let obj = v.as_object()?;
     let main = obj
         .get("error")
@@ -39,9 +39,11 @@ pub fn error_message(body: &str) -> Option<String> {
     Some(format!("{main}: {}", details.join("; ")))
 }
 
-/// Parses a `format=json` body: an array of objects. An object with `error` instead is the
-/// server's error.
+/// Parses a `format=json` body: an array of objects. An object with `error` instead of the
+/// array is the server's documented error shape (rows are always an array, so this cannot
+/// be data).
 pub fn rows_json(body: &str) -> Result<Vec<Row>, Error> {
+    let body = super::strip_bom(body);
     let doc: Json = serde_json::from_str(body)
         .map_err(|e| Error::malformed(WHAT_JSON, e.line(), e.to_string()))?;
     match &doc {
@@ -56,8 +58,12 @@ pub fn rows_json(body: &str) -> Result<Vec<Row>, Error> {
     }
 }
 
-/// Parses a `format=jsonl` body: one object per line; blank lines are skipped.
+/// Parses a successful (2xx) `format=jsonl` body: one object per line, every one a row;
+/// blank lines are skipped. A line `{"error": "disk full"}` is a row of a table with a column
+/// named `error` (`SELECT error FROM logs`): InfluxDB 3 reports a failed query by its status
+/// code, with the error body of [`error_message`], never in-band in a 200 answer.
 pub fn rows_jsonl(body: &str) -> Result<Vec<Row>, Error> {
+    let body = super::strip_bom(body);
     let mut out = Vec::new();
     for (i, line) in body.lines().enumerate() {
         let line = line.trim();
@@ -66,16 +72,6 @@ pub fn rows_jsonl(body: &str) -> Result<Vec<Row>, Error> {
         }
         let v: Json = serde_json::from_str(line)
             .map_err(|e| Error::malformed(WHAT_JSONL, i + 1, e.to_string()))?;
-        if out.is_empty()
-            && let Json::Object(m) = &v
-            && m.contains_key("error")
-            && m.keys().all(|k| k == "error" || k == "data")
-        {
-            return Err(Error::Server {
-                message: error_message(line).unwrap_or_default(),
-                reference: None,
-            });
-        }
         out.push(object_row(&v, WHAT_JSONL, i + 1)?);
     }
     Ok(out)
@@ -106,7 +102,7 @@ pub struct WriteError {
 
 /// Parses the JSON body of a failed write; `None` when it is not one.
 pub fn write_error(body: &str) -> Option<WriteError> {
-    let v: Json = serde_json::from_str(body.trim()).ok()?;
+    let v: Json = serde_json::from_str(super::strip_bom(body).trim()).ok()?;
     let obj = v.as_object()?;
     let message = match obj.get("error").or_else(|| obj.get("message"))? {
         Json::String(s) => s.clone(),
@@ -220,8 +216,6 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, Error::Server { .. }));
         assert!(e.to_string().contains("table 'x' not found"));
-        let e = rows_jsonl("{\"error\":\"boom\"}\n").unwrap_err();
-        assert_eq!(e.to_string(), "boom");
         assert!(matches!(rows_json("[1,2]"), Err(Error::Malformed { .. })));
         assert!(matches!(
             rows_jsonl("{\"a\":1}\nnope"),
@@ -229,6 +223,45 @@ mod tests {
         ));
         assert!(rows_jsonl("").unwrap().is_empty());
         assert!(rows_json("[]").unwrap().is_empty());
+    }
+
+    #[test]
+    fn jsonl_column_named_error_is_data() {
+        // `SELECT error FROM logs` answered with HTTP 200: rows, not a server error.
+        let r = rows_jsonl("{\"error\":\"disk full\"}\n{\"error\":\"ok\"}\n").unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0]["error"], Value::String("disk full".into()));
+        let r = rows_jsonl("{\"error\":\"x\",\"data\":3}\n").unwrap();
+        assert_eq!(r[0]["data"], Value::Int(3));
+        // The error body itself is read by `error_message` on a non-2xx answer.
+        assert_eq!(
+            error_message("{\"error\":\"boom\"}").as_deref(),
+            Some("boom")
+        );
+    }
+
+    #[test]
+    fn big_integers_stay_exact() {
+        let r = rows_jsonl("{\"u\":18446744073709551615,\"i\":-9223372036854775808}").unwrap();
+        assert_eq!(r[0]["u"], Value::UInt(u64::MAX));
+        assert_eq!(r[0]["i"], Value::Int(i64::MIN));
+    }
+
+    #[test]
+    fn byte_order_mark_is_ignored_in_json_and_jsonl() {
+        let json = fixture("v3-query-sql.json");
+        let jsonl = fixture("v3-query-sql.jsonl");
+        assert_eq!(
+            rows_json(&format!("\u{feff}{json}")).unwrap(),
+            rows_json(&json).unwrap()
+        );
+        assert_eq!(
+            rows_jsonl(&format!("\u{feff}{jsonl}")).unwrap(),
+            rows_jsonl(&jsonl).unwrap()
+        );
+        let e = rows_json("\u{feff}{\"error\":\"no table\"}").unwrap_err();
+        assert_eq!(e.to_string(), "no table");
+        assert!(write_error("\u{feff}{\"error\":\"partial write dropped=2\"}").is_some());
     }
 
     proptest! {
