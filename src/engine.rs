@@ -268,12 +268,17 @@ pub fn build(ctx: Arc<HostCtx>, resolver: Arc<Resolver>, limits: &Limits) -> Eng
     engine.on_print(|text| {
         static FIRST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         crate::startup::mark_once(&FIRST, "first-print");
+        // A script may print what it fetched (an error body, a URL): secrets never show.
+        let text = crate::secrets::scrub(text);
         tracing::info!(target: "script", "{text}")
     });
-    engine.on_debug(|text, source, pos| match (source, pos.line()) {
-        (Some(src), Some(line)) => tracing::debug!(target: "script", "{src}:{line}: {text}"),
-        (None, Some(line)) => tracing::debug!(target: "script", "line {line}: {text}"),
-        _ => tracing::debug!(target: "script", "{text}"),
+    engine.on_debug(|text, source, pos| {
+        let text = crate::secrets::scrub(text);
+        match (source, pos.line()) {
+            (Some(src), Some(line)) => tracing::debug!(target: "script", "{src}:{line}: {text}"),
+            (None, Some(line)) => tracing::debug!(target: "script", "line {line}: {text}"),
+            _ => tracing::debug!(target: "script", "{text}"),
+        }
     });
     engine
 }

@@ -63,7 +63,7 @@ pub fn register(secret: &str, source: &str) -> Result<(), String> {
              without also masking unrelated text (real tokens are much longer)"
         ));
     }
-    let mut s = crate::host::lock(&SECRETS);
+    let mut s = crate::util::lock(&SECRETS);
     if !s.iter().any(|x| x == secret) {
         s.push(secret.to_string());
     }
@@ -72,7 +72,7 @@ pub fn register(secret: &str, source: &str) -> Result<(), String> {
 
 /// `text` with every registered secret replaced, and every URL masked.
 pub fn scrub(text: &str) -> String {
-    let secrets = crate::host::lock(&SECRETS).clone();
+    let secrets = crate::util::lock(&SECRETS).clone();
     let mut out = text.to_string();
     for s in &secrets {
         out = redact(&out, s);

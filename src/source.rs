@@ -37,6 +37,24 @@ pub const MAX_MAP_LITERAL: usize = 4096;
 /// not add up to minutes of compiling either.
 pub const MAX_MAP_LITERAL_WORK: usize = 4 * MAX_MAP_LITERAL * MAX_MAP_LITERAL / 2;
 
+/// Opens `path` for reading only if it is a regular file. Opened non-blocking, so a FIFO (or a
+/// device) planted where a file is expected is refused at once instead of blocking the run
+/// past `--timeout` and Ctrl-C: opening a FIFO with no writer would wait forever.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if meta.is_dir() || meta.is_file() {
+        return Ok(f);
+    }
+    Err(std::io::Error::other(
+        "not a regular file (a FIFO, socket or device would block or never end); dockhand reads regular files only",
+    ))
+}
+
 /// Reads a script (or config) file as UTF-8 with a hard size cap. A leading byte-order mark
 /// is dropped. `what` names the file's role in messages ("playbook", "module").
 pub fn read_capped(path: &Path, what: &str) -> Result<String, Error> {
@@ -44,7 +62,7 @@ pub fn read_capped(path: &Path, what: &str) -> Result<String, Error> {
         path: path.to_path_buf(),
         source,
     };
-    let f = std::fs::File::open(path).map_err(io)?;
+    let f = open_regular(path).map_err(io)?;
     let meta = f.metadata().map_err(io)?;
     if meta.is_dir() {
         return Err(Error::Usage(format!(
@@ -321,6 +339,13 @@ mod tests {
         std::fs::write(&p, "\u{feff}let x = 1;").unwrap();
         assert_eq!(read_capped(&p, "playbook").unwrap(), "let x = 1;");
         let err = read_capped(Path::new("/dev/zero"), "playbook").unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let big = dir.path().join("big.rhai");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_SOURCE_BYTES + 1)
+            .unwrap();
+        let err = read_capped(&big, "playbook").unwrap_err();
         assert!(err.to_string().contains("larger than"), "{err}");
     }
 }

@@ -197,8 +197,16 @@ fn item6_huge_map_literal_and_dev_zero_fail_fast() {
         .status(2)
         .stderr_has("map literal has more than")
         .run();
+    // A device is refused before anything is read; a file over the cap by its size.
     Test::new()
         .args(&["run", "/dev/zero"])
+        .status(2)
+        .stderr_has("not a regular file")
+        .run();
+    let t = Test::new();
+    let big = std::fs::File::create(t.path().join("big.rhai")).unwrap();
+    big.set_len(5 << 20).unwrap();
+    t.args(&["run", "big.rhai"])
         .status(2)
         .stderr_has("larger than")
         .run();
@@ -281,6 +289,15 @@ fn item12_param_declarations_are_checked_and_negative_numbers_parse() {
 /// A loopback HTTP server answering every request with `body` (status 200, JSON), counting
 /// the requests it got. Stops after `max` requests or when the test ends.
 fn serve(body: &'static str, max: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    serve_with(body, max, "200 OK")
+}
+
+/// [`serve`] answering with `status` (e.g. "400 Bad Request").
+fn serve_with(
+    body: &'static str,
+    max: usize,
+    status: &'static str,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{BufRead, BufReader, Read};
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -304,7 +321,7 @@ fn serve(body: &'static str, max: usize) -> (u16, std::sync::Arc<std::sync::atom
             let _ = reader.read_exact(&mut buf);
             let _ = write!(
                 s,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
         }
@@ -412,7 +429,8 @@ fn item9_secrets_are_redacted_in_every_case_and_url_credentials_masked() {
         )
         .into_boxed_str(),
     );
-    let (port, _) = serve(echo, 16);
+    // An error status: a 200 answer's `error` column is data, not an error (issue 16).
+    let (port, _) = serve_with(echo, 16, "400 Bad Request");
     let ran = Test::new()
         .script(&format!(
             "let db = influx::connect(#{{ url: \"http://admin:hunter22@127.0.0.1:{port}\", version: 3, db: \"d\", token_env: \"TOK\" }});\nprint(db);\ndb.query(\"SELECT 1\");"
@@ -496,4 +514,58 @@ fn item13_parallel_with_a_huge_limit_queues_instead_of_spawning() {
     assert!(stderr.contains("n=300 last=598"), "{stderr}");
     // 64 workers plus the runtime's own threads; without the cap there would be 300+.
     assert!(most > 1 && most < 100, "{most} threads at once");
+}
+
+/// A script that prints what it fetched (an echoed token in a body, a URL with credentials)
+/// prints no secret either: `print` and `debug` go through the same redaction as errors.
+#[test]
+fn item9_a_printed_secret_is_redacted_too() {
+    const TOKEN: &str = "Pr1ntedSecretToken99";
+    let ran = Test::new()
+        .script(&format!(
+            "influx::connect(#{{ url: \"http://127.0.0.1:9\", version: 1, db: \"d\", token_env: \"TOK\" }});\n\
+             print(\"body: {}\");\ndebug(\"dbg {}\");\nprint(\"see http://u:s3cretpass@127.0.0.1:9/x\");",
+            TOKEN.to_uppercase(),
+            TOKEN
+        ))
+        .env("TOK", TOKEN)
+        .env("DOCKHAND_LOG", "debug")
+        .run();
+    let all = format!("{}{}", ran.stdout(), ran.stderr());
+    assert!(all.contains("body: "), "{all}");
+    assert!(!all.to_lowercase().contains(&TOKEN.to_lowercase()), "{all}");
+    assert!(!all.contains("s3cretpass"), "{all}");
+}
+
+/// A FIFO where a file is expected (a playbook, or a file `fs::read` reads) is refused at
+/// once: opening it would wait for a writer forever, past `--timeout` and Ctrl-C.
+#[test]
+fn item6_a_fifo_is_refused_not_waited_on() {
+    let t = Test::new().script("print(fs::read(\"pipe\"));");
+    let made = std::process::Command::new("mkfifo")
+        .arg(t.path().join("pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let started = std::time::Instant::now();
+    let ran = t.status(1).stderr_has("not a regular file").run();
+    assert!(started.elapsed().as_secs() < 20, "it waited on the FIFO");
+    let made = std::process::Command::new("mkfifo")
+        .arg(ran.path("play.rhai"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = std::process::Command::new(common::BIN)
+        .args(["run", "play.rhai"])
+        .current_dir(ran.dir.path())
+        .env_remove("DOCKHAND_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
 }

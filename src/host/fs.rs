@@ -362,6 +362,31 @@ fn yaml_text(value: &Dynamic) -> HostResult<String> {
     serde_yaml::to_string(&v).map_err(|e| fail(format!("cannot serialize to YAML: {e}")))
 }
 
+/// Most bytes `fs::read` (and `read_json` / `read_yaml`) takes from one file.
+pub const MAX_READ_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A workspace file's text: a regular file only, size-capped, UTF-8.
+fn read_text(full: &Path, path: &str) -> HostResult<String> {
+    use std::io::Read;
+    let f = crate::source::open_regular(full).map_err(|e| io_err("read", path, e))?;
+    let mut buf = Vec::new();
+    f.take(MAX_READ_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| io_err("read", path, e))?;
+    if buf.len() as u64 > MAX_READ_BYTES {
+        return Err(invalid(format!(
+            "cannot read {path}: it is larger than {} MiB",
+            MAX_READ_BYTES >> 20
+        )));
+    }
+    String::from_utf8(buf).map_err(|e| {
+        invalid(format!(
+            "cannot read {path}: not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
 #[export_module]
 pub mod fs_api {
     use super::*;
@@ -375,14 +400,15 @@ pub mod fs_api {
         })
     }
 
-    /// Reads a text file (UTF-8).
+    /// Reads a text file (UTF-8), at most 256 MiB. Only regular files: a FIFO or device in the
+    /// workspace is refused instead of blocking the run.
     #[rhai_fn(return_raw)]
     pub fn read(ctx: NativeCallContext, path: &str) -> Result<String, Box<EvalAltResult>> {
         let call = ctx.call_position();
         super::super::at(call, move || {
             let h = host(&ctx)?;
             let full = resolve(&h.root, path)?;
-            std::fs::read_to_string(&full).map_err(|e| io_err("read", path, e))
+            read_text(&full, path)
         })
     }
 
