@@ -19,24 +19,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use common::BIN;
-
-/// Takes a lab down on drop (also when a step fails).
-struct Down(PathBuf, String, &'static str);
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = Command::new(BIN)
-            .env("DOCKHAND_COMPOSE", self.2)
-            .args(["lab", "--dir"])
-            .arg(&self.0)
-            .args(["--project", &self.1, "down"])
-            .output();
-    }
-}
 
 fn timed(cmd: &mut Command, what: &str) -> f64 {
     let t = Instant::now();
@@ -51,33 +38,16 @@ fn timed(cmd: &mut Command, what: &str) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-fn installed(cmd: &[&str], major: char) -> Option<String> {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .args(["version", "--short"])
-        .output()
-        .ok()?;
-    let v = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_start_matches('v')
-        .to_string();
-    (out.status.success() && v.starts_with(major)).then_some(v)
-}
-
 /// Lab up from nothing, then the full rebuild, on one compose tool: (lab up s, rebuild s).
 fn side(flavor: &'static str, builder: &str) -> (f64, f64) {
-    let ws = tempfile::tempdir().unwrap();
-    let lab = ws.path().join("homeiq");
-    common::copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homeiq"),
-        &lab,
-    );
-    let project = format!("dhcmp{flavor}{}", std::process::id());
-    let _down = Down(lab.clone(), project.clone(), flavor);
+    // SAFETY: the bench's main thread is its only thread; every dockhand the side starts
+    // (and the lab's `down` on drop) inherits the compose tool to use.
+    unsafe { std::env::set_var("DOCKHAND_COMPOSE", flavor) };
+    let fixture = common::Lab::new(&format!("dhcmp{flavor}"));
+    let (lab, ws, project) = (fixture.dir(), fixture.ws.path(), fixture.project.clone());
     eprintln!("{flavor}: lab up ({project}) …");
     let up = timed(
         Command::new(BIN)
-            .env("DOCKHAND_COMPOSE", flavor)
             .args(["-q", "lab", "--dir"])
             .arg(&lab)
             .args(["--project", &project, "up", "--wait", "15m"]),
@@ -87,12 +57,11 @@ fn side(flavor: &'static str, builder: &str) -> (f64, f64) {
     let version = format!("VERSION=cmp{}{flavor}", std::process::id());
     let rebuild = timed(
         Command::new(BIN)
-            .env("DOCKHAND_COMPOSE", flavor)
             .env("DOCKHAND_BUILDER", builder)
             .args(["-q", "run"])
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/batch-rebuild.rhai"))
             .arg("--root")
-            .arg(ws.path())
+            .arg(ws)
             .args(["--config", "homeiq/services.yaml", "--project", &project])
             .args(["--all", "--build-arg", &version, "--run", "cmp"]),
         "batch-rebuild --all",
@@ -112,12 +81,12 @@ fn main() {
         return;
     }
     let mut rows = Vec::new();
-    if let Some(v) = installed(&["docker", "compose"], '2') {
+    if let Some(v) = common::compose_version(&["docker", "compose"], '2') {
         rows.push((format!("Compose v2 {v}, BuildKit"), side("v2", "buildkit")));
     } else {
         eprintln!("Compose v2 is not installed: scripts/install-deps installs it");
     }
-    if let Some(v) = installed(&["docker-compose"], '1') {
+    if let Some(v) = common::compose_version(&["docker-compose"], '1') {
         rows.push((
             format!("Compose v1 {v}, classic builder"),
             side("v1", "classic"),

@@ -43,18 +43,11 @@ fn uptime() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Takes the lab and the probe down on drop.
-struct Down(std::path::PathBuf, String);
-impl Drop for Down {
+/// Removes the probe container on drop (the lab goes with its fixture).
+struct Probe(String);
+impl Drop for Probe {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &format!("{}-probe", self.1)])
-            .output();
-        let _ = Command::new(BIN)
-            .args(["lab", "--dir"])
-            .arg(&self.0)
-            .args(["--project", &self.1, "down"])
-            .output();
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
     }
 }
 
@@ -100,23 +93,11 @@ fn main() {
         .split(',')
         .map(String::from)
         .collect();
-    let ws = tempfile::tempdir().unwrap();
-    let lab = ws.path().join("homeiq");
-    common::copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homeiq"),
-        &lab,
-    );
-    let project = format!("dhdown{}", std::process::id());
-    let _down = Down(lab.clone(), project.clone());
+    let fixture = common::Lab::new("dhdown");
+    let (lab, ws, project) = (fixture.dir(), fixture.ws.path(), fixture.project.clone());
     eprintln!("lab up: {services:?} …");
-    run(
-        Command::new(BIN)
-            .args(["-q", "lab", "--dir"])
-            .arg(&lab)
-            .args(["--project", &project, "up", "--wait", "5m", "--only"])
-            .arg(services.join(",")),
-        "lab up",
-    );
+    let only: Vec<&str> = services.iter().map(String::as_str).collect();
+    fixture.up(&only, &[]);
     let cfg = dockhand::config::FleetConfig::load(&lab.join("services.yaml")).unwrap();
     let targets: Vec<String> = services
         .iter()
@@ -133,6 +114,7 @@ fn main() {
     std::fs::write(lab.join("services-start-first.yaml"), sf).unwrap();
 
     let probe = format!("{project}-probe");
+    let _probe = Probe(probe.clone());
     let script = format!(
         "for s in {}; do ( while :; do t=$(cut -d' ' -f1 /proc/uptime); \
          if wget -q -T 1 -O /dev/null http://$s/health; then echo \"$t ${{s%%:*}} ok\"; \
@@ -205,7 +187,7 @@ fn main() {
             .arg("run")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/batch-rebuild.rhai"))
             .arg("--root")
-            .arg(ws.path())
+            .arg(ws)
             .args(["--config", config, "--project", &project])
             .args(["--build-arg", &format!("VERSION={version}{nonce}")])
             .args(["--run", version]);

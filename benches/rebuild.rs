@@ -27,7 +27,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -43,17 +43,6 @@ fn run(cmd: &mut Command, what: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Down(PathBuf, String);
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = Command::new(BIN)
-            .args(["lab", "--dir"])
-            .arg(&self.0)
-            .args(["--project", &self.1, "down"])
-            .output();
-    }
 }
 
 /// Polls until every container of the project is healthy; returns when they are.
@@ -98,14 +87,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let ws = tempfile::tempdir().unwrap();
-    let lab = ws.path().join("homeiq");
-    common::copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homeiq"),
-        &lab,
-    );
-    let project = format!("dhbench{}", std::process::id());
-    let _down = Down(lab.clone(), project.clone());
+    let fixture = common::Lab::new("dhbench");
+    let (lab, ws, project) = (fixture.dir(), fixture.ws.path(), fixture.project.clone());
     eprintln!("bringing up the full lab ({project}) …");
     let t = Instant::now();
     run(
@@ -125,7 +108,7 @@ fn main() {
 
     // The "wide" config: every batch size raised to the fleet's size, so dockhand may run as
     // many builds and deploys at once as `docker-compose build --parallel` / `up -d` do.
-    let wide = ws.path().join("homeiq/services-wide.yaml");
+    let wide = ws.join("homeiq/services-wide.yaml");
     let text = std::fs::read_to_string(lab.join("services.yaml")).unwrap();
     let n = services.len();
     let widened: String = text
@@ -247,7 +230,7 @@ fn main() {
                 .arg("run")
                 .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/batch-rebuild.rhai"))
                 .arg("--root")
-                .arg(ws.path())
+                .arg(ws)
                 .args(["--config", config, "--project", &project])
                 .args(["--all", "--build-arg", &format!("VERSION={version}")])
                 .args(["--run", &run_id])
@@ -272,7 +255,7 @@ fn main() {
             assert!(status.success(), "dockhand batch-rebuild failed: {status}");
             let wall_s = t.elapsed().as_secs_f64();
             let journal: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(ws.path().join(format!(".dockhand/state/{run_id}.json")))
+                &std::fs::read_to_string(ws.join(format!(".dockhand/state/{run_id}.json")))
                     .unwrap(),
             )
             .unwrap();

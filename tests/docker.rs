@@ -563,22 +563,6 @@ impl Drop for Compose {
     }
 }
 
-/// The compose tool `cmd` if it answers with a version of `major` (2: the plugin, Compose v2;
-/// 1: Debian's end-of-life `docker-compose`).
-fn compose_of_major(cmd: &[&str], major: char) -> Option<Vec<String>> {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .args(["version", "--short"])
-        .output()
-        .ok()?;
-    let v = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_start_matches('v')
-        .to_string();
-    (out.status.success() && v.starts_with(major))
-        .then(|| cmd.iter().map(|s| s.to_string()).collect())
-}
-
 /// Compose v2 compares `com.docker.compose.image` and its config hash; v1 folds the image id
 /// into `com.docker.compose.config-hash`, so recreate asks v1 for the new hash. Either way a
 /// later `up -d` leaves the recreated container alone.
@@ -587,8 +571,8 @@ fn recreate_keeps_config_and_compose_v2_up_leaves_it_alone() {
     if !docker_ready() {
         return;
     }
-    match compose_of_major(&["docker", "compose"], '2') {
-        Some(cmd) => recreate_case(cmd, "v2"),
+    match common::compose_version(&["docker", "compose"], '2') {
+        Some(_) => recreate_case(vec!["docker".into(), "compose".into()], "v2"),
         None => {
             skip("Compose v2 is not installed (scripts/install-deps installs it)");
         }
@@ -602,8 +586,8 @@ fn recreate_keeps_config_and_compose_v1_up_leaves_it_alone() {
     if !docker_ready() {
         return;
     }
-    match compose_of_major(&["docker-compose"], '1') {
-        Some(cmd) => recreate_case(cmd, "v1"),
+    match common::compose_version(&["docker-compose"], '1') {
+        Some(_) => recreate_case(vec!["docker-compose".into()], "v1"),
         None => {
             eprintln!("skipping the Compose v1 recreate test: docker-compose 1.x is not installed")
         }

@@ -281,6 +281,21 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The version of compose tool `cmd` (`["docker", "compose"]` or `["docker-compose"]`) if it
+/// is installed and its major version is `major` (`'2'`: Compose v2; `'1'`: Debian's v1).
+pub fn compose_version(cmd: &[&str], major: char) -> Option<String> {
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .args(["version", "--short"])
+        .output()
+        .ok()?;
+    let v = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches('v')
+        .to_string();
+    (out.status.success() && v.starts_with(major)).then_some(v)
+}
+
 /// A copy of the lab (`examples/homeiq`) in a fresh workspace with its own compose project
 /// (`<prefix><pid>`, so parallel test binaries do not meet); `lab down` on drop, which also
 /// removes the rebuild's backup tags. Test files add their own methods in `impl Lab` blocks.
