@@ -808,6 +808,48 @@ fn start_first_deploy_stops_the_old_container_only_after_the_new_one_is_healthy(
     assert_eq!(r["status"], "completed", "{r}\n{show}");
     assert_eq!(r["order"], "start-first", "{r}");
     assert_eq!(record(&j, "sports-api")["status"], "completed");
+    // The per-phase breakdown, for both orders.
+    for (svc, phases) in [
+        (
+            "weather-api",
+            &[
+                "queued",
+                "build",
+                "deploy_queued",
+                "start_next",
+                "health",
+                "probe",
+                "settle",
+                "promote",
+            ][..],
+        ),
+        (
+            "sports-api",
+            &[
+                "queued",
+                "build",
+                "deploy_queued",
+                "recreate",
+                "health",
+                "probe",
+                "settle",
+            ][..],
+        ),
+    ] {
+        let pm = &record(&j, svc)["phase_ms"];
+        for p in phases {
+            assert!(
+                pm[*p].as_f64().is_some_and(|ms| ms >= 0.0),
+                "{svc}: no {p} in {pm}"
+            );
+        }
+    }
+    assert!(
+        record(&j, "sports-api")["phase_ms"]["build"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     let (after, all) = lab.containers();
     assert_eq!(
         all.len(),

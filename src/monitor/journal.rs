@@ -68,6 +68,9 @@ pub struct ServiceRec {
     pub build_s: Option<f64>,
     pub healthy_ms: Option<f64>,
     pub total_s: Option<f64>,
+    /// Time per phase (ms), in the order the rebuild goes through them: build queue, build,
+    /// deploy queue, recreate / start-next, health, probe, settle, promote.
+    pub phase_ms: Vec<(String, f64)>,
     pub attempts: Option<i64>,
     pub unchanged: bool,
     pub updated_at: Option<String>,
@@ -103,6 +106,30 @@ fn str_of(v: &Value, k: &str) -> Option<String> {
 
 fn f64_of(v: &Value, k: &str) -> Option<f64> {
     v.get(k).and_then(Value::as_f64)
+}
+
+/// The phases a record's `phase_ms` may hold, in the order a rebuild goes through them.
+pub const PHASES: [&str; 9] = [
+    "queued",
+    "build",
+    "deploy_queued",
+    "recreate",
+    "start_next",
+    "health",
+    "probe",
+    "settle",
+    "promote",
+];
+
+/// A record's per-phase times (ms), in [`PHASES`] order; unknown names are left out.
+fn phase_ms(r: &Value) -> Vec<(String, f64)> {
+    let Some(m) = r.get("phase_ms") else {
+        return Vec::new();
+    };
+    PHASES
+        .iter()
+        .filter_map(|p| Some((p.to_string(), f64_of(m, p)?)))
+        .collect()
 }
 
 impl Journal {
@@ -157,6 +184,7 @@ impl Journal {
                 build_s: f64_of(r, "build_s"),
                 healthy_ms: f64_of(r, "healthy_ms"),
                 total_s: f64_of(r, "total_s"),
+                phase_ms: phase_ms(r),
                 attempts: r.get("attempts").and_then(Value::as_i64),
                 unchanged: r.get("unchanged").and_then(Value::as_bool).unwrap_or(false),
                 updated_at: str_of(r, "updated_at"),
@@ -271,5 +299,15 @@ mod tests {
         assert!(e.contains("not valid JSON (line"), "{e}");
         let e = Journal::parse("x", "{\"version\": 1}").unwrap_err();
         assert!(e.contains("records"), "{e}");
+    }
+
+    #[test]
+    fn phase_times_are_read_in_the_rebuilds_order() {
+        let text = r#"{"version":1,"records":{"a":{"phase":"completed","status":"completed","phase_ms":{"settle":2001,"build":3400,"queued":12,"mystery":5,"health":900.5}}}}"#;
+        let j = Journal::parse("r", text).unwrap();
+        let a = j.services.iter().find(|s| s.name == "a").unwrap();
+        let names: Vec<&str> = a.phase_ms.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(names, ["queued", "build", "health", "settle"]);
+        assert_eq!(a.phase_ms[2].1, 900.5);
     }
 }

@@ -29,6 +29,22 @@ fn detail_of(s: &ServiceRec) -> String {
             if let Some(h) = s.healthy_ms {
                 d.push(format!("healthy in {h:.0} ms"));
             }
+            if !s.phase_ms.is_empty() {
+                let phases: Vec<String> = s
+                    .phase_ms
+                    .iter()
+                    .map(|(p, ms)| {
+                        format!(
+                            "{} {}",
+                            p.replace('_', " "),
+                            crate::util::human::duration(std::time::Duration::from_millis(
+                                *ms as u64
+                            ))
+                        )
+                    })
+                    .collect();
+                d.push(format!("[{}]", phases.join(" · ")));
+            }
             d.join(", ")
         }
         "built" => s.build_s.map(|b| format!("in {b:.1}s")).unwrap_or_default(),
