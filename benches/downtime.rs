@@ -8,7 +8,8 @@
 //! * **dockhand start-first**: the same with `order: start-first` for the category.
 //!
 //! Reported per service: failed requests and the longest stretch without an answer. Goal:
-//! start-first fails no request at all. The probe is busybox `wget -T 1` in a loop; its
+//! start-first fails no request at all. The probe is busybox `wget` under `timeout 1` in a
+//! loop (Debian's static busybox 1.35 crashes on `wget -T`); its
 //! timestamps are the kernel's uptime, which the host and the container share, so each
 //! request is attributed to the phase it fell in.
 //!
@@ -117,7 +118,7 @@ fn main() {
     let _probe = Probe(probe.clone());
     let script = format!(
         "for s in {}; do ( while :; do t=$(cut -d' ' -f1 /proc/uptime); \
-         if wget -q -T 1 -O /dev/null http://$s/health; then echo \"$t ${{s%%:*}} ok\"; \
+         if timeout 1 wget -q -O /dev/null http://$s/health 2>/dev/null; then echo \"$t ${{s%%:*}} ok\"; \
          else echo \"$t ${{s%%:*}} fail\"; fi; usleep 50000; done ) & done; wait",
         targets.join(" ")
     );
@@ -129,8 +130,10 @@ fn main() {
             &probe,
             "--network",
             &format!("{project}_default"),
-            "homeiq-base:latest",
+            // The lab image's entrypoint is the service; the probe is a plain shell loop.
+            "--entrypoint",
             "sh",
+            "homeiq-base:latest",
             "-c",
             &script,
         ]),
@@ -214,10 +217,16 @@ fn main() {
             ))
         })
         .collect();
+    assert!(
+        !lines.is_empty(),
+        "the probe printed nothing:\n{}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
     let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for s in &services {
         for (_, from, to) in &windows {
             let (failed, gap, total) = score(&lines, s, *from, *to);
+            assert!(total > 0, "no request to {s} fell in a deploy window");
             table
                 .entry(s.clone())
                 .or_default()

@@ -487,25 +487,28 @@ fn killed_at_any_point_continue_ends_all_healthy() {
     let (start, _) = lab.containers();
     let n_containers = start.len();
 
-    // (line to wait for, extra delay): each kill point.
-    let points: &[(&str, u64)] = &[
-        ("weather-api: building", 0),
-        ("built in", 0),
-        ("recreating", 0),
-        ("recreating", 900),
-        ("gating", 0),
-        ("healthy in", 0),
-        ("rolling back", 0),
-        ("rolling back", 1100),
-        ("[1/3]", 0),
-        ("", 2500),
-        ("", 5000),
-        ("[2/3]", 0),
+    // (line to wait for, how many of them, extra delay): each kill point. Completions are
+    // counted by their "[n/3]" lines, whose numbers two services finishing together can
+    // share, so the n-th such line is waited for, not a number.
+    let points: &[(&str, usize, u64)] = &[
+        ("weather-api: building", 1, 0),
+        ("built in", 1, 0),
+        ("recreating", 1, 0),
+        ("recreating", 1, 900),
+        ("gating", 1, 0),
+        ("healthy in", 1, 0),
+        ("rolling back", 1, 0),
+        ("rolling back", 1, 1100),
+        ("/3] ", 1, 0),
+        ("", 0, 2500),
+        ("", 0, 5000),
+        ("/3] ", 2, 0),
     ];
     let mut killed_at = Vec::new();
-    for (i, (line, delay)) in points.iter().enumerate() {
+    for (i, (line, nth, delay)) in points.iter().enumerate() {
         let run = format!("k{i}");
-        let version = format!("VERSION={}", i + 2);
+        // Never built before (BuildKit would answer an earlier run's build from its cache).
+        let version = format!("VERSION={}-{}", i + 2, std::process::id());
         let args = [
             "--service",
             "weather-api",
@@ -531,7 +534,17 @@ fn killed_at_any_point_continue_ends_all_healthy() {
         let _reader = if line.is_empty() {
             None
         } else {
-            Some(common::wait_for_line(&mut child, line))
+            let mut reader = common::wait_for_line(&mut child, line);
+            for _ in 1..*nth {
+                use std::io::BufRead;
+                let mut l = String::new();
+                while !l.contains(line) {
+                    l.clear();
+                    let n = reader.read_line(&mut l).expect("read stderr");
+                    assert!(n > 0, "process ended before its {nth}th {line:?} line");
+                }
+            }
+            Some(reader)
         };
         std::thread::sleep(Duration::from_millis(*delay));
         common::signal(&child, "KILL");
@@ -665,7 +678,10 @@ fn integration_rebuild_with_a_buildkit_cache_mount_completes() {
     )
     .unwrap();
 
-    for (run, version) in [("bk1", "VERSION=2"), ("bk2", "VERSION=3")] {
+    // Versions never built before: BuildKit would answer an earlier run's build from cache.
+    let nonce = std::process::id();
+    let versions = [format!("VERSION=2-{nonce}"), format!("VERSION=3-{nonce}")];
+    for (run, version) in [("bk1", versions[0].as_str()), ("bk2", versions[1].as_str())] {
         let (code, stdout, stderr) = output(lab.rebuild(&[
             "--service",
             "weather-api",
@@ -702,7 +718,7 @@ fn integration_rebuild_with_a_buildkit_cache_mount_completes() {
         .output()
         .unwrap();
     assert!(
-        String::from_utf8_lossy(&env.stdout).contains("VERSION=3"),
+        String::from_utf8_lossy(&env.stdout).contains(&versions[1]),
         "not on the second build"
     );
 }
