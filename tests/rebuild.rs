@@ -762,36 +762,53 @@ fn inspect(id: &str, format: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The engine's events of one container since `since` (unix seconds): (time ns, status).
-fn events_of(id: &str, since: u64) -> Vec<(u128, String)> {
-    let out = Command::new("docker")
-        .args([
-            "events",
-            "--since",
-            &since.to_string(),
-            "--until",
-            &(since + 3600).min(now_s() + 1).to_string(),
-            "--filter",
-            &format!("container={id}"),
-            "--format",
-            "{{.TimeNano}} {{.Status}}",
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (t, s) = l.split_once(' ')?;
-            Some((t.parse().ok()?, s.to_string()))
-        })
-        .collect()
+/// The engine's container events of one compose project, streamed from the moment it is
+/// made until it is dropped (a query for past events after the fact would only get the last
+/// 256 the engine keeps, too few on a busy engine).
+struct Events {
+    child: std::process::Child,
 }
 
-fn now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+impl Events {
+    fn watch(project: &str) -> Events {
+        let child = Command::new("docker")
+            .args(["events", "--filter", "type=container", "--filter"])
+            .arg(format!("label=com.docker.compose.project={project}"))
+            .args(["--format", "{{.TimeNano}} {{.ID}} {{.Status}}"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The stream is open once the engine has it; a moment is plenty.
+        std::thread::sleep(Duration::from_millis(500));
+        Events { child }
+    }
+
+    /// Stops the stream and returns (time ns, container id, status) of everything seen.
+    fn stop(mut self) -> Vec<(u128, String, String)> {
+        use std::io::Read;
+        let _ = self.child.kill();
+        let mut text = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            let _ = out.read_to_string(&mut text);
+        }
+        text.lines()
+            .filter_map(|l| {
+                let mut w = l.splitn(3, ' ');
+                Some((
+                    w.next()?.parse().ok()?,
+                    w.next()?.to_string(),
+                    w.next()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Start-first: the new container is healthy *before* the old one is stopped (the engine's
@@ -806,7 +823,7 @@ fn start_first_deploy_stops_the_old_container_only_after_the_new_one_is_healthy(
     let lab = Lab::start("dhrbsf", &["weather-api", "sports-api"]);
     lab.set_order("weather-api", "start-first");
     let (before, _) = lab.containers();
-    let since = now_s().saturating_sub(1);
+    let events = Events::watch(&lab.project);
     let (code, stdout, stderr) = output(lab.rebuild(&[
         "--service",
         "weather-api",
@@ -880,8 +897,14 @@ fn start_first_deploy_stops_the_old_container_only_after_the_new_one_is_healthy(
     );
     assert_eq!(r["new_image_id"].as_str(), Some(new.image.as_str()));
 
-    let old_events = events_of(&old.id, since);
-    let new_events = events_of(&new.id, since);
+    let seen = events.stop();
+    let of = |id: &str| -> Vec<(u128, String)> {
+        seen.iter()
+            .filter(|(_, c, _)| c == id)
+            .map(|(t, _, s)| (*t, s.clone()))
+            .collect()
+    };
+    let (old_events, new_events) = (of(&old.id), of(&new.id));
     let stopped = old_events
         .iter()
         .find(|(_, s)| s == "kill" || s == "die" || s == "stop")
