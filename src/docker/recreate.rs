@@ -373,6 +373,26 @@ pub async fn connect_networks(
     Ok(())
 }
 
+/// Renames a container, trying again a few times: while a container restarts (a crash loop,
+/// the very thing a rollback replaces) the engine can answer 404 "sandbox ... not found" for
+/// a moment. Up to 5 tries over about 3 s; the last error is returned.
+pub async fn rename(docker: &Docker, id: &str, name: &str) -> Result<(), bollard::errors::Error> {
+    let mut tries = 0u64;
+    loop {
+        let opts = RenameContainerOptions {
+            name: name.to_string(),
+        };
+        match docker.rename_container(id, opts).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tries >= 4 => return Err(e),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+            }
+        }
+    }
+}
+
 /// Force-removal, for containers dockhand made or replaced.
 pub fn force() -> Option<RemoveContainerOptions> {
     Some(RemoveContainerOptions {
@@ -401,24 +421,11 @@ pub async fn recreate(
         ..
     } = plan(docker, project, name, image).await?;
     let aside = format!("{cname}{ASIDE}{}", &old_id[..old_id.len().min(12)]);
-    docker
-        .rename_container(
-            &old_id,
-            RenameContainerOptions {
-                name: aside.clone(),
-            },
-        )
+    rename(docker, &old_id, &aside)
         .await
         .map_err(|e| format!("cannot rename {cname} aside: {e}"))?;
     let put_back = || async {
-        let _ = docker
-            .rename_container(
-                &old_id,
-                RenameContainerOptions {
-                    name: cname.clone(),
-                },
-            )
-            .await;
+        let _ = rename(docker, &old_id, &cname).await;
     };
     let created = match docker
         .create_container(
@@ -543,13 +550,7 @@ pub async fn recover(
         remove(c.id.clone()).await?;
     }
     let original = original_name(&old.name).unwrap_or(&old.name).to_string();
-    docker
-        .rename_container(
-            &old.id,
-            RenameContainerOptions {
-                name: original.clone(),
-            },
-        )
+    rename(docker, &old.id, &original)
         .await
         .map_err(|e| format!("cannot rename {} back to {original}: {e}", old.name))?;
     if old.state != "running" {

@@ -29,11 +29,11 @@ use std::time::Instant;
 use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, NetworkDisconnectRequest};
 use bollard::query_parameters::{
-    CreateContainerOptions, RenameContainerOptions, StartContainerOptions, StopContainerOptions,
+    CreateContainerOptions, StartContainerOptions, StopContainerOptions,
 };
 use serde::Serialize;
 
-use super::recreate::{Plan, connect_networks, force, plan};
+use super::recreate::{Plan, connect_networks, force, plan, rename};
 use super::{Container, containers_of};
 
 /// The infix of the temporary name a start-first container has until it is promoted.
@@ -196,13 +196,7 @@ pub async fn promote(
     for c in &current {
         retire(docker, &c.id).await?;
     }
-    docker
-        .rename_container(
-            &next_id,
-            RenameContainerOptions {
-                name: cname.clone(),
-            },
-        )
+    rename(docker, &next_id, &cname)
         .await
         .map_err(|e| format!("cannot rename {next_name} to {cname}: {e}"))?;
     Ok(Switched {
