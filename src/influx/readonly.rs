@@ -262,6 +262,38 @@ enum FluxTok {
     Other,
 }
 
+/// Reads a string's text from `chars[*i]` up to its closing `"` (then the string is a token)
+/// or an interpolation `${` (then its brace depth is remembered and code follows); `\`
+/// escapes the next character.
+fn string_rest(
+    chars: &[char],
+    i: &mut usize,
+    text: &mut String,
+    out: &mut Vec<FluxTok>,
+    interp: &mut Vec<usize>,
+    depth: usize,
+) -> Result<(), String> {
+    loop {
+        let Some(&c) = chars.get(*i) else {
+            return Err("an unterminated string".into());
+        };
+        *i += 1;
+        match c {
+            '\\' => *i += 1,
+            '"' => {
+                out.push(FluxTok::Str(std::mem::take(text)));
+                return Ok(());
+            }
+            '$' if chars.get(*i) == Some(&'{') => {
+                *i += 1;
+                interp.push(depth);
+                return Ok(());
+            }
+            c => text.push(c),
+        }
+    }
+}
+
 /// Tokenizes Flux; string interpolations (`"${expr}"`) are tokenized as code.
 fn flux_tokens(q: &str) -> Result<Vec<FluxTok>, String> {
     let chars: Vec<char> = q.chars().collect();
@@ -277,25 +309,14 @@ fn flux_tokens(q: &str) -> Result<Vec<FluxTok>, String> {
         if resume_string {
             resume_string = false;
             // Continue the string after `}`.
-            loop {
-                let Some(&c) = chars.get(i) else {
-                    return Err("an unterminated string".into());
-                };
-                i += 1;
-                match c {
-                    '\\' => i += 1,
-                    '"' => {
-                        out.push(FluxTok::Str(std::mem::take(&mut string_buf)));
-                        break;
-                    }
-                    '$' if chars.get(i) == Some(&'{') => {
-                        i += 1;
-                        interp.push(depth);
-                        break;
-                    }
-                    c => string_buf.push(c),
-                }
-            }
+            string_rest(
+                &chars,
+                &mut i,
+                &mut string_buf,
+                &mut out,
+                &mut interp,
+                depth,
+            )?;
             continue;
         }
         let Some(&c) = chars.get(i) else { break };
@@ -321,25 +342,14 @@ fn flux_tokens(q: &str) -> Result<Vec<FluxTok>, String> {
             }
             '"' => {
                 string_buf.clear();
-                loop {
-                    let Some(&d) = chars.get(i) else {
-                        return Err("an unterminated string".into());
-                    };
-                    i += 1;
-                    match d {
-                        '\\' => i += 1,
-                        '"' => {
-                            out.push(FluxTok::Str(std::mem::take(&mut string_buf)));
-                            break;
-                        }
-                        '$' if chars.get(i) == Some(&'{') => {
-                            i += 1;
-                            interp.push(depth);
-                            break;
-                        }
-                        d => string_buf.push(d),
-                    }
-                }
+                string_rest(
+                    &chars,
+                    &mut i,
+                    &mut string_buf,
+                    &mut out,
+                    &mut interp,
+                    depth,
+                )?;
             }
             '{' => {
                 depth += 1;
