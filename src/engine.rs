@@ -48,10 +48,7 @@ impl Default for Limits {
     }
 }
 
-/// Why a run was stopped by one of its limits: the token of the `ErrorTerminated` raised
-/// (which a script's `try`/`catch` cannot swallow). Reported as a script error, exit 2.
-#[derive(Debug, Clone)]
-pub struct LimitExceeded(pub String);
+pub use crate::diagnostic::LimitExceeded;
 
 fn memory_message(limit: usize) -> LimitExceeded {
     LimitExceeded(format!(

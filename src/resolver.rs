@@ -17,8 +17,8 @@ use std::sync::Mutex;
 use rhai::module_resolvers::ModuleResolver;
 use rhai::{AST, ASTNode, Engine, EvalAltResult, Module, Position, Scope, Shared, Stmt};
 
-use crate::diagnostic::{ScriptError, SourceMap};
-use crate::host::lock;
+use crate::diagnostic::{Fault, ScriptError, SourceMap};
+use crate::util::lock;
 
 /// The embedded standard library: (import name, source).
 pub const STDLIB: &[(&str, &str)] = &[
@@ -168,10 +168,7 @@ impl Resolver {
             lock(&self.files).insert(loc.name.clone(), f.clone());
         }
         crate::source::vet(engine, &loc.text).map_err(|p| {
-            EvalAltResult::ErrorRuntime(
-                rhai::Dynamic::from(format!("{}{}", crate::host::INVALID_ARGUMENT, p.message)),
-                p.position(),
-            )
+            EvalAltResult::ErrorRuntime(Fault::InvalidArgument.value(&p.message), p.position())
         })?;
         let mut ast = engine.compile(&loc.text).map_err(|e| {
             let (t, p) = (e.err_type().clone(), e.position());
@@ -271,9 +268,6 @@ impl Located {
     }
 }
 
-/// Prefix of import-graph errors (exit code 2, like any other script bug).
-pub const IMPORT_CYCLE: &str = "import cycle: ";
-
 /// Most modules one import may nest through (a → b → c ...). A chain this deep is a
 /// generated or runaway layout; without a bound it would overflow the stack.
 pub const MAX_IMPORT_DEPTH: usize = 32;
@@ -338,20 +332,20 @@ fn cycle_error(chain: &[ChainLink], next: &ChainLink) -> Option<EvalAltResult> {
                 ));
             }
             format!(
-                "{IMPORT_CYCLE}{} ({}); a module cannot import itself, directly or \
+                "{} ({}); a module cannot import itself, directly or \
                  through others: move what both need into a third module",
                 names.join(" → "),
                 wheres.join("; ")
             )
         }
         None if chain.len() > MAX_IMPORT_DEPTH => format!(
-            "{IMPORT_CYCLE}imports nest more than {MAX_IMPORT_DEPTH} modules deep ({} → ... → {})",
+            "imports nest more than {MAX_IMPORT_DEPTH} modules deep ({} → ... → {})",
             chain[0].name, next.name
         ),
         None => return None,
     };
     Some(EvalAltResult::ErrorRuntime(
-        rhai::Dynamic::from(msg),
+        Fault::ImportCycle.value(msg),
         next.pos,
     ))
 }
@@ -381,10 +375,7 @@ impl Drop for Popper {
 /// The error for an import that cannot be found. Not `ErrorModuleNotFound`: Rhai replaces
 /// that with a bare "module not found: x" and our explanation would be lost.
 fn not_found(path: &str, why: &str, pos: Position) -> EvalAltResult {
-    EvalAltResult::ErrorRuntime(
-        rhai::Dynamic::from(format!("{}'{path}': {why}", crate::host::MODULE_NOT_FOUND)),
-        pos,
-    )
+    EvalAltResult::ErrorRuntime(Fault::ModuleNotFound.value(format!("'{path}': {why}")), pos)
 }
 
 impl ModuleResolver for Resolver {

@@ -360,7 +360,7 @@ pub fn compile_source(
     sources.insert(name, text);
     crate::source::vet(engine, text).map_err(|p| {
         let err = rhai::EvalAltResult::ErrorRuntime(
-            Dynamic::from(format!("{}{}", crate::host::INVALID_ARGUMENT, p.message)),
+            crate::diagnostic::Fault::InvalidArgument.value(&p.message),
             p.position(),
         );
         let mut se = ScriptError::from_eval(&err, name, sources);
@@ -374,7 +374,7 @@ pub fn compile_source(
     ast.set_source(name);
     let params = params::extract(&ast).map_err(|e| {
         let err = rhai::EvalAltResult::ErrorRuntime(
-            Dynamic::from(format!("{}{}", crate::host::INVALID_ARGUMENT, e.message)),
+            crate::diagnostic::Fault::InvalidArgument.value(&e.message),
             e.position,
         );
         Error::Script(Box::new(ScriptError::from_eval(&err, name, sources)))

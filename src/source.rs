@@ -266,7 +266,7 @@ mod tests {
     use super::*;
 
     fn engine() -> Engine {
-        crate::engine::bare(&Default::default())
+        Engine::new_raw()
     }
 
     #[test]

@@ -222,6 +222,30 @@ fn dry_run_records_writes_and_read_only_refuses_them() {
     );
 }
 
+/// The exit class comes from the runtime's own error, not from its words: a refusal caught and
+/// thrown again is still the runtime's (exit 2), a string that only reads like one is the
+/// script's own failed step (exit 1).
+#[test]
+fn exit_class_follows_the_error_not_its_words() {
+    Test::new()
+        .script(
+            "try { fs::write(\"x.txt\", \"y\"); } catch (e) { print(`caught: ${e}`); throw e; }\n",
+        )
+        .args(&["--read-only"])
+        .status(2)
+        .stderr_has("caught: refused: fs::write would change x.txt")
+        .run();
+    Test::new()
+        .script("throw \"refused: nothing refused this\";\n")
+        .status(1)
+        .stderr_has("refused: nothing refused this")
+        .run();
+    Test::new()
+        .script("throw \"invalid argument: mine\";\n")
+        .status(1)
+        .run();
+}
+
 #[test]
 fn read_only_refuses_every_mutating_fs_and_state_primitive() {
     for call in [

@@ -104,9 +104,8 @@ pub mod compose_api {
                 .strip_prefix(&h.root)
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| file.to_string());
-            services_of(&rel, &text).map_err(|e| -> Box<EvalAltResult> {
-                fail(format!("{}{e}", super::super::CONFIG_ERROR))
-            })
+            services_of(&rel, &text)
+                .map_err(|e| -> Box<EvalAltResult> { super::super::config_error(&e) })
         })
     }
 }

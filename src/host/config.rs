@@ -14,7 +14,7 @@
 use rhai::plugin::*;
 use rhai::{Dynamic, Engine, EvalAltResult};
 
-use super::{CONFIG_ERROR, fail, host};
+use super::{config_error, fail, host};
 use crate::config::FleetConfig;
 
 #[export_module]
@@ -35,7 +35,7 @@ pub mod config_api {
             let full = super::super::fs::resolve(&h.root, path)?;
             let cfg = FleetConfig::load(&full).map_err(|mut e| {
                 e.file = path.to_string();
-                fail(format!("{CONFIG_ERROR}{e}"))
+                config_error(e.to_string())
             })?;
             let dir = std::path::Path::new(path)
                 .parent()

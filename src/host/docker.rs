@@ -984,8 +984,7 @@ fn compose_build_spec(h: &HostCtx, opts: &Map) -> HostResult<(dk::build::BuildSp
     let text = std::fs::read_to_string(&path)
         .map_err(|e| fail(format!("cannot read compose file {file}: {e}")))?;
     let env = |k: &str| std::env::var(k).ok();
-    let cf = dk::compose_file::parse(&file, &text, &env)
-        .map_err(|e| fail(format!("{}{e}", super::CONFIG_ERROR)))?;
+    let cf = dk::compose_file::parse(&file, &text, &env).map_err(|e| super::config_error(&e))?;
     let def = cf.services.get(&service).ok_or_else(|| {
         invalid(format!(
             "docker::build: {file} has no service '{service}' (it has: {})",

@@ -18,6 +18,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext, Position};
 use serde::Serialize;
 
 use crate::cancel::{self, RunCancel};
+use crate::diagnostic::Fault;
 
 pub mod check;
 pub mod compose;
@@ -320,27 +321,41 @@ pub fn at<T>(call: Position, body: impl FnOnce() -> HostResult<T>) -> HostResult
     })
 }
 
+/// The frame of a host function: the run's [`HostCtx`] for `body`, and the call's position on
+/// any error that has none (see [`at`]). Every `#[export_module]` function that needs the
+/// context goes through here, so the two steps are written once:
+///
+/// ```ignore
+/// pub fn project(ctx: NativeCallContext) -> HostResult<Dynamic> {
+///     with_host(&ctx, |h| Ok(project_of(h).map_or(Dynamic::UNIT, Dynamic::from)))
+/// }
+/// ```
+pub fn with_host<T>(
+    ctx: &NativeCallContext,
+    body: impl FnOnce(&Arc<HostCtx>) -> HostResult<T>,
+) -> HostResult<T> {
+    at(ctx.call_position(), || body(&host(ctx)?))
+}
+
 /// A step failed (exit code 1): a probe, a file that is not there, a Docker error.
 pub fn fail(msg: impl Into<String>) -> Box<EvalAltResult> {
     EvalAltResult::ErrorRuntime(Dynamic::from(msg.into()), Position::NONE).into()
 }
 
-/// Prefix of messages for host calls used wrongly: a bad argument is a bug in the script,
-/// so the run ends with exit code 2 like any other script error.
-pub const INVALID_ARGUMENT: &str = "invalid argument: ";
-/// Prefix of messages for imports that cannot be resolved (exit code 2).
-pub const MODULE_NOT_FOUND: &str = "module not found: ";
-/// Prefix of messages for calls the sandbox refuses (exit code 2).
-pub const REFUSED: &str = "refused: ";
-/// Prefix of messages for a bad config file (exit code 2): the file and line follow.
-pub const CONFIG_ERROR: &str = "config error: ";
-
+/// A host call used wrongly: a bad argument is a bug in the script, so the run ends with
+/// exit code 2 like any other script error (see [`Fault`]).
 pub fn invalid(msg: impl AsRef<str>) -> Box<EvalAltResult> {
-    fail(format!("{INVALID_ARGUMENT}{}", msg.as_ref()))
+    Fault::InvalidArgument.error(msg)
 }
 
+/// A call the sandbox refuses (exit code 2).
 pub fn refused(msg: impl AsRef<str>) -> Box<EvalAltResult> {
-    fail(format!("{REFUSED}{}", msg.as_ref()))
+    Fault::Refused.error(msg)
+}
+
+/// A bad config file (exit code 2); the message names the file, key and line.
+pub fn config_error(msg: impl AsRef<str>) -> Box<EvalAltResult> {
+    Fault::ConfigError.error(msg)
 }
 
 /// The error a cancelled host call returns; Rhai propagates it past `try`/`catch`.

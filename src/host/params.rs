@@ -429,7 +429,7 @@ mod tests {
     use super::*;
 
     fn spec(text: &str) -> Result<Vec<Param>, SpecError> {
-        let engine = crate::engine::bare(&crate::engine::Limits::default());
+        let engine = Engine::new_raw();
         extract(&engine.compile(text).unwrap())
     }
 

@@ -404,7 +404,7 @@ mod tests {
         ] {
             let e = to_duration(&v).unwrap_err();
             assert!(
-                crate::diagnostic::message_of(&e).starts_with(super::super::INVALID_ARGUMENT),
+                crate::diagnostic::Fault::of(&e) == Some(crate::diagnostic::Fault::InvalidArgument),
                 "{v:?}: {e}"
             );
         }

@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use rhai::{EvalAltResult, ParseError, Position};
 use serde::Serialize;
 
-use crate::host::{CONFIG_ERROR, INVALID_ARGUMENT, MODULE_NOT_FOUND, REFUSED};
+mod kind;
+
+pub use kind::{Fault, LimitExceeded};
 
 /// Source texts by name (a file path, or `stdlib/x` for an embedded module), so errors can
 /// quote the offending line even from inside imported modules.
@@ -150,23 +152,11 @@ impl ScriptError {
         let kind = match e {
             EvalAltResult::ErrorParsing(..) => ErrorKind::Syntax,
             // A limit (`--max-memory`) is the script's fault, not a stop from outside.
-            EvalAltResult::ErrorTerminated(t, _) if t.is::<crate::engine::LimitExceeded>() => {
-                ErrorKind::Script
-            }
+            EvalAltResult::ErrorTerminated(t, _) if t.is::<LimitExceeded>() => ErrorKind::Script,
             EvalAltResult::ErrorTerminated(..) => ErrorKind::Terminated,
-            EvalAltResult::ErrorRuntime(..)
-                if ![
-                    INVALID_ARGUMENT,
-                    REFUSED,
-                    MODULE_NOT_FOUND,
-                    CONFIG_ERROR,
-                    crate::resolver::IMPORT_CYCLE,
-                ]
-                .iter()
-                .any(|p| message.starts_with(p)) =>
-            {
-                ErrorKind::Failure
-            }
+            // Only the runtime's own tagged values are the script's fault: a script that
+            // throws "refused: x" itself has a failed step, like any other `throw`.
+            EvalAltResult::ErrorRuntime(d, _) if Fault::of_value(d).is_none() => ErrorKind::Failure,
             _ => ErrorKind::Script,
         };
         // Innermost frame last reads naturally as "reached through"; rustc lists outermost
@@ -270,8 +260,8 @@ pub fn message_of(err: &EvalAltResult) -> String {
     match inner {
         EvalAltResult::ErrorRuntime(d, _) if !d.is_unit() => d.to_string(),
         EvalAltResult::ErrorParsing(p, _) => format!("syntax error: {p}"),
-        EvalAltResult::ErrorTerminated(t, _) if t.is::<crate::engine::LimitExceeded>() => {
-            t.clone_cast::<crate::engine::LimitExceeded>().0
+        EvalAltResult::ErrorTerminated(t, _) if t.is::<LimitExceeded>() => {
+            t.clone_cast::<LimitExceeded>().0
         }
         EvalAltResult::ErrorTerminated(..) => "stopped (Ctrl-C or --timeout)".to_string(),
         other => {
@@ -364,16 +354,37 @@ mod tests {
     #[test]
     fn classifies_misuse_as_script_errors() {
         let sources = SourceMap::default();
-        for (msg, code) in [
-            ("invalid argument: x", 2),
-            ("refused: y", 2),
-            ("module not found: z", 2),
-            ("step failed", 1),
+        for (fault, msg) in [
+            (Fault::InvalidArgument, "x"),
+            (Fault::Refused, "y"),
+            (Fault::ModuleNotFound, "z"),
+            (Fault::ConfigError, "services.yaml:3: unknown key"),
+            (Fault::ImportCycle, "a → a"),
+        ] {
+            let e = EvalAltResult::ErrorRuntime(fault.value(msg), Position::new(1, 1));
+            let se = ScriptError::from_eval(&e, "m", &sources);
+            assert_eq!(se.exit_code(), 2, "{fault:?}");
+            assert_eq!(se.message, format!("{}{msg}", fault.prefix()));
+        }
+        let e = EvalAltResult::ErrorRuntime("step failed".into(), Position::new(1, 1));
+        assert_eq!(ScriptError::from_eval(&e, "m", &sources).exit_code(), 1);
+    }
+
+    /// A script that throws a string that merely reads like the runtime's own refusal has a
+    /// failed step (exit 1): the class comes from the runtime's tag, not from the words.
+    #[test]
+    fn a_thrown_look_alike_is_a_failure() {
+        let sources = SourceMap::default();
+        for msg in [
+            "invalid argument: x",
+            "refused: y",
+            "module not found: z",
+            "import cycle: a",
         ] {
             let e = EvalAltResult::ErrorRuntime(msg.into(), Position::new(1, 1));
             assert_eq!(
                 ScriptError::from_eval(&e, "m", &sources).exit_code(),
-                code,
+                1,
                 "{msg}"
             );
         }
