@@ -111,9 +111,16 @@ fn want(len: INT) -> usize {
 /// Rhai's `pad` and `blob` with the size checked against the budget first. The engine's own
 /// functions are searched before its packages, so these replace the standard ones.
 fn register_sized(engine: &mut Engine, r: Reserve) {
+    register_string_pads(engine, r);
+    register_blobs(engine, r);
+}
+
+const CHECKED: &str =
+    "/// The size asked for is checked against `--max-memory` before anything is allocated.";
+
+/// `pad` for arrays and strings.
+fn register_string_pads(engine: &mut Engine, r: Reserve) {
     use rhai::FuncRegistration as F;
-    const CHECKED: &str =
-        "/// The size asked for is checked against `--max-memory` before anything is allocated.";
     F::new("pad")
         .with_comments([
             "/// Pads the array with copies of `item` up to `len` elements.",
@@ -169,6 +176,11 @@ fn register_sized(engine: &mut Engine, r: Reserve) {
             Ok(())
         },
     );
+}
+
+/// `pad` for BLOBs and the `blob` constructors.
+fn register_blobs(engine: &mut Engine, r: Reserve) {
+    use rhai::FuncRegistration as F;
     F::new("pad")
         .with_comments([
             "/// Pads the BLOB with the byte `value` up to `len` bytes.",

@@ -167,6 +167,42 @@ enum Open {
     Interp,
 }
 
+/// One more entry in an open map literal: refused once the literal, or the script's map
+/// literals together, would make the parser's pairwise key comparison too slow.
+fn count_map_entry(entries: &mut usize, map_work: &mut usize) -> Result<(), String> {
+    *entries += 1;
+    // Rhai compares each key with every earlier one of its literal.
+    *map_work += *entries;
+    if *map_work > MAX_MAP_LITERAL_WORK {
+        return Err(
+            "the map literals of this script are too large in total for the parser \
+                    (it compares keys pairwise); keep large data in a JSON or YAML file and \
+                    read it with fs::read_json / fs::read_yaml"
+                .to_string(),
+        );
+    }
+    if *entries >= MAX_MAP_LITERAL {
+        return Err(format!(
+            "this map literal has more than {MAX_MAP_LITERAL} entries; keep large data in a \
+             JSON or YAML file and read it with fs::read_json / fs::read_yaml"
+        ));
+    }
+    Ok(())
+}
+
+/// The tokenizer turns an integer literal too large for 64 bits into a float silently.
+fn too_big_integer(literal: &str) -> Result<(), String> {
+    let digits = literal.trim_start_matches('-').replace('_', "");
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "the integer {literal} does not fit in 64 bits (largest: {}); write it as a float \
+             ({literal}.0) if that is what you mean",
+            i64::MAX
+        ));
+    }
+    Ok(())
+}
+
 fn scan_tokens(engine: &Engine, text: &str) -> Result<(), SourceProblem> {
     let inputs = [text];
     let (mut tokens, control) = engine.lex(&inputs);
@@ -194,33 +230,8 @@ fn scan_tokens(engine: &Engine, text: &str) -> Result<(), SourceProblem> {
             }
             Token::LeftBrace | Token::LeftBracket | Token::LeftParen => stack.push(Open::Other),
             Token::Comma => {
-                if let Some(Open::Map {
-                    entries,
-                    pos: start,
-                }) = stack.last_mut()
-                {
-                    *entries += 1;
-                    // Rhai compares each key with every earlier one of its literal.
-                    map_work += *entries;
-                    if map_work > MAX_MAP_LITERAL_WORK {
-                        return Err(at(
-                            *start,
-                            "the map literals of this script are too large in total for the \
-                             parser (it compares keys pairwise); keep large data in a JSON or \
-                             YAML file and read it with fs::read_json / fs::read_yaml"
-                                .to_string(),
-                        ));
-                    }
-                    if *entries >= MAX_MAP_LITERAL {
-                        return Err(at(
-                            *start,
-                            format!(
-                                "this map literal has more than {MAX_MAP_LITERAL} entries; \
-                                 keep large data in a JSON or YAML file and read it with \
-                                 fs::read_json / fs::read_yaml"
-                            ),
-                        ));
-                    }
+                if let Some(Open::Map { entries, pos }) = stack.last_mut() {
+                    count_map_entry(entries, &mut map_work).map_err(|m| at(*pos, m))?;
                 }
             }
             Token::RightBrace => {
@@ -232,21 +243,7 @@ fn scan_tokens(engine: &Engine, text: &str) -> Result<(), SourceProblem> {
             Token::RightBracket | Token::RightParen => {
                 stack.pop();
             }
-            Token::FloatConstant(f) => {
-                let lit = f.1.trim_start_matches('-').replace('_', "");
-                if !lit.is_empty() && lit.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(at(
-                        pos,
-                        format!(
-                            "the integer {} does not fit in 64 bits (largest: {}); write it \
-                             as a float ({}.0) if that is what you mean",
-                            f.1,
-                            i64::MAX,
-                            f.1
-                        ),
-                    ));
-                }
-            }
+            Token::FloatConstant(f) => too_big_integer(&f.1).map_err(|m| at(pos, m))?,
             _ => {}
         }
     }

@@ -101,8 +101,9 @@ pub mod check_api {
         name: &str,
         condition: Dynamic,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || record(&ctx, name, condition, None))
+        super::super::at(ctx.call_position(), move || {
+            record(&ctx, name, condition, None)
+        })
     }
 
     /// Like `check(name, condition)`, with the reason to report when it fails.
@@ -113,8 +114,9 @@ pub mod check_api {
         condition: Dynamic,
         reason: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || record(&ctx, name, condition, Some(reason)))
+        super::super::at(ctx.call_position(), move || {
+            record(&ctx, name, condition, Some(reason))
+        })
     }
 }
 

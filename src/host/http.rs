@@ -27,7 +27,7 @@ use rhai::plugin::*;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, Map};
 
 use super::time::{human, to_duration};
-use super::{HostCtx, HostResult, fail, host, invalid};
+use super::{HostCtx, HostResult, fail, host, invalid, with_host};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -228,8 +228,7 @@ pub mod http_api {
     /// came back. Options: `headers` (map), `timeout` (default 30 s).
     #[rhai_fn(return_raw)]
     pub fn get(ctx: NativeCallContext, url: &str) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        super::super::at(ctx.call_position(), move || {
             request(&ctx, reqwest::Method::GET, url, None, &Map::new())
         })
     }
@@ -241,8 +240,7 @@ pub mod http_api {
         url: &str,
         opts: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        super::super::at(ctx.call_position(), move || {
             request(&ctx, reqwest::Method::GET, url, None, &opts)
         })
     }
@@ -257,8 +255,7 @@ pub mod http_api {
         url: &str,
         body: Dynamic,
     ) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        super::super::at(ctx.call_position(), move || {
             request(&ctx, reqwest::Method::POST, url, Some(body), &Map::new())
         })
     }
@@ -271,8 +268,7 @@ pub mod http_api {
         body: Dynamic,
         opts: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        super::super::at(ctx.call_position(), move || {
             request(&ctx, reqwest::Method::POST, url, Some(body), &opts)
         })
     }
@@ -280,8 +276,7 @@ pub mod http_api {
     /// HEAD a URL (status and headers, no body).
     #[rhai_fn(return_raw)]
     pub fn head(ctx: NativeCallContext, url: &str) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        super::super::at(ctx.call_position(), move || {
             request(&ctx, reqwest::Method::HEAD, url, None, &Map::new())
         })
     }
@@ -293,8 +288,7 @@ pub mod http_api {
         url: &str,
         opts: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        super::super::at(ctx.call_position(), move || {
             request(&ctx, reqwest::Method::HEAD, url, None, &opts)
         })
     }
@@ -321,110 +315,135 @@ pub mod http_api {
         url: &str,
         opts: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            let (headers, timeout) = options(&opts, PROBE_TIMEOUT)?;
-            let budget = match opts.get("budget").or_else(|| opts.get("budget_ms")) {
-                Some(b) => Some(to_duration(b)?),
-                None => None,
+        with_host(&ctx, |h| {
+            let spec = ProbeSpec::parse(&opts)?;
+            Ok(spec.verdict(spec.sample(h, url)?))
+        })
+    }
+}
+
+/// What `http::probe` was asked to check.
+struct ProbeSpec {
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    budget: Option<Duration>,
+    expect: Option<INT>,
+    samples: usize,
+}
+
+/// What the samples of one probe saw: every time, the last status and body, and the first
+/// failure (after which no more samples are taken: the probe has failed already).
+struct Sampled {
+    times: Vec<INT>,
+    status: INT,
+    body: Dynamic,
+    error: Option<String>,
+}
+
+impl ProbeSpec {
+    fn parse(opts: &Map) -> HostResult<Self> {
+        let (headers, timeout) = options(opts, PROBE_TIMEOUT)?;
+        let budget = match opts.get("budget").or_else(|| opts.get("budget_ms")) {
+            Some(b) => Some(to_duration(b)?),
+            None => None,
+        };
+        let expect = match opts.get("expect") {
+            Some(e) => Some(
+                e.as_int()
+                    .map_err(|_| invalid("option 'expect' must be a status code like 200"))?,
+            ),
+            None => None,
+        };
+        let samples = match opts.get("samples") {
+            Some(n) => match n.as_int() {
+                Ok(n) if (1..=100).contains(&n) => n as usize,
+                _ => return Err(invalid("option 'samples' must be a number from 1 to 100")),
+            },
+            None => 1,
+        };
+        Ok(Self {
+            headers,
+            timeout,
+            budget,
+            expect,
+            samples,
+        })
+    }
+
+    fn sample(&self, h: &HostCtx, url: &str) -> HostResult<Sampled> {
+        let mut s = Sampled {
+            times: Vec::with_capacity(self.samples),
+            status: 0,
+            body: Dynamic::from(""),
+            error: None,
+        };
+        for _ in 0..self.samples {
+            let start = Instant::now();
+            let req = Request {
+                method: reqwest::Method::GET,
+                url: url.to_string(),
+                headers: self.headers.clone(),
+                body: None,
+                timeout: self.timeout,
             };
-            let expect = match opts.get("expect") {
-                Some(e) => Some(
-                    e.as_int()
-                        .map_err(|_| invalid("option 'expect' must be a status code like 200"))?,
-                ),
-                None => None,
-            };
-            let samples = match opts.get("samples") {
-                Some(n) => match n.as_int() {
-                    Ok(n) if (1..=100).contains(&n) => n as usize,
-                    _ => return Err(invalid("option 'samples' must be a number from 1 to 100")),
-                },
-                None => 1,
-            };
-            let mut out = Map::new();
-            let mut times: Vec<INT> = Vec::with_capacity(samples);
-            let mut last_body = Dynamic::from("");
-            let mut status = 0;
-            for _ in 0..samples {
-                let start = Instant::now();
-                match perform(
-                    &h,
-                    Request {
-                        method: reqwest::Method::GET,
-                        url: url.to_string(),
-                        headers: headers.clone(),
-                        body: None,
-                        timeout,
-                    },
-                )? {
-                    Ok(resp) => {
-                        status = resp
-                            .get("status")
-                            .and_then(|s| s.as_int().ok())
-                            .unwrap_or(0);
-                        times.push(resp.get("ms").and_then(|s| s.as_int().ok()).unwrap_or(0));
-                        last_body = resp.get("body").cloned().unwrap_or_default();
-                        let status_ok = match expect {
-                            Some(e) => status == e,
-                            None => (200..300).contains(&status),
-                        };
-                        if !status_ok {
-                            let error = match expect {
-                                Some(e) => format!("status {status}, expected {e}"),
-                                None => format!("status {status}"),
-                            };
-                            out.insert("error".into(), error.into());
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        status = 0;
-                        times.push(INT::try_from(start.elapsed().as_millis()).unwrap_or(INT::MAX));
-                        last_body = Dynamic::from("");
-                        out.insert("error".into(), e.into());
-                        break;
-                    }
-                }
-            }
-            let mut sorted = times.clone();
-            sorted.sort_unstable();
-            let ms = sorted[sorted.len() / 2];
-            if !out.contains_key("error") {
-                let mut error = String::new();
-                if let Some(b) = budget
-                    && ms as u128 > b.as_millis()
-                {
-                    error = if samples > 1 {
-                        format!(
-                            "answered in {ms} ms (median of {samples}: {times:?}), over the {} budget",
-                            human(b)
-                        )
-                    } else {
-                        format!("answered in {ms} ms, over the {} budget", human(b))
+            match perform(h, req)? {
+                Ok(resp) => {
+                    let int = |k: &str| resp.get(k).and_then(|s| s.as_int().ok()).unwrap_or(0);
+                    s.status = int("status");
+                    s.times.push(int("ms"));
+                    s.body = resp.get("body").cloned().unwrap_or_default();
+                    let status = s.status;
+                    s.error = match self.expect {
+                        Some(e) if status != e => Some(format!("status {status}, expected {e}")),
+                        None if !(200..300).contains(&status) => Some(format!("status {status}")),
+                        _ => None,
                     };
                 }
-                out.insert("error".into(), error.into());
+                Err(e) => {
+                    s.status = 0;
+                    s.times
+                        .push(INT::try_from(start.elapsed().as_millis()).unwrap_or(INT::MAX));
+                    s.body = Dynamic::from("");
+                    s.error = Some(e);
+                }
             }
-            let ok = out
-                .get("error")
-                .map(|e| e.to_string().is_empty())
-                .unwrap_or(false);
-            out.insert("ok".into(), ok.into());
-            out.insert("status".into(), status.into());
-            out.insert("ms".into(), ms.into());
-            out.insert("body".into(), last_body);
-            out.insert(
-                "samples_ms".into(),
-                times
-                    .into_iter()
-                    .map(Dynamic::from)
-                    .collect::<Array>()
-                    .into(),
-            );
-            Ok(out)
-        })
+            if s.error.is_some() {
+                break;
+            }
+        }
+        Ok(s)
+    }
+
+    /// The probe's map: `ok`, `error` (empty when ok), `status`, `ms` (the median),
+    /// `body`, `samples_ms`.
+    fn verdict(&self, s: Sampled) -> Map {
+        let mut sorted = s.times.clone();
+        sorted.sort_unstable();
+        let ms = sorted[sorted.len() / 2];
+        let error = match (s.error, self.budget) {
+            (Some(e), _) => e,
+            (None, Some(b)) if ms as u128 > b.as_millis() => {
+                let (samples, times) = (self.samples, &s.times);
+                if samples > 1 {
+                    format!(
+                        "answered in {ms} ms (median of {samples}: {times:?}), over the {} budget",
+                        human(b)
+                    )
+                } else {
+                    format!("answered in {ms} ms, over the {} budget", human(b))
+                }
+            }
+            (None, _) => String::new(),
+        };
+        let mut out = Map::new();
+        out.insert("ok".into(), error.is_empty().into());
+        out.insert("error".into(), error.into());
+        out.insert("status".into(), s.status.into());
+        out.insert("ms".into(), ms.into());
+        out.insert("body".into(), s.body);
+        let times: Array = s.times.into_iter().map(Dynamic::from).collect();
+        out.insert("samples_ms".into(), times.into());
+        out
     }
 }
 

@@ -24,7 +24,7 @@ use rhai::plugin::*;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, INT};
 
 use super::time::is_terminated;
-use super::{host, invalid, terminated};
+use super::{invalid, terminated, with_host};
 use crate::cancel;
 
 /// Where a worker leaves one item's result.
@@ -105,6 +105,51 @@ pub struct ItemError {
     pub message: String,
 }
 
+/// Runs `work` on `n` scoped threads (it takes items from a shared queue until none is
+/// left) and returns when all are done.
+fn run_on(n: usize, work: impl Fn() + Sync) {
+    std::thread::scope(|s| {
+        let mut started = 0;
+        for _ in 0..n {
+            // Rhai recursion needs stack; give workers what the main thread has.
+            let spawned = std::thread::Builder::new()
+                .name("dockhand-parallel".into())
+                .stack_size(8 << 20)
+                .spawn_scoped(s, &work);
+            if spawned.is_ok() {
+                started += 1;
+            }
+        }
+        if started == 0 {
+            // No thread budget left, or the system refused new threads: still finish the
+            // work, one at a time, on this thread.
+            work();
+        }
+    });
+}
+
+/// The results in the order of `items`: a failed item becomes an [`ItemError`]; a stop
+/// (Ctrl-C, `--timeout`) ends the whole call.
+fn collect(items: &Array, results: Vec<Slot>) -> Result<Array, Box<EvalAltResult>> {
+    let mut out = Array::with_capacity(items.len());
+    for (i, slot) in results.into_iter().enumerate() {
+        let r = slot
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(|| Err(terminated()));
+        match r {
+            Ok(v) => out.push(v),
+            Err(e) if is_terminated(&e) => return Err(e),
+            Err(e) => out.push(Dynamic::from(ItemError {
+                index: i as INT,
+                item: items[i].clone(),
+                message: crate::diagnostic::message_of(&e),
+            })),
+        }
+    }
+    Ok(out)
+}
+
 #[export_module]
 pub mod parallel_api {
     use super::*;
@@ -121,9 +166,7 @@ pub mod parallel_api {
         limit: INT,
         f: FnPtr,
     ) -> Result<Array, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             if limit < 1 {
                 return Err(invalid(format!(
                     "parallel limit must be at least 1, got {limit}"
@@ -170,42 +213,9 @@ pub mod parallel_api {
                     *super::super::lock(&results[i]) = Some(r);
                 }
             };
-            std::thread::scope(|s| {
-                let mut started = 0;
-                for _ in 0..workers.0 {
-                    // Rhai recursion needs stack; give workers what the main thread has.
-                    let spawned = std::thread::Builder::new()
-                        .name("dockhand-parallel".into())
-                        .stack_size(8 << 20)
-                        .spawn_scoped(s, work);
-                    if spawned.is_ok() {
-                        started += 1;
-                    }
-                }
-                if started == 0 {
-                    // No thread budget left, or the system refused new threads: still finish
-                    // the work, one at a time, on this thread.
-                    work();
-                }
-            });
+            run_on(workers.0, work);
             drop(workers);
-            let mut out = Array::with_capacity(items.len());
-            for (i, slot) in results.into_iter().enumerate() {
-                let r = slot
-                    .into_inner()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .unwrap_or_else(|| Err(terminated()));
-                match r {
-                    Ok(v) => out.push(v),
-                    Err(e) if is_terminated(&e) => return Err(e),
-                    Err(e) => out.push(Dynamic::from(ItemError {
-                        index: i as INT,
-                        item: items[i].clone(),
-                        message: crate::diagnostic::message_of(&e),
-                    })),
-                }
-            }
-            Ok(out)
+            collect(&items, results)
         })
     }
 

@@ -28,7 +28,7 @@
 use rhai::plugin::*;
 use rhai::{AST, Array, Dynamic, Engine, EvalAltResult, Expr, INT, Map, Position, Stmt};
 
-use super::{host, invalid};
+use super::{invalid, with_host};
 
 /// A parameter's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,80 +225,9 @@ pub fn parse_spec(map: &Map) -> Result<Vec<Param>, String> {
     let mut out = Vec::new();
     for (name, decl) in map {
         let name = name.to_string();
-        if name.is_empty() {
-            return Err(
-                "a parameter name is empty (\"\"); it would become a bare `--` option — \
-                 give it a name like `batch_size`"
-                    .to_string(),
-            );
-        }
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with('_') {
-            return Err(format!(
-                "parameter name '{name}' must be letters, digits and '_'"
-            ));
-        }
-        if RESERVED.contains(&name.replace('_', "-").as_str()) {
-            return Err(format!(
-                "parameter '{name}' clashes with dockhand's own --{} option; the script can read the run mode with mode()",
-                name.replace('_', "-")
-            ));
-        }
+        check_param_name(&name)?;
         let param = match decl.read_lock::<Map>() {
-            Some(d) => {
-                for k in d.keys() {
-                    if !matches!(
-                        k.as_str(),
-                        "type" | "default_value" | "default" | "help" | "required" | "choices"
-                    ) {
-                        return Err(format!(
-                            "parameter '{name}': unknown key '{k}' (known: type, default_value, help, required, choices)"
-                        ));
-                    }
-                }
-                let default = d
-                    .get("default_value")
-                    .or_else(|| d.get("default"))
-                    .filter(|v| !v.is_unit());
-                let kind = match d.get("type") {
-                    Some(t) => {
-                        let t = t.to_string();
-                        Kind::parse(&t).ok_or_else(|| {
-                            format!("parameter '{name}': unknown type '{t}' (use string, int, float, bool, duration or list)")
-                        })?
-                    }
-                    None => default.map(Kind::infer).unwrap_or(Kind::String),
-                };
-                let help = d.get("help").map(|h| h.to_string()).unwrap_or_default();
-                let required = match d.get("required") {
-                    Some(r) => r.as_bool().map_err(|_| {
-                        format!("parameter '{name}': 'required' must be true or false")
-                    })?,
-                    None => false,
-                };
-                let choices = match d.get("choices") {
-                    Some(c) => c
-                        .read_lock::<Array>()
-                        .ok_or_else(|| format!("parameter '{name}': 'choices' must be an array"))?
-                        .iter()
-                        .map(|v| v.to_string())
-                        .collect::<Vec<String>>(),
-                    None => Vec::new(),
-                };
-                if d.contains_key("choices") && choices.is_empty() {
-                    return Err(format!(
-                        "parameter '{name}': 'choices' is empty, so no value could be given; \
-                         list the allowed values or leave 'choices' out"
-                    ));
-                }
-                Param {
-                    name: name.clone(),
-                    kind,
-                    default: default.map(default_text),
-                    help,
-                    required,
-                    choices,
-                }
-            }
+            Some(d) => declared(&name, &d)?,
             None => Param {
                 name: name.clone(),
                 kind: Kind::infer(decl),
@@ -316,6 +245,86 @@ pub fn parse_spec(map: &Map) -> Result<Vec<Param>, String> {
         out.push(param);
     }
     Ok(out)
+}
+
+/// A parameter name becomes a `--option`: letters, digits and `_`, and none of dockhand's own.
+fn check_param_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(
+            "a parameter name is empty (\"\"); it would become a bare `--` option — \
+             give it a name like `batch_size`"
+                .to_string(),
+        );
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with('_') {
+        return Err(format!(
+            "parameter name '{name}' must be letters, digits and '_'"
+        ));
+    }
+    if RESERVED.contains(&name.replace('_', "-").as_str()) {
+        return Err(format!(
+            "parameter '{name}' clashes with dockhand's own --{} option; the script can read the run mode with mode()",
+            name.replace('_', "-")
+        ));
+    }
+    Ok(())
+}
+
+/// A parameter declared with a map: `#{ type, default_value, help, required, choices }`.
+fn declared(name: &str, d: &Map) -> Result<Param, String> {
+    for k in d.keys() {
+        if !matches!(
+            k.as_str(),
+            "type" | "default_value" | "default" | "help" | "required" | "choices"
+        ) {
+            return Err(format!(
+                "parameter '{name}': unknown key '{k}' (known: type, default_value, help, required, choices)"
+            ));
+        }
+    }
+    let default = d
+        .get("default_value")
+        .or_else(|| d.get("default"))
+        .filter(|v| !v.is_unit());
+    let kind = match d.get("type") {
+        Some(t) => {
+            let t = t.to_string();
+            Kind::parse(&t).ok_or_else(|| {
+                format!("parameter '{name}': unknown type '{t}' (use string, int, float, bool, duration or list)")
+            })?
+        }
+        None => default.map(Kind::infer).unwrap_or(Kind::String),
+    };
+    let help = d.get("help").map(|h| h.to_string()).unwrap_or_default();
+    let required = match d.get("required") {
+        Some(r) => r
+            .as_bool()
+            .map_err(|_| format!("parameter '{name}': 'required' must be true or false"))?,
+        None => false,
+    };
+    let choices = match d.get("choices") {
+        Some(c) => c
+            .read_lock::<Array>()
+            .ok_or_else(|| format!("parameter '{name}': 'choices' must be an array"))?
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<String>>(),
+        None => Vec::new(),
+    };
+    if d.contains_key("choices") && choices.is_empty() {
+        return Err(format!(
+            "parameter '{name}': 'choices' is empty, so no value could be given; \
+             list the allowed values or leave 'choices' out"
+        ));
+    }
+    Ok(Param {
+        name: name.to_string(),
+        kind,
+        default: default.map(default_text),
+        help,
+        required,
+        choices,
+    })
 }
 
 fn default_text(v: &Dynamic) -> String {
@@ -390,9 +399,7 @@ pub mod params_api {
     /// `dockhand docs` for the declaration format.
     #[rhai_fn(return_raw)]
     pub fn params(ctx: NativeCallContext, spec: Map) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let declared = parse_spec(&spec).map_err(invalid)?;
             let given = super::super::lock(&h.params.0).clone();
             resolve(&declared, &given).map_err(invalid)
@@ -402,9 +409,7 @@ pub mod params_api {
     /// The run mode: "normal", "dry-run" or "read-only".
     #[rhai_fn(return_raw)]
     pub fn mode(ctx: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             Ok(match h.mode {
                 super::super::Mode::Normal => "normal",
                 super::super::Mode::DryRun => "dry-run",

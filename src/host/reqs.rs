@@ -33,7 +33,7 @@ use std::path::{Component, Path, PathBuf};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
-use super::{HostResult, fail, host, invalid};
+use super::{HostResult, fail, invalid, with_host};
 use crate::requirements::{EditError, Entry, Kind, ReqFile, normalize, package_json};
 
 fn s(v: &str) -> Dynamic {
@@ -235,9 +235,7 @@ pub mod reqs_api {
     /// is reported there, not thrown); `errors` the invalid lines.
     #[rhai_fn(return_raw)]
     pub fn read(ctx: NativeCallContext, path: &str) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let rel = join_rel(Path::new(""), path);
             let mut w = Walk::default();
             let entries = walk(&h.root, &rel, false, &mut w)?;
@@ -288,8 +286,7 @@ pub mod reqs_api {
         name: &str,
         spec: &str,
     ) -> Result<String, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        super::super::at(ctx.call_position(), move || {
             let mut f = ReqFile::parse(text);
             f.set_version(name, spec).map_err(edit_err)?;
             Ok(f.render())
@@ -306,8 +303,7 @@ pub mod reqs_api {
         name: &str,
         note: &str,
     ) -> Result<String, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        super::super::at(ctx.call_position(), move || {
             if note.contains('\n') || note.contains('\r') {
                 return Err(invalid("a comment note must be a single line"));
             }
@@ -351,14 +347,14 @@ pub mod reqs_api {
         name: &str,
         version: &str,
     ) -> Result<String, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            match package_json::set_dependency(text, section, name, version) {
+        super::super::at(
+            ctx.call_position(),
+            move || match package_json::set_dependency(text, section, name, version) {
                 Ok(Some(t)) => Ok(t),
                 Ok(None) => Ok(text.to_string()),
                 Err(e) => Err(fail(format!("cannot set {section}.{name}: {e}"))),
-            }
-        })
+            },
+        )
     }
 }
 

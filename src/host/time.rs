@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rhai::plugin::*;
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, INT, Map};
 
-use super::{HostResult, fail, host, invalid};
+use super::{HostResult, fail, host, invalid, with_host};
 use crate::cancel;
 
 /// The longest duration a script (or a flag) may ask for: a year. Every duration enters
@@ -169,8 +169,7 @@ pub mod time_api {
     /// Errors on text that is not a duration, so typos in configs are caught.
     #[rhai_fn(return_raw)]
     pub fn duration(ctx: NativeCallContext, d: Dynamic) -> Result<INT, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || to_duration(&d).map(ms_int))
+        super::super::at(ctx.call_position(), move || to_duration(&d).map(ms_int))
     }
 
     /// Formats milliseconds for humans: `850ms`, `2.5s`, `3m 10s`.
@@ -182,8 +181,7 @@ pub mod time_api {
     /// Prefer `time::wait_until` when you are really waiting for something to happen.
     #[rhai_fn(return_raw)]
     pub fn sleep(ctx: NativeCallContext, d: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        super::super::at(ctx.call_position(), move || {
             let d = to_duration(&d)?;
             host(&ctx)?.sleep(d)
         })
@@ -236,9 +234,7 @@ pub mod time_api {
         limit: Dynamic,
         f: FnPtr,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let limit = to_duration(&limit)?;
             let parent = cancel::current().unwrap_or_else(|| h.run_cancel().token().clone());
             let child = parent.child_token();
@@ -274,9 +270,7 @@ pub mod time_api {
         opts: Map,
         f: FnPtr,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let attempts = match opts.get("attempts") {
                 None => 3,
                 Some(v) => v
@@ -336,9 +330,7 @@ pub mod time_api {
         opts: Map,
         f: FnPtr,
     ) -> Result<INT, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let limit = opt_duration(&opts, &["timeout", "timeout_ms"], Duration::from_secs(30))?;
             let interval =
                 opt_duration(&opts, &["interval", "interval_ms"], Duration::from_secs(1))?;
