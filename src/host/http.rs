@@ -27,7 +27,7 @@ use rhai::plugin::*;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, Map};
 
 use super::time::{human, to_duration};
-use super::{HostCtx, HostResult, fail, host, invalid, with_host};
+use super::{HostCtx, HostResult, fail, invalid, with_host};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -190,7 +190,16 @@ fn request(
     body: Option<Dynamic>,
     opts: &Map,
 ) -> HostResult<Map> {
-    let h = host(ctx)?;
+    with_host(ctx, |h| request_with(h, method, url, body, opts))
+}
+
+fn request_with(
+    h: &HostCtx,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Dynamic>,
+    opts: &Map,
+) -> HostResult<Map> {
     let (headers, timeout) = options(opts, DEFAULT_TIMEOUT)?;
     if method == reqwest::Method::POST && !declared_safe(opts)? {
         let shown = crate::secrets::mask_url(url);
@@ -208,7 +217,7 @@ fn request(
         }
     }
     perform(
-        &h,
+        h,
         Request {
             method,
             url: url.to_string(),
@@ -228,9 +237,7 @@ pub mod http_api {
     /// came back. Options: `headers` (map), `timeout` (default 30 s).
     #[rhai_fn(return_raw)]
     pub fn get(ctx: NativeCallContext, url: &str) -> Result<Map, Box<EvalAltResult>> {
-        super::super::at(ctx.call_position(), move || {
-            request(&ctx, reqwest::Method::GET, url, None, &Map::new())
-        })
+        request(&ctx, reqwest::Method::GET, url, None, &Map::new())
     }
 
     /// GET with options (`headers`, `timeout`).
@@ -240,9 +247,7 @@ pub mod http_api {
         url: &str,
         opts: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        super::super::at(ctx.call_position(), move || {
-            request(&ctx, reqwest::Method::GET, url, None, &opts)
-        })
+        request(&ctx, reqwest::Method::GET, url, None, &opts)
     }
 
     /// POST a body: a string is sent as is, a map or array as JSON. A POST is a mutation:
@@ -255,9 +260,7 @@ pub mod http_api {
         url: &str,
         body: Dynamic,
     ) -> Result<Map, Box<EvalAltResult>> {
-        super::super::at(ctx.call_position(), move || {
-            request(&ctx, reqwest::Method::POST, url, Some(body), &Map::new())
-        })
+        request(&ctx, reqwest::Method::POST, url, Some(body), &Map::new())
     }
 
     /// POST with options (`headers`, `timeout`, `safe`).
@@ -268,17 +271,13 @@ pub mod http_api {
         body: Dynamic,
         opts: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        super::super::at(ctx.call_position(), move || {
-            request(&ctx, reqwest::Method::POST, url, Some(body), &opts)
-        })
+        request(&ctx, reqwest::Method::POST, url, Some(body), &opts)
     }
 
     /// HEAD a URL (status and headers, no body).
     #[rhai_fn(return_raw)]
     pub fn head(ctx: NativeCallContext, url: &str) -> Result<Map, Box<EvalAltResult>> {
-        super::super::at(ctx.call_position(), move || {
-            request(&ctx, reqwest::Method::HEAD, url, None, &Map::new())
-        })
+        request(&ctx, reqwest::Method::HEAD, url, None, &Map::new())
     }
 
     /// HEAD with options (`headers`, `timeout`).
@@ -288,9 +287,7 @@ pub mod http_api {
         url: &str,
         opts: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        super::super::at(ctx.call_position(), move || {
-            request(&ctx, reqwest::Method::HEAD, url, None, &opts)
-        })
+        request(&ctx, reqwest::Method::HEAD, url, None, &opts)
     }
 
     /// Health probe: GET `url` and report, never fail. Returns
