@@ -14,7 +14,7 @@
 use rhai::plugin::*;
 use rhai::{Dynamic, Engine, EvalAltResult};
 
-use super::{config_error, fail, host};
+use super::{config_error, fail, with_host};
 use crate::config::FleetConfig;
 
 #[export_module]
@@ -29,9 +29,7 @@ pub mod config_api {
     /// relative to the workspace. An unknown key or a bad value fails with its file and line.
     #[rhai_fn(return_raw)]
     pub fn load(ctx: NativeCallContext, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let full = super::super::fs::resolve(&h.root, path)?;
             let cfg = FleetConfig::load(&full).map_err(|mut e| {
                 e.file = path.to_string();

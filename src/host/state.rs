@@ -30,7 +30,7 @@ use rhai::plugin::*;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 use serde_json::Value;
 
-use super::{HostCtx, HostResult, Mode, fail, host, invalid, lock, refused};
+use super::{HostCtx, HostResult, Mode, at, fail, invalid, lock, refused, with_host};
 
 /// Where journals live, relative to the workspace root.
 pub const STATE_DIR: &str = ".dockhand/state";
@@ -336,21 +336,15 @@ pub mod state_api {
     /// locking it for this run. Fails if another dockhand process holds it.
     #[rhai_fn(return_raw)]
     pub fn open(ctx: NativeCallContext, name: &str) -> Result<Journal, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            Journal::open(&h, name)
-        })
+        with_host(&ctx, |h| Journal::open(h, name))
     }
 
     /// Reads a journal's records as a map (key → record) without locking it; `#{}` if it does
     /// not exist. Works in `--read-only`.
     #[rhai_fn(return_raw)]
     pub fn load(ctx: NativeCallContext, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        with_host(&ctx, |h| {
             check_name(name)?;
-            let h = host(&ctx)?;
             let (_, path, _) = journal_paths(&h.root, name)?;
             crate::host::fs::json_to_dynamic(Value::Object(read_records(&path)?))
         })
@@ -359,9 +353,7 @@ pub mod state_api {
     /// Names of the journals in this workspace, sorted.
     #[rhai_fn(return_raw)]
     pub fn list(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let dir = crate::host::fs::resolve(&h.root, STATE_DIR)?;
             let mut names: Vec<String> = match std::fs::read_dir(&dir) {
                 Ok(rd) => rd
@@ -390,8 +382,7 @@ pub mod state_api {
         key: &str,
         record: Dynamic,
     ) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || j.put(key, &record, false))
+        at(ctx.call_position(), || j.put(key, &record, false))
     }
 
     /// Merges the fields of `fields` into the record `key` (creating it) and saves atomically.
@@ -403,8 +394,7 @@ pub mod state_api {
         key: &str,
         fields: Dynamic,
     ) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || j.put(key, &fields, true))
+        at(ctx.call_position(), || j.put(key, &fields, true))
     }
 
     /// The record `key`, or `()` if there is none.
@@ -414,15 +404,13 @@ pub mod state_api {
         j: &mut Journal,
         key: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || j.get(key))
+        at(ctx.call_position(), || j.get(key))
     }
 
     /// All records, as a map key → record.
     #[rhai_fn(global, name = "records", return_raw, pure)]
     pub fn records(ctx: NativeCallContext, j: &mut Journal) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || j.records())
+        at(ctx.call_position(), || j.records())
     }
 
     /// The record keys, sorted.
