@@ -58,6 +58,9 @@ pub enum RollbackPolicy {
     None,
 }
 
+/// Why a rebuild failed, as `rollback.on` lists the failures that roll back. Scripts name
+/// them through `config::gate_failure`, which refuses other names: compared by spelling, a
+/// typo would silently disable the rollback.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum GateFailure {
@@ -66,6 +69,44 @@ pub enum GateFailure {
     LatencyBudget,
     LogErrors,
     Restarts,
+}
+
+impl GateFailure {
+    pub const ALL: [GateFailure; 5] = [
+        GateFailure::BuildFailure,
+        GateFailure::Unhealthy,
+        GateFailure::LatencyBudget,
+        GateFailure::LogErrors,
+        GateFailure::Restarts,
+    ];
+
+    /// The name as the config spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GateFailure::BuildFailure => "build_failure",
+            GateFailure::Unhealthy => "unhealthy",
+            GateFailure::LatencyBudget => "latency_budget",
+            GateFailure::LogErrors => "log_errors",
+            GateFailure::Restarts => "restarts",
+        }
+    }
+}
+
+/// A name that is not a [`GateFailure`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown gate-failure kind '{0}'; the kinds are: build_failure, unhealthy, latency_budget, log_errors, restarts"
+)]
+pub struct UnknownGateFailure(pub String);
+
+impl std::str::FromStr for GateFailure {
+    type Err = UnknownGateFailure;
+    fn from_str(s: &str) -> Result<Self, UnknownGateFailure> {
+        GateFailure::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| UnknownGateFailure(s.to_string()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]

@@ -124,3 +124,26 @@ fn duplicate_port_is_refused() {
     let e = FleetConfig::parse(&text, "t.yaml").unwrap_err();
     assert_eq!(e.line, 11, "{e}");
 }
+
+#[test]
+fn unknown_gate_failure_kind_in_rollback_on_names_key_and_line() {
+    let text = GOOD.replace(
+        "categories:",
+        "defaults:\n  rollback:\n    on: [unhealthy, latency-budget]\ncategories:",
+    );
+    let e = FleetConfig::parse(&text, "t.yaml").unwrap_err();
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.message.contains("latency-budget"), "{e}");
+    assert!(e.message.contains("defaults.rollback.on"), "{e}");
+}
+
+#[test]
+fn gate_failure_names_are_the_config_spelling() {
+    for k in GateFailure::ALL {
+        let yaml = serde_yaml::to_string(&k).unwrap();
+        assert_eq!(yaml.trim(), k.name());
+        assert_eq!(k.name().parse::<GateFailure>(), Ok(k));
+    }
+    let e = "latency-budget".parse::<GateFailure>().unwrap_err();
+    assert!(e.to_string().contains("'latency-budget'"), "{e}");
+}
