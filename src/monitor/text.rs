@@ -121,6 +121,37 @@ pub(super) fn progress_label(c: &Counts) -> String {
     )
 }
 
+/// The services by status group: names, or one line each for failures and unknowns.
+fn services_section(o: &mut String, j: &Journal) {
+    use std::fmt::Write;
+    let _ = writeln!(o, "\nservices:");
+    for st in GROUPS {
+        let items = group_items(j, st);
+        let _ = write!(o, "  {} ({})", label(st), items.len());
+        match st {
+            Status::Failed | Status::RolledBack => {
+                let _ = writeln!(o);
+                for i in items {
+                    let _ = writeln!(o, "    {i}");
+                }
+            }
+            _ if items.is_empty() => {
+                let _ = writeln!(o);
+            }
+            _ => {
+                let _ = writeln!(o, ": {}", items.join(", "));
+            }
+        }
+    }
+    let unknown = unknown_items(j);
+    if !unknown.is_empty() {
+        let _ = writeln!(o, "  unknown ({})", unknown.len());
+        for i in unknown {
+            let _ = writeln!(o, "    {i}");
+        }
+    }
+}
+
 /// The dashboard as plain text (no control codes), for `--once`.
 pub fn render_text(m: &Model) -> String {
     use std::fmt::Write;
@@ -140,32 +171,7 @@ pub fn render_text(m: &Model) -> String {
             ".".repeat(width - filled),
             progress_label(&c)
         );
-        let _ = writeln!(o, "\nservices:");
-        for st in GROUPS {
-            let items = group_items(j, st);
-            let _ = write!(o, "  {} ({})", label(st), items.len());
-            match st {
-                Status::Failed | Status::RolledBack => {
-                    let _ = writeln!(o);
-                    for i in items {
-                        let _ = writeln!(o, "    {i}");
-                    }
-                }
-                _ if items.is_empty() => {
-                    let _ = writeln!(o);
-                }
-                _ => {
-                    let _ = writeln!(o, ": {}", items.join(", "));
-                }
-            }
-        }
-        let unknown = unknown_items(j);
-        if !unknown.is_empty() {
-            let _ = writeln!(o, "  unknown ({})", unknown.len());
-            for i in unknown {
-                let _ = writeln!(o, "    {i}");
-            }
-        }
+        services_section(&mut o, j);
         let _ = writeln!(o, "\ncategories:");
         let rows: Vec<_> = j
             .categories()
