@@ -571,7 +571,7 @@ print(`${config::gate_failure("latency_budget")} ${rebuild::rolls_back(o, "laten
         .run();
     for call in [
         r#"config::gate_failure("latency-budget")"#,
-        r#"rebuild::rolls_back(#{ rollback: true, rollback_on: ["unhealthy"] }, "unhealthyy")"#,
+        r#"rebuild::rolls_back(#{ rollback: false, rollback_on: [] }, "unhealthyy")"#,
     ] {
         common::Test::new()
             .script(&format!(
