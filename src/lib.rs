@@ -26,6 +26,7 @@ pub mod engine;
 pub mod error;
 pub mod host;
 pub mod influx;
+pub mod journal;
 pub mod lab;
 pub mod memory;
 pub mod monitor;

@@ -258,3 +258,50 @@ fn once_follows_a_real_rebuild_while_it_runs_and_after_it_ends() {
         "no memory figure:\n{after}"
     );
 }
+
+/// A rebuild record's `phase` and `status` are closed words: `update_service` refuses one it
+/// does not know (exit 2, naming it and the allowed ones), while the generic `update` still
+/// takes any field; a word the monitor does not know is shown as unknown.
+#[test]
+fn rebuild_records_refuse_unknown_words_and_the_monitor_shows_unknown_ones() {
+    let ok = r#"
+        let j = state::open("r1");
+        j.update("_run", #{ run: "r1", services: ["a", "b"], status: "running" });
+        j.update_service("a", #{ service: "a", category: "c", phase: "built", status: "in-progress" });
+        j.update("b", #{ phase: "warping", status: "sideways", anything: 1 });
+        j.update_service("a", #{ phase: "completed", status: "completed" });
+    "#;
+    let t = Test::new().script(ok).run();
+    t_monitor_once(&t.path(""), "r1")
+        .status(0)
+        .stdout_has("completed (1): a")
+        .stdout_has("unknown (1)")
+        .stdout_has("b: status unknown 'sideways'")
+        .run();
+    for (fields, word) in [
+        (r#"#{ phase: "buildng" }"#, "unknown phase 'buildng'"),
+        (r#"#{ status: "done" }"#, "unknown status 'done'"),
+    ] {
+        Test::new()
+            .script(&format!(
+                "let j = state::open(\"r1\");\nj.update_service(\"a\", {fields});\n"
+            ))
+            .status(2)
+            .stderr_has(word)
+            .stderr_has("journal record 'a'")
+            .stderr_has("main.rhai:2")
+            .run();
+    }
+    Test::new()
+        .script("state::open(\"r1\").set_service(\"a\", #{ phase: \"built\", status: \"in progress\" });")
+        .status(2)
+        .stderr_has("in-progress, pending")
+        .run();
+}
+
+/// `dockhand monitor --once` on the workspace `root` (a finished `Test`'s directory).
+fn t_monitor_once(root: &std::path::Path, run: &str) -> Test {
+    let t = Test::new();
+    common::copy_dir(root, t.path());
+    t.args(&["monitor", "--once", "--run", run])
+}

@@ -554,3 +554,32 @@ fn rollback_restores_the_pre_run_images_of_a_batch_rebuild() {
         r.show()
     );
 }
+
+/// Gate-failure kinds are spelt through `config::gate_failure`, which refuses a name that is
+/// not one of `rollback.on`'s: a typo in a kind is an error (exit 2), not a rollback that
+/// silently never happens. No Docker needed.
+#[test]
+fn an_unknown_gate_failure_kind_is_an_error() {
+    common::Test::new()
+        .script(
+            r#"import "stdlib/rebuild" as rebuild;
+let o = #{ rollback: true, rollback_on: ["unhealthy", "latency_budget"] };
+print(`${config::gate_failure("latency_budget")} ${rebuild::rolls_back(o, "latency_budget")} ${rebuild::rolls_back(o, "restarts")}`);
+"#,
+        )
+        .stderr_has("latency_budget true false")
+        .run();
+    for call in [
+        r#"config::gate_failure("latency-budget")"#,
+        r#"rebuild::rolls_back(#{ rollback: false, rollback_on: [] }, "unhealthyy")"#,
+    ] {
+        common::Test::new()
+            .script(&format!(
+                "import \"stdlib/rebuild\" as rebuild;\nlet x = {call};\n"
+            ))
+            .status(2)
+            .stderr_has("unknown gate-failure kind")
+            .stderr_has("build_failure, unhealthy, latency_budget, log_errors, restarts")
+            .run();
+    }
+}

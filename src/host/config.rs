@@ -9,13 +9,15 @@
 //! ```rhai
 //! let cfg = config::load("examples/homeiq/services.yaml");
 //! for svc in cfg.services { print(`${svc.name}: ${svc.category}, budget ${svc.latency_budget_ms} ms`); }
+//! let kind = config::gate_failure("latency_budget");   // a typo here is an error
+//! if kind in cfg.defaults.rollback.on { print("a slow service is rolled back"); }
 //! ```
 
 use rhai::plugin::*;
 use rhai::{Dynamic, Engine, EvalAltResult};
 
-use super::{config_error, fail, host};
-use crate::config::FleetConfig;
+use super::{at, config_error, fail, invalid, with_host};
+use crate::config::{FleetConfig, GateFailure};
 
 #[export_module]
 pub mod config_api {
@@ -29,9 +31,7 @@ pub mod config_api {
     /// relative to the workspace. An unknown key or a bad value fails with its file and line.
     #[rhai_fn(return_raw)]
     pub fn load(ctx: NativeCallContext, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let full = super::super::fs::resolve(&h.root, path)?;
             let cfg = FleetConfig::load(&full).map_err(|mut e| {
                 e.file = path.to_string();
@@ -54,6 +54,17 @@ pub mod config_api {
                 m.insert("dir".into(), dir.into());
             }
             super::super::fs::json_to_dynamic(doc)
+        })
+    }
+
+    /// The gate-failure kind `name` as `rollback.on` spells it (build_failure, unhealthy,
+    /// latency_budget, log_errors, restarts). Any other name is an error: a kind compared
+    /// with `rollback.on` by spelling would let a typo silently disable the rollback.
+    #[rhai_fn(return_raw)]
+    pub fn gate_failure(ctx: NativeCallContext, name: &str) -> Result<String, Box<EvalAltResult>> {
+        at(ctx.call_position(), || {
+            let kind: GateFailure = name.parse().map_err(|e| invalid(format!("{e}")))?;
+            Ok(kind.name().to_string())
         })
     }
 }

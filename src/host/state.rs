@@ -11,13 +11,18 @@
 //!   process dies, so a crash never leaves a stale lock behind.
 //! * **Timestamps.** Each record gets `updated_at` (RFC 3339) on every change.
 //!
+//! A journal holds whatever a playbook puts in it. A service's *rebuild* record is written
+//! with `update_service` / `set_service` instead of `update` / `set`: the same, but its
+//! `phase` and `status` must be words of [`crate::journal`], which the monitor reads back.
+//!
 //! In `--dry-run` the journal is read but kept in memory only; in `--read-only` use
 //! `state::load` (a snapshot, no lock).
 //!
 //! ```rhai
 //! let j = state::open("phase1");
 //! j.update("data-api", #{ phase: "built", build_ms: 5120 });
-//! if j.get("data-api")?.phase == "healthy" { print("done already"); }
+//! j.update_service("data-api", #{ phase: "built", status: "in-progress" });
+//! if j.get("data-api")?.phase == "completed" { print("done already"); }
 //! ```
 
 use std::collections::HashMap;
@@ -30,10 +35,9 @@ use rhai::plugin::*;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 use serde_json::Value;
 
-use super::{HostCtx, HostResult, Mode, fail, host, invalid, lock, refused};
+use super::{HostCtx, HostResult, Mode, at, fail, invalid, lock, refused, with_host};
 
-/// Where journals live, relative to the workspace root.
-pub const STATE_DIR: &str = ".dockhand/state";
+pub use crate::journal::STATE_DIR;
 
 /// An open journal (cheap to clone; all clones share the records and the lock).
 #[derive(Clone)]
@@ -227,6 +231,16 @@ fn sweep_temp_files(dir: &Path, name: &str) {
     }
 }
 
+/// A record's fields as JSON; a record must be a map.
+fn record_fields(value: &Dynamic) -> HostResult<serde_json::Map<String, Value>> {
+    match crate::host::fs::dynamic_to_json(value)? {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(invalid(
+            "a journal record must be a map, like #{ phase: \"built\" }",
+        )),
+    }
+}
+
 impl Journal {
     /// Opens (creating if needed) the journal `name` in `h`'s workspace.
     pub fn open(h: &HostCtx, name: &str) -> HostResult<Journal> {
@@ -286,11 +300,24 @@ impl Journal {
 
     /// Replaces (`merge == false`) or merges into the record `key`, then saves.
     pub fn put(&self, key: &str, value: &Dynamic, merge: bool) -> HostResult<Map> {
-        let Value::Object(mut fields) = crate::host::fs::dynamic_to_json(value)? else {
-            return Err(invalid(
-                "a journal record must be a map, like #{ phase: \"built\" }",
-            ));
-        };
+        self.put_fields(key, record_fields(value)?, merge)
+    }
+
+    /// Like [`Journal::put`] for a service's rebuild record: its `phase` and `status` must
+    /// be ones the rebuild knows ([`crate::journal::Phase`], [`crate::journal::Status`]).
+    pub fn put_service(&self, key: &str, value: &Dynamic, merge: bool) -> HostResult<Map> {
+        let fields = record_fields(value)?;
+        crate::journal::check_service_record(&fields)
+            .map_err(|e| invalid(format!("journal record '{key}': {e}")))?;
+        self.put_fields(key, fields, merge)
+    }
+
+    fn put_fields(
+        &self,
+        key: &str,
+        mut fields: serde_json::Map<String, Value>,
+        merge: bool,
+    ) -> HostResult<Map> {
         fields.insert(
             "updated_at".into(),
             Value::String(
@@ -336,21 +363,15 @@ pub mod state_api {
     /// locking it for this run. Fails if another dockhand process holds it.
     #[rhai_fn(return_raw)]
     pub fn open(ctx: NativeCallContext, name: &str) -> Result<Journal, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            Journal::open(&h, name)
-        })
+        with_host(&ctx, |h| Journal::open(h, name))
     }
 
     /// Reads a journal's records as a map (key → record) without locking it; `#{}` if it does
     /// not exist. Works in `--read-only`.
     #[rhai_fn(return_raw)]
     pub fn load(ctx: NativeCallContext, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        with_host(&ctx, |h| {
             check_name(name)?;
-            let h = host(&ctx)?;
             let (_, path, _) = journal_paths(&h.root, name)?;
             crate::host::fs::json_to_dynamic(Value::Object(read_records(&path)?))
         })
@@ -359,9 +380,7 @@ pub mod state_api {
     /// Names of the journals in this workspace, sorted.
     #[rhai_fn(return_raw)]
     pub fn list(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let dir = crate::host::fs::resolve(&h.root, STATE_DIR)?;
             let mut names: Vec<String> = match std::fs::read_dir(&dir) {
                 Ok(rd) => rd
@@ -390,8 +409,7 @@ pub mod state_api {
         key: &str,
         record: Dynamic,
     ) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || j.put(key, &record, false))
+        at(ctx.call_position(), || j.put(key, &record, false))
     }
 
     /// Merges the fields of `fields` into the record `key` (creating it) and saves atomically.
@@ -403,8 +421,35 @@ pub mod state_api {
         key: &str,
         fields: Dynamic,
     ) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || j.put(key, &fields, true))
+        at(ctx.call_position(), || j.put(key, &fields, true))
+    }
+
+    /// Replaces the rebuild record of service `key`, like `set`, refusing a `phase` or
+    /// `status` the rebuild does not know (pending, backed-up, building, built, recreating,
+    /// recreated, starting-next, next-started, promoting, rolling-back, rolled-back,
+    /// completed, failed, restarting, restarted, done; pending, in-progress, completed,
+    /// failed, rolled-back): the monitor reads them back.
+    #[rhai_fn(global, name = "set_service", return_raw)]
+    pub fn set_service(
+        ctx: NativeCallContext,
+        j: &mut Journal,
+        key: &str,
+        record: Dynamic,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        at(ctx.call_position(), || j.put_service(key, &record, false))
+    }
+
+    /// Merges `fields` into the rebuild record of service `key`, like `update`, refusing a
+    /// `phase` or `status` the rebuild does not know (see `set_service`). Returns the whole
+    /// record.
+    #[rhai_fn(global, name = "update_service", return_raw)]
+    pub fn update_service(
+        ctx: NativeCallContext,
+        j: &mut Journal,
+        key: &str,
+        fields: Dynamic,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        at(ctx.call_position(), || j.put_service(key, &fields, true))
     }
 
     /// The record `key`, or `()` if there is none.
@@ -414,15 +459,13 @@ pub mod state_api {
         j: &mut Journal,
         key: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || j.get(key))
+        at(ctx.call_position(), || j.get(key))
     }
 
     /// All records, as a map key → record.
     #[rhai_fn(global, name = "records", return_raw, pure)]
     pub fn records(ctx: NativeCallContext, j: &mut Journal) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || j.records())
+        at(ctx.call_position(), || j.records())
     }
 
     /// The record keys, sorted.

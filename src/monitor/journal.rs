@@ -2,58 +2,37 @@
 //! (written by `stdlib/rebuild` through `state::`) parsed into a [`Journal`] of
 //! [`ServiceRec`]s, each in one [`Status`] group, and counted per group ([`Counts`]).
 //!
+//! `phase` and `status` are parsed into [`crate::journal`]'s enumerations; a value this
+//! build does not know (an older journal, a hand edit) is kept as [`Recorded::Unknown`] and
+//! shown as unknown, in a group of its own. A missing one is `pending`: the service has not
+//! started.
+//!
 //! Pure data and parsing: no files, no terminal, no Docker.
 
 use std::collections::HashSet;
 
 use serde_json::Value;
 
-/// Where a service stands, grouped the way the dashboard shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Status {
-    Completed,
-    RolledBack,
-    Failed,
-    InProgress,
-    Pending,
-}
+pub use crate::journal::{Phase, Recorded, Status};
 
-impl Status {
-    /// From a record's `status` (pending, in-progress, completed, failed, rolled-back), or
-    /// its `phase` when the status is missing or unknown.
-    pub fn of(status: Option<&str>, phase: Option<&str>) -> Status {
-        match status.or(phase).unwrap_or("pending") {
-            "completed" => Status::Completed,
-            "rolled-back" => Status::RolledBack,
-            "failed" | "error" => Status::Failed,
-            "pending" => Status::Pending,
-            _ => match phase {
-                Some("completed") => Status::Completed,
-                Some("rolled-back") => Status::RolledBack,
-                Some("failed") => Status::Failed,
-                Some("pending") | None => Status::Pending,
-                Some(_) => Status::InProgress,
-            },
-        }
+/// The dashboard's status groups, in the order it lists them.
+pub const GROUPS: [Status; 5] = [
+    Status::Completed,
+    Status::RolledBack,
+    Status::Failed,
+    Status::InProgress,
+    Status::Pending,
+];
+
+/// A status group's heading.
+pub fn label(s: Status) -> &'static str {
+    match s {
+        Status::Completed => "completed",
+        Status::RolledBack => "rolled back",
+        Status::Failed => "failed",
+        Status::InProgress => "in progress",
+        Status::Pending => "pending",
     }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Status::Completed => "completed",
-            Status::RolledBack => "rolled back",
-            Status::Failed => "failed",
-            Status::InProgress => "in progress",
-            Status::Pending => "pending",
-        }
-    }
-
-    pub const ALL: [Status; 5] = [
-        Status::Completed,
-        Status::RolledBack,
-        Status::Failed,
-        Status::InProgress,
-        Status::Pending,
-    ];
 }
 
 /// One service's journal record.
@@ -61,8 +40,8 @@ impl Status {
 pub struct ServiceRec {
     pub name: String,
     pub category: String,
-    pub phase: String,
-    pub status: Status,
+    pub phase: Recorded<Phase>,
+    pub status: Recorded<Status>,
     pub reason: Option<String>,
     pub failure: Option<String>,
     pub build_s: Option<f64>,
@@ -171,24 +150,20 @@ impl Journal {
                     .collect()
             })
             .unwrap_or_default();
-        let rec = |name: &str, r: &Value| {
-            let phase = str_of(r, "phase");
-            let status = str_of(r, "status");
-            ServiceRec {
-                name: name.to_string(),
-                category: str_of(r, "category").unwrap_or_else(|| "-".into()),
-                status: Status::of(status.as_deref(), phase.as_deref()),
-                phase: phase.unwrap_or_else(|| "pending".into()),
-                reason: str_of(r, "reason"),
-                failure: str_of(r, "failure"),
-                build_s: f64_of(r, "build_s"),
-                healthy_ms: f64_of(r, "healthy_ms"),
-                total_s: f64_of(r, "total_s"),
-                phase_ms: phase_ms(r),
-                attempts: r.get("attempts").and_then(Value::as_i64),
-                unchanged: r.get("unchanged").and_then(Value::as_bool).unwrap_or(false),
-                updated_at: str_of(r, "updated_at"),
-            }
+        let rec = |name: &str, r: &Value| ServiceRec {
+            name: name.to_string(),
+            category: str_of(r, "category").unwrap_or_else(|| "-".into()),
+            status: Recorded::of(r, "status").unwrap_or(Recorded::Known(Status::Pending)),
+            phase: Recorded::of(r, "phase").unwrap_or(Recorded::Known(Phase::Pending)),
+            reason: str_of(r, "reason"),
+            failure: str_of(r, "failure"),
+            build_s: f64_of(r, "build_s"),
+            healthy_ms: f64_of(r, "healthy_ms"),
+            total_s: f64_of(r, "total_s"),
+            phase_ms: phase_ms(r),
+            attempts: r.get("attempts").and_then(Value::as_i64),
+            unchanged: r.get("unchanged").and_then(Value::as_bool).unwrap_or(false),
+            updated_at: str_of(r, "updated_at"),
         };
         let mut services = Vec::new();
         let mut seen = HashSet::new();
@@ -215,7 +190,7 @@ impl Journal {
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
         for s in &self.services {
-            c.add(s.status);
+            c.add(&s.status);
         }
         c
     }
@@ -225,10 +200,10 @@ impl Journal {
         let mut out: Vec<(String, Counts)> = Vec::new();
         for s in &self.services {
             match out.iter_mut().find(|(c, _)| *c == s.category) {
-                Some((_, c)) => c.add(s.status),
+                Some((_, c)) => c.add(&s.status),
                 None => {
                     let mut c = Counts::default();
-                    c.add(s.status);
+                    c.add(&s.status);
                     out.push((s.category.clone(), c));
                 }
             }
@@ -237,7 +212,15 @@ impl Journal {
     }
 
     pub fn with_status(&self, st: Status) -> Vec<&ServiceRec> {
-        self.services.iter().filter(|s| s.status == st).collect()
+        self.services.iter().filter(|s| s.status.is(st)).collect()
+    }
+
+    /// The services whose status this build does not know.
+    pub fn with_unknown_status(&self) -> Vec<&ServiceRec> {
+        self.services
+            .iter()
+            .filter(|s| s.status.known().is_none())
+            .collect()
     }
 }
 
@@ -250,12 +233,17 @@ pub struct Counts {
     pub failed: usize,
     pub in_progress: usize,
     pub pending: usize,
+    /// A status this build does not know.
+    pub unknown: usize,
 }
 
 impl Counts {
-    fn add(&mut self, s: Status) {
+    fn add(&mut self, s: &Recorded<Status>) {
         self.total += 1;
-        *self.slot(s) += 1;
+        match s.known() {
+            Some(s) => *self.slot(s) += 1,
+            None => self.unknown += 1,
+        }
     }
 
     fn slot(&mut self, s: Status) -> &mut usize {
@@ -309,5 +297,25 @@ mod tests {
         let names: Vec<&str> = a.phase_ms.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(names, ["queued", "build", "health", "settle"]);
         assert_eq!(a.phase_ms[2].1, 900.5);
+    }
+
+    #[test]
+    fn unknown_words_are_kept_and_counted_apart() {
+        let text = r#"{"records":{"_run":{"services":["a","b","c"]},
+            "a":{"phase":"warping","status":"completed"},
+            "b":{"phase":"built","status":"error"}}}"#;
+        let j = Journal::parse("r", text).unwrap();
+        let [a, b, c] = &j.services[..] else {
+            panic!("{j:?}")
+        };
+        assert_eq!(a.phase, Recorded::Unknown("warping".into()));
+        assert_eq!(a.status, Recorded::Known(Status::Completed));
+        assert_eq!(b.phase, Recorded::Known(Phase::Built));
+        assert_eq!(b.status, Recorded::Unknown("error".into()));
+        // No record yet: pending.
+        assert_eq!(c.status, Recorded::Known(Status::Pending));
+        let n = j.counts();
+        assert_eq!((n.total, n.completed, n.pending, n.unknown), (3, 1, 1, 1));
+        assert_eq!(j.with_unknown_status()[0].name, "b");
     }
 }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ratatui::crossterm::event::{self, Event};
 
-use crate::host::state::STATE_DIR;
+use crate::journal::STATE_DIR;
 
 pub mod containers;
 pub mod journal;

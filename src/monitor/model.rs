@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
-use super::journal::{Journal, ServiceRec, Status};
+use super::journal::{Journal, Phase, Recorded, ServiceRec, Status};
 use crate::util::human;
 
 /// One line of "recent activity".
@@ -19,9 +19,9 @@ pub struct Activity {
 }
 
 fn detail_of(s: &ServiceRec) -> String {
-    match s.phase.as_str() {
-        "completed" if s.unchanged => "image unchanged".into(),
-        "completed" => {
+    match s.phase {
+        Recorded::Known(Phase::Completed) if s.unchanged => "image unchanged".into(),
+        Recorded::Known(Phase::Completed) => {
             let mut d = Vec::new();
             if let Some(b) = s.build_s {
                 d.push(format!("built in {b:.1}s"));
@@ -47,7 +47,9 @@ fn detail_of(s: &ServiceRec) -> String {
             }
             d.join(", ")
         }
-        "built" => s.build_s.map(|b| format!("in {b:.1}s")).unwrap_or_default(),
+        Recorded::Known(Phase::Built) => {
+            s.build_s.map(|b| format!("in {b:.1}s")).unwrap_or_default()
+        }
         _ => s.reason.clone().unwrap_or_default(),
     }
 }
@@ -87,19 +89,19 @@ impl History {
         }
         for s in &j.services {
             let Some(at) = &s.updated_at else { continue };
-            let now = (s.phase.clone(), s.reason.clone());
+            let now = (s.phase.to_string(), s.reason.clone());
             if self.last.get(&s.name) == Some(&now) {
                 continue;
             }
             self.last.insert(s.name.clone(), now);
             // Everything starts pending: only a pending with a reason (blocked) is news.
-            if s.status == Status::Pending && s.reason.is_none() {
+            if s.status.is(Status::Pending) && s.reason.is_none() {
                 continue;
             }
             self.entries.push(Activity {
                 at: at.clone(),
                 service: s.name.clone(),
-                phase: s.phase.clone(),
+                phase: s.phase.to_string(),
                 detail: detail_of(s),
             });
         }

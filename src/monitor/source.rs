@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::MonitorError;
 use super::journal::Journal;
 use super::model::{ContainerView, History, Model};
-use crate::host::state::STATE_DIR;
+use crate::journal::STATE_DIR;
 
 fn valid_run(id: &str) -> bool {
     !id.is_empty()
@@ -355,7 +355,10 @@ mod tests {
         assert!(src.poll().unwrap());
         let m = src.model(ContainerView::Waiting, SystemTime::now());
         assert!(m.note.as_deref().unwrap().contains("not valid JSON"));
-        assert_eq!(m.journal.as_ref().unwrap().services[0].phase, "built");
+        assert_eq!(
+            m.journal.as_ref().unwrap().services[0].phase.to_string(),
+            "built"
+        );
         write_journal(
             root,
             "r1",

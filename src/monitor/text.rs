@@ -1,7 +1,7 @@
 //! The dashboard as plain text for `--once` (no control codes, no trailing spaces), and the
 //! cells and labels the TUI shares with it so both show the same information.
 
-use super::journal::{Counts, Journal, Status};
+use super::journal::{Counts, GROUPS, Journal, Status, label};
 use super::model::{ContainerRow, ContainerView, Model};
 use crate::util::{human, table};
 
@@ -82,6 +82,14 @@ pub(super) fn group_items(j: &Journal, st: Status) -> Vec<String> {
         .collect()
 }
 
+/// The services whose status this build does not know, with what the journal says.
+pub(super) fn unknown_items(j: &Journal) -> Vec<String> {
+    j.with_unknown_status()
+        .into_iter()
+        .map(|s| format!("{}: status {}", s.name, s.status))
+        .collect()
+}
+
 pub(super) fn title_line(m: &Model) -> String {
     match &m.journal {
         Some(j) => {
@@ -113,6 +121,37 @@ pub(super) fn progress_label(c: &Counts) -> String {
     )
 }
 
+/// The services by status group: names, or one line each for failures and unknowns.
+fn services_section(o: &mut String, j: &Journal) {
+    use std::fmt::Write;
+    let _ = writeln!(o, "\nservices:");
+    for st in GROUPS {
+        let items = group_items(j, st);
+        let _ = write!(o, "  {} ({})", label(st), items.len());
+        match st {
+            Status::Failed | Status::RolledBack => {
+                let _ = writeln!(o);
+                for i in items {
+                    let _ = writeln!(o, "    {i}");
+                }
+            }
+            _ if items.is_empty() => {
+                let _ = writeln!(o);
+            }
+            _ => {
+                let _ = writeln!(o, ": {}", items.join(", "));
+            }
+        }
+    }
+    let unknown = unknown_items(j);
+    if !unknown.is_empty() {
+        let _ = writeln!(o, "  unknown ({})", unknown.len());
+        for i in unknown {
+            let _ = writeln!(o, "    {i}");
+        }
+    }
+}
+
 /// The dashboard as plain text (no control codes), for `--once`.
 pub fn render_text(m: &Model) -> String {
     use std::fmt::Write;
@@ -132,25 +171,7 @@ pub fn render_text(m: &Model) -> String {
             ".".repeat(width - filled),
             progress_label(&c)
         );
-        let _ = writeln!(o, "\nservices:");
-        for st in Status::ALL {
-            let items = group_items(j, st);
-            let _ = write!(o, "  {} ({})", st.label(), items.len());
-            match st {
-                Status::Failed | Status::RolledBack => {
-                    let _ = writeln!(o);
-                    for i in items {
-                        let _ = writeln!(o, "    {i}");
-                    }
-                }
-                _ if items.is_empty() => {
-                    let _ = writeln!(o);
-                }
-                _ => {
-                    let _ = writeln!(o, ": {}", items.join(", "));
-                }
-            }
-        }
+        services_section(&mut o, j);
         let _ = writeln!(o, "\ncategories:");
         let rows: Vec<_> = j
             .categories()

@@ -9,11 +9,11 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Gauge, Paragraph, Row, Table, Wrap};
 
-use super::journal::{Journal, Status};
+use super::journal::{GROUPS, Journal, Status, label};
 use super::model::{ContainerView, Model};
 use super::text::{
     CATEGORY_HEADER, CONTAINER_HEADER, category_cells, clock, container_cells, group_items,
-    progress_label, title_line,
+    progress_label, title_line, unknown_items,
 };
 
 /// The colour of a status group's heading.
@@ -91,10 +91,10 @@ fn render_services(frame: &mut Frame, m: &Model, area: Rect) {
             m.note.clone().unwrap_or_else(|| "waiting for a run".into()),
         )),
         Some(j) => {
-            for st in Status::ALL {
+            for st in GROUPS {
                 let items = group_items(j, st);
                 let head = Span::styled(
-                    format!("{} ({})", st.label(), items.len()),
+                    format!("{} ({})", label(st), items.len()),
                     Style::new()
                         .fg(status_color(st))
                         .add_modifier(Modifier::BOLD),
@@ -112,6 +112,14 @@ fn render_services(frame: &mut Frame, m: &Model, area: Rect) {
                         Span::raw(items.join(", ")),
                     ])),
                 }
+            }
+            let unknown = unknown_items(j);
+            if !unknown.is_empty() {
+                lines.push(Line::from(Span::styled(
+                    format!("unknown ({})", unknown.len()),
+                    Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
+                )));
+                lines.extend(unknown.into_iter().map(|i| Line::from(format!("  {i}"))));
             }
         }
     }

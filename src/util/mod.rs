@@ -7,6 +7,7 @@
 pub mod human;
 pub mod lock;
 pub mod table;
+pub mod yaml;
 
 pub use lock::lock;
 

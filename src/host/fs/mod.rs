@@ -23,7 +23,12 @@ use std::path::{Component, Path, PathBuf};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Engine, EvalAltResult};
 
-use super::{HostResult, fail, host, invalid, refused};
+use super::{HostResult, at, fail, invalid, refused, with_host};
+use crate::util::yaml::{MAX_YAML_FLOW_DEPTH, yaml_too_deep};
+
+mod glob;
+
+pub use glob::{GlobLimits, glob_walk};
 
 /// Resolves `p` against the workspace `root`, refusing anything that leaves it.
 ///
@@ -139,121 +144,6 @@ fn write_then_rename(tmp: &Path, path: &Path, dir: &Path, bytes: &[u8]) -> std::
     Ok(())
 }
 
-/// Bounds of one `fs::glob` walk.
-pub struct GlobLimits {
-    /// Most paths returned.
-    pub max_results: usize,
-    /// Most directory entries looked at.
-    pub max_visited: usize,
-}
-
-impl Default for GlobLimits {
-    fn default() -> Self {
-        Self {
-            max_results: 100_000,
-            max_visited: 2_000_000,
-        }
-    }
-}
-
-/// Finds the paths under `root` matching `pattern` (relative, `/`-separated).
-///
-/// Our own walk rather than the `glob` crate's: that one follows symlinked directories
-/// blindly, so a loop (`a -> .`) makes `**` run until the path is too long — exponentially
-/// long with two loops — and it cannot be interrupted. Here the walk starts at the pattern's
-/// literal prefix, visits every real directory once (symlinks to directories are followed
-/// only when they stay in the workspace and lead somewhere not yet visited), checks the
-/// run's cancellation at every entry, and stops with an error past [`GlobLimits`].
-pub fn glob_walk(root: &Path, pattern: &str, limits: &GlobLimits) -> HostResult<Vec<String>> {
-    use std::collections::HashSet;
-    if pattern.trim().is_empty() {
-        return Err(invalid(
-            "empty glob pattern; write one like \"logs/**/*.log\"",
-        ));
-    }
-    let matcher = ::glob::Pattern::new(pattern)
-        .map_err(|e| invalid(format!("bad glob pattern '{pattern}': {e}")))?;
-    let opts = ::glob::MatchOptions {
-        case_sensitive: true,
-        require_literal_separator: true,
-        require_literal_leading_dot: false,
-    };
-    // The literal directories before the first wildcard: no need to walk anything else.
-    let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
-    let is_wild = |p: &str| p.contains(['*', '?', '[']);
-    let literal = parts.iter().take_while(|p| !is_wild(p)).count();
-    let recursive = parts.iter().any(|p| p.contains("**"));
-    // Without `**`, nothing deeper than the pattern's own depth can match.
-    let max_depth = if recursive { usize::MAX } else { parts.len() };
-    let start_rel: String = parts[..literal.min(parts.len())].join("/");
-    let mut out = Vec::new();
-    let start = if start_rel.is_empty() {
-        root.to_path_buf()
-    } else {
-        match resolve(root, &start_rel) {
-            Ok(p) => p,
-            Err(_) => return Ok(out),
-        }
-    };
-    if literal == parts.len() {
-        // No wildcard at all: the path itself, if it exists.
-        if start.symlink_metadata().is_ok() && start != root {
-            out.push(start_rel);
-        }
-        return Ok(out);
-    }
-    let mut visited_dirs: HashSet<PathBuf> = HashSet::new();
-    let mut seen = 0usize;
-    // (directory on disk, its path relative to the root as the pattern sees it, depth)
-    let mut todo: Vec<(PathBuf, String, usize)> = vec![(start, start_rel, literal)];
-    while let Some((dir, rel, depth)) = todo.pop() {
-        match dir.canonicalize() {
-            Ok(real) if real.starts_with(root) => {
-                if !visited_dirs.insert(real) {
-                    continue; // a symlink loop, or two links to one directory
-                }
-            }
-            _ => continue,
-        }
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in rd.flatten() {
-            if crate::cancel::current_is_cancelled() {
-                return Err(super::terminated());
-            }
-            seen += 1;
-            if seen > limits.max_visited {
-                return Err(fail(format!(
-                    "fs::glob(\"{pattern}\") looked at more than {} entries; narrow the pattern",
-                    limits.max_visited
-                )));
-            }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let child_rel = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            let path = entry.path();
-            if matcher.matches_with(&child_rel, opts) && resolve(root, &child_rel).is_ok() {
-                if out.len() >= limits.max_results {
-                    return Err(fail(format!(
-                        "fs::glob(\"{pattern}\") matches more than {} paths; narrow the pattern",
-                        limits.max_results
-                    )));
-                }
-                out.push(child_rel.clone());
-            }
-            // Follows symlinks (to directories) too; the canonical check above confines it.
-            if depth + 1 < max_depth && path.is_dir() {
-                todo.push((path, child_rel, depth + 1));
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Path relative to the root, with `/` separators, for messages and `glob` results.
 pub fn display_rel(root: &Path, p: &Path) -> String {
     p.strip_prefix(root)
@@ -279,49 +169,6 @@ pub fn json_to_dynamic(v: serde_json::Value) -> HostResult<Dynamic> {
 
 pub fn dynamic_to_json(v: &Dynamic) -> HostResult<serde_json::Value> {
     rhai::serde::from_dynamic(v)
-}
-
-/// Deepest `[`/`{` nesting of flow collections accepted in YAML. The YAML parser reads every
-/// event of a document before refusing it for depth, in time that grows faster than the
-/// input: 20,000 nested `[` took seconds. Counting first bounds that work.
-pub const MAX_YAML_FLOW_DEPTH: usize = 128;
-
-/// The line of the first flow collection nested deeper than [`MAX_YAML_FLOW_DEPTH`], if any
-/// (quotes and comments are skipped).
-pub fn yaml_too_deep(text: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut line = 1;
-    let mut quote: Option<char> = None;
-    let mut comment = false;
-    let mut prev = '\n';
-    for c in text.chars() {
-        if c == '\n' {
-            line += 1;
-            comment = false;
-        }
-        if comment {
-            prev = c;
-            continue;
-        }
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
-                '"' | '\'' if !prev.is_alphanumeric() => quote = Some(c),
-                '#' if prev.is_whitespace() => comment = true,
-                '[' | '{' => {
-                    depth += 1;
-                    if depth > MAX_YAML_FLOW_DEPTH {
-                        return Some(line);
-                    }
-                }
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
-        }
-        prev = c;
-    }
-    None
 }
 
 pub fn parse_yaml_str(text: &str, what: &str) -> HostResult<Dynamic> {
@@ -394,19 +241,14 @@ pub mod fs_api {
     /// The workspace root every path is relative to.
     #[rhai_fn(return_raw)]
     pub fn root(ctx: NativeCallContext) -> Result<String, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            Ok(host(&ctx)?.root.to_string_lossy().into_owned())
-        })
+        with_host(&ctx, |h| Ok(h.root.to_string_lossy().into_owned()))
     }
 
     /// Reads a text file (UTF-8), at most 256 MiB. Only regular files: a FIFO or device in the
     /// workspace is refused instead of blocking the run.
     #[rhai_fn(return_raw)]
     pub fn read(ctx: NativeCallContext, path: &str) -> Result<String, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let full = resolve(&h.root, path)?;
             read_text(&full, path)
         })
@@ -416,9 +258,7 @@ pub mod fs_api {
     /// `--dry-run`; refused in `--read-only`.
     #[rhai_fn(return_raw)]
     pub fn write(ctx: NativeCallContext, path: &str, text: &str) -> Result<(), Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let full = resolve(&h.root, path)?;
             if h.mutation("fs::write", path, &format!("{} bytes", text.len()))? {
                 atomic_write(&full, text.as_bytes()).map_err(|e| io_err("write", path, e))?;
@@ -435,9 +275,7 @@ pub mod fs_api {
         path: &str,
         text: &str,
     ) -> Result<(), Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let full = resolve(&h.root, path)?;
             if h.mutation("fs::append", path, &format!("{} bytes", text.len()))? {
                 if let Some(dir) = full.parent() {
@@ -459,19 +297,13 @@ pub mod fs_api {
     /// True if the path exists (file or directory).
     #[rhai_fn(return_raw)]
     pub fn exists(ctx: NativeCallContext, path: &str) -> Result<bool, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            Ok(resolve(&h.root, path)?.exists())
-        })
+        with_host(&ctx, |h| Ok(resolve(&h.root, path)?.exists()))
     }
 
     /// Creates a directory and its parents.
     #[rhai_fn(return_raw)]
     pub fn mkdir(ctx: NativeCallContext, path: &str) -> Result<(), Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let full = resolve(&h.root, path)?;
             if h.mutation("fs::mkdir", path, "")? {
                 std::fs::create_dir_all(&full).map_err(|e| io_err("create directory", path, e))?;
@@ -484,9 +316,7 @@ pub mod fs_api {
     /// not an error.
     #[rhai_fn(return_raw)]
     pub fn remove(ctx: NativeCallContext, path: &str) -> Result<(), Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let full = resolve(&h.root, path)?;
             if full == h.root {
                 return Err(refused(
@@ -508,9 +338,7 @@ pub mod fs_api {
     /// Entries of a directory (names only), sorted.
     #[rhai_fn(return_raw)]
     pub fn list(ctx: NativeCallContext, path: &str) -> Result<Array, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let full = resolve(&h.root, path)?;
             let mut names: Vec<String> = std::fs::read_dir(&full)
                 .map_err(|e| io_err("list", path, e))?
@@ -526,9 +354,7 @@ pub mod fs_api {
     /// relative to the workspace root, sorted. Matches outside the root are never returned.
     #[rhai_fn(return_raw)]
     pub fn glob(ctx: NativeCallContext, pattern: &str) -> Result<Array, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             if Path::new(pattern)
                 .components()
                 .any(|c| matches!(c, Component::ParentDir))
@@ -552,36 +378,31 @@ pub mod fs_api {
     /// Parses JSON text into maps, arrays, numbers, strings, booleans and `()`.
     #[rhai_fn(return_raw)]
     pub fn parse_json(ctx: NativeCallContext, text: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || parse_json_str(text, "text"))
+        at(ctx.call_position(), || parse_json_str(text, "text"))
     }
 
     /// Serializes a value as pretty-printed JSON.
     #[rhai_fn(return_raw)]
     pub fn to_json(ctx: NativeCallContext, value: Dynamic) -> Result<String, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || json_text(&value))
+        at(ctx.call_position(), || json_text(&value))
     }
 
     /// Parses YAML text. Errors name the line and column.
     #[rhai_fn(return_raw)]
     pub fn parse_yaml(ctx: NativeCallContext, text: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || parse_yaml_str(text, "text"))
+        at(ctx.call_position(), || parse_yaml_str(text, "text"))
     }
 
     /// Serializes a value as YAML.
     #[rhai_fn(return_raw)]
     pub fn to_yaml(ctx: NativeCallContext, value: Dynamic) -> Result<String, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || yaml_text(&value))
+        at(ctx.call_position(), || yaml_text(&value))
     }
 
     /// Reads and parses a JSON file.
     #[rhai_fn(return_raw)]
     pub fn read_json(ctx: NativeCallContext, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        at(ctx.call_position(), || {
             let text = read(ctx, path)?;
             parse_json_str(&text, path)
         })
@@ -590,8 +411,7 @@ pub mod fs_api {
     /// Reads and parses a YAML file. Errors name the file, line and column.
     #[rhai_fn(return_raw)]
     pub fn read_yaml(ctx: NativeCallContext, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        at(ctx.call_position(), || {
             let text = read(ctx, path)?;
             parse_yaml_str(&text, path)
         })
@@ -604,8 +424,7 @@ pub mod fs_api {
         path: &str,
         value: Dynamic,
     ) -> Result<(), Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        at(ctx.call_position(), || {
             let text = json_text(&value)? + "\n";
             write(ctx, path, &text)
         })
@@ -618,8 +437,7 @@ pub mod fs_api {
         path: &str,
         value: Dynamic,
     ) -> Result<(), Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
+        at(ctx.call_position(), || {
             let text = yaml_text(&value)?;
             write(ctx, path, &text)
         })

@@ -1,0 +1,290 @@
+//! The shape of `services.yaml`: every section as a struct that denies unknown fields, every
+//! choice as a closed enumeration, with the defaults a missing key takes.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Compose project name the fleet runs under.
+    pub project: String,
+    /// The compose file, relative to the config file's directory.
+    #[serde(default = "default_compose_file")]
+    pub compose_file: String,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub infrastructure: IndexMap<String, Infrastructure>,
+    pub categories: IndexMap<String, Category>,
+    pub services: IndexMap<String, Service>,
+}
+
+fn default_compose_file() -> String {
+    "docker-compose.yml".into()
+}
+
+/// How a service's new container replaces the old one (Swarm's names and meaning).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeployOrder {
+    /// The old container stops before the new one starts (`docker compose up -d`'s way): a
+    /// moment without the service. Right for writers and stateful services, which must not
+    /// run twice.
+    #[default]
+    StopFirst,
+    /// The new container starts next to the old one, is gated, and only then replaces it:
+    /// no downtime. Not for services that publish host ports.
+    StartFirst,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Keep rebuilding the category's other services (until `max_failures`).
+    Continue,
+    /// Stop starting new services of the category after the first failure.
+    Stop,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RollbackPolicy {
+    /// Roll a failed service back at once.
+    Auto,
+    /// Leave it for the operator (`playbooks/rollback.rhai`) unless `--rollback-on-fail`.
+    Manual,
+    /// Never roll back.
+    None,
+}
+
+/// Why a rebuild failed, as `rollback.on` lists the failures that roll back. Scripts name
+/// them through `config::gate_failure`, which refuses other names: compared by spelling, a
+/// typo would silently disable the rollback.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GateFailure {
+    BuildFailure,
+    Unhealthy,
+    LatencyBudget,
+    LogErrors,
+    Restarts,
+}
+
+impl GateFailure {
+    pub const ALL: [GateFailure; 5] = [
+        GateFailure::BuildFailure,
+        GateFailure::Unhealthy,
+        GateFailure::LatencyBudget,
+        GateFailure::LogErrors,
+        GateFailure::Restarts,
+    ];
+
+    /// The name as the config spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GateFailure::BuildFailure => "build_failure",
+            GateFailure::Unhealthy => "unhealthy",
+            GateFailure::LatencyBudget => "latency_budget",
+            GateFailure::LogErrors => "log_errors",
+            GateFailure::Restarts => "restarts",
+        }
+    }
+}
+
+/// A name that is not a [`GateFailure`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown gate-failure kind '{0}'; the kinds are: build_failure, unhealthy, latency_budget, log_errors, restarts"
+)]
+pub struct UnknownGateFailure(pub String);
+
+impl std::str::FromStr for GateFailure {
+    type Err = UnknownGateFailure;
+    fn from_str(s: &str) -> Result<Self, UnknownGateFailure> {
+        GateFailure::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| UnknownGateFailure(s.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "auto")]
+    pub policy: RollbackPolicy,
+    #[serde(default = "pre")]
+    pub backup_tag_prefix: String,
+    #[serde(default = "all_gates")]
+    pub on: Vec<GateFailure>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn auto() -> RollbackPolicy {
+    RollbackPolicy::Auto
+}
+fn pre() -> String {
+    "pre-".into()
+}
+fn all_gates() -> Vec<GateFailure> {
+    use GateFailure::*;
+    vec![BuildFailure, Unhealthy, LatencyBudget, LogErrors, Restarts]
+}
+
+impl Default for Rollback {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            policy: RollbackPolicy::Auto,
+            backup_tag_prefix: pre(),
+            on: all_gates(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    pub health_path: String,
+    pub health_timeout_s: u64,
+    pub latency_budget_ms: u64,
+    pub frontend_budget_ms: u64,
+    pub retries: u64,
+    pub retry_backoff_s: u64,
+    pub batch_size: u64,
+    /// Concurrent deploys (recreate + gate); builds are capped by `batch_size`.
+    pub deploy_concurrency: u64,
+    pub build_timeout_s: u64,
+    pub log_tail_lines: u64,
+    pub log_error_pattern: String,
+    /// How long the gate watches a healthy new container for restarts and error lines.
+    pub settle_s: u64,
+    /// Deploy order unless a category or service says otherwise.
+    pub order: DeployOrder,
+    pub rollback: Rollback,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            health_path: "/health".into(),
+            health_timeout_s: 60,
+            latency_budget_ms: 500,
+            frontend_budget_ms: 3000,
+            retries: 3,
+            retry_backoff_s: 5,
+            batch_size: 5,
+            deploy_concurrency: 5,
+            build_timeout_s: 600,
+            log_tail_lines: 100,
+            log_error_pattern: "ERROR".into(),
+            settle_s: 2,
+            order: DeployOrder::StopFirst,
+            rollback: Rollback::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Infrastructure {
+    pub port: u16,
+    #[serde(default)]
+    pub health_path: Option<String>,
+    #[serde(default)]
+    pub database: Option<String>,
+    #[serde(default)]
+    pub measurement: Option<String>,
+    /// The service that writes into it (its data-flow check).
+    #[serde(default)]
+    pub writer: Option<String>,
+    #[serde(default)]
+    pub health_timeout_s: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "low")]
+    pub risk: Risk,
+    #[serde(default)]
+    pub batch_size: Option<u64>,
+    #[serde(default = "continue_")]
+    pub on_failure: OnFailure,
+    #[serde(default)]
+    pub max_failures: Option<u64>,
+    /// Whether `batch-rebuild` includes it (the core services have their own story).
+    #[serde(default = "yes")]
+    pub batch_rebuild: bool,
+    #[serde(default)]
+    pub latency_budget_ms: Option<u64>,
+    #[serde(default)]
+    pub health_timeout_s: Option<u64>,
+    #[serde(default)]
+    pub order: Option<DeployOrder>,
+}
+
+fn low() -> Risk {
+    Risk::Low
+}
+fn continue_() -> OnFailure {
+    OnFailure::Continue
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub category: String,
+    pub port: u16,
+    #[serde(default)]
+    pub health_path: Option<String>,
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    #[serde(default)]
+    pub story: Option<u64>,
+    #[serde(default)]
+    pub latency_budget_ms: Option<u64>,
+    #[serde(default)]
+    pub health_timeout_s: Option<u64>,
+    #[serde(default)]
+    pub order: Option<DeployOrder>,
+}
+
+/// One service with every setting resolved (service over category over defaults).
+#[derive(Debug, Clone, Serialize)]
+pub struct ResolvedService {
+    pub name: String,
+    pub category: String,
+    pub port: u16,
+    pub health_path: String,
+    pub endpoints: Vec<String>,
+    pub story: Option<u64>,
+    pub latency_budget_ms: u64,
+    pub health_timeout_s: u64,
+    pub settle_s: u64,
+    pub batch_rebuild: bool,
+    pub on_failure: OnFailure,
+    /// `None`: no limit.
+    pub max_failures: Option<u64>,
+    pub risk: Risk,
+    /// stop-first or start-first (service over category over defaults).
+    pub order: DeployOrder,
+}
+
+/// Most builds or deploys one batch may run at once.
+pub const MAX_BATCH: u64 = 256;
