@@ -1,5 +1,5 @@
 //! Leaf helpers every layer may use: poison-tolerant locks, durations and sizes for humans,
-//! plain-text tables.
+//! plain-text tables, the YAML nesting guard.
 //!
 //! Nothing here names another module of the crate, so any module can depend on it without
 //! making a cycle; the test below keeps it that way.
@@ -14,11 +14,12 @@ pub use lock::lock;
 #[cfg(test)]
 mod tests {
     /// The sources of this module, as compiled.
-    const SOURCES: [(&str, &str); 4] = [
+    const SOURCES: [(&str, &str); 5] = [
         ("mod.rs", include_str!("mod.rs")),
         ("human.rs", include_str!("human.rs")),
         ("lock.rs", include_str!("lock.rs")),
         ("table.rs", include_str!("table.rs")),
+        ("yaml.rs", include_str!("yaml.rs")),
     ];
 
     #[test]
