@@ -19,7 +19,8 @@
 //! `--repl-on-failure` steps — goes through one lifecycle, in [`lifecycle`]: begin a run
 //! (parameters, fresh checks and plan, cancellation, `--timeout`), evaluate code in it
 //! (panic caught, the stop classified), finish it (the [`RunOutcome`]). So a REPL input
-//! that panics or is stopped ends exactly as a `dockhand run` would.
+//! that panics or is stopped ends exactly as a `dockhand run` would. What a run produced,
+//! and its one JSON form (for `run`, `watch` and `validate --json`), is in [`outcome`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
