@@ -435,3 +435,87 @@ pub fn parse_fault(s: &str) -> Result<(String, String), String> {
     }
     Ok((svc.to_string(), kind.to_string()))
 }
+
+impl LabOptions {
+    /// The options for the lab in `dir` under compose project `project`, nothing to start
+    /// yet (`lab down`, or the base `lab up` adds to). `dir` must hold a docker-compose.yml.
+    pub fn open(dir: &Path, project: &str) -> crate::Result<LabOptions> {
+        let full = dir.canonicalize().map_err(|source| crate::Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if !dir.join("docker-compose.yml").is_file() {
+            return Err(crate::Error::Usage(format!(
+                "{} has no docker-compose.yml; run from the dockhand checkout or pass --dir",
+                dir.display()
+            )));
+        }
+        Ok(LabOptions {
+            dir: full,
+            project: project.to_string(),
+            services: None,
+            only: Vec::new(),
+            faults: Vec::new(),
+            ports: false,
+            timeout: Duration::ZERO,
+        })
+    }
+
+    /// 0 when every service came up healthy, except those with an injected fault (they
+    /// are expected not to); else 1.
+    pub fn up_exit_code(&self, states: &[ServiceState]) -> i32 {
+        let injected: Vec<&String> = self
+            .faults
+            .iter()
+            .filter(|(_, k)| k != "none")
+            .map(|(s, _)| s)
+            .collect();
+        let bad = states
+            .iter()
+            .filter(|s| s.status != "healthy" && !injected.contains(&&s.service))
+            .count();
+        if bad == 0 { 0 } else { 1 }
+    }
+}
+
+/// Where the lab keeps its files (the fault override) under the workspace `root`.
+pub fn state_dir(root: &Path) -> PathBuf {
+    let dir = root.join(".dockhand/lab");
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+/// The async runtime the lab commands block on (they need no script engine).
+pub fn async_runtime() -> crate::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| crate::Error::Internal(format!("cannot start the async runtime: {e}")))
+}
+
+/// `lab up`'s table: each service, its health and how long it took.
+pub fn up_table(states: &[ServiceState]) -> String {
+    let rows: Vec<[String; 3]> = states
+        .iter()
+        .map(|s| [s.service.clone(), s.status.clone(), s.ms.to_string()])
+        .collect();
+    crate::util::table::render_aligned(&["SERVICE", "STATUS", "READY MS"], &rows, "", &[2])
+}
+
+/// `lab status`'s table: each container's service, state, health, category and status.
+pub fn status_table(list: &[dk::Container]) -> String {
+    let rows: Vec<[&str; 5]> = list
+        .iter()
+        .map(|c| {
+            [
+                c.service.as_str(),
+                &c.state,
+                &c.health,
+                &c.category,
+                &c.status,
+            ]
+        })
+        .collect();
+    let head = ["SERVICE", "STATE", "HEALTH", "CATEGORY", "STATUS"];
+    crate::util::table::render(&head, &rows, "")
+}

@@ -263,20 +263,13 @@ fn values_for(script: &Script, params: &[(String, String)]) -> Result<Map> {
 }
 
 fn runtime(opts: &Options, mode: Mode) -> Result<Runtime> {
-    let mut limits = Limits::default();
-    if let Some(n) = opts.max_operations {
-        limits.max_operations = n;
-    }
-    if let Some(n) = opts.max_memory {
-        limits.max_memory = n;
-    }
     Runtime::builder()
         .root(opts.root.clone())
         .mode(mode)
         .allow_exec(opts.allow_exec)
         .timeout(opts.timeout)
         .stdlib_dir(opts.stdlib.clone())
-        .limits(limits)
+        .limit_overrides(opts.max_operations, opts.max_memory)
         .handle_ctrl_c(true)
         .build()
 }
@@ -367,8 +360,7 @@ fn run_one(rt: &Runtime, v: &Validation, opts: &Options, mode: Mode) -> Result<S
             shipped: v.shipped,
             mode,
             status: if o.exit_code() == 0 { "ok" } else { "failed" },
-            value: rhai::serde::from_dynamic::<serde_json::Value>(&o.value)
-                .unwrap_or(serde_json::Value::Null),
+            value: o.value_json(),
             checks: o.checks,
             error: None,
             duration_ms: ms,

@@ -605,3 +605,17 @@ fn logging_and_root_options_work_after_the_playbook_name() {
         .run();
     drop(r);
 }
+
+#[test]
+fn a_run_needs_nothing_from_the_environment() {
+    // The Test builder's clean environment: no DOCKHAND_*, no DOCKER_*, no user HOME.
+    Test::new()
+        .clean_env()
+        .no_docker()
+        .script(
+            "print(`sum=${1 + 1}`);\ntry { docker::ps(); } catch (e) { print(`docker: ${e}`); }\n",
+        )
+        .stderr_has("sum=2")
+        .stderr_has("cannot reach Docker at unix:///nonexistent/docker.sock")
+        .run();
+}

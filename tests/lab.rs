@@ -109,7 +109,7 @@ struct Down(String);
 impl Drop for Down {
     fn drop(&mut self) {
         let dir = format!("{}/examples/homeiq", env!("CARGO_MANIFEST_DIR"));
-        let _ = std::process::Command::new(common::BIN)
+        let _ = common::dockhand()
             .args(["lab", "--dir", &dir, "--project", &self.0, "down"])
             .output();
     }

@@ -6,14 +6,14 @@
 //! has 2 shared cores), never a sleep. Each expected string is chosen so that the echo of what
 //! the test typed cannot match it (`6 * 7` is answered by `42`, never typed).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use expectrl::process::unix::{PtyStream, UnixProcess};
 use expectrl::{ControlCode, Expect, Regex, Session};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dockhand");
 const PROMPT: &str = "dockhand> ";
 const END_OF_EDIT: &str = "\x1b[?2004l";
 
@@ -23,14 +23,12 @@ struct Repl {
 
 impl Repl {
     fn start(dir: &Path, history: &Path, args: &[&str]) -> Repl {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = common::dockhand();
         cmd.args(args)
             .arg("repl")
             .current_dir(dir)
             .env("DOCKHAND_HISTORY", history)
-            .env("TERM", "xterm")
-            .env_remove("DOCKHAND_LOG")
-            .env_remove("DOCKHAND_ROOT");
+            .env("TERM", "xterm");
         let mut s = Session::spawn(cmd).expect("spawn dockhand repl in a pty");
         // Wide enough that no test line wraps (a wrapped line is redrawn, prompt included).
         s.get_process_mut().set_window_size(250, 50).unwrap();
@@ -302,7 +300,7 @@ print("reached the end with " + target + " after " + fmt::ms(1500));
 
 fn run_failing(dir: &Path, hist: &Path) -> Session<UnixProcess, PtyStream> {
     std::fs::write(dir.join("pb.rhai"), FAILING_PLAYBOOK).unwrap();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = common::dockhand();
     cmd.args(["run", "pb.rhai", "--repl-on-failure"])
         .current_dir(dir)
         .env("DOCKHAND_HISTORY", hist)
@@ -359,7 +357,7 @@ fn repl_on_failure_continue_skips_and_abort_fails() {
 fn repl_on_failure_without_a_terminal_aborts() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pb.rhai"), FAILING_PLAYBOOK).unwrap();
-    let out = Command::new(BIN)
+    let out = common::dockhand()
         .args(["run", "pb.rhai", "--repl-on-failure"])
         .current_dir(dir.path())
         .env("DOCKHAND_HISTORY", dir.path().join("h"))
@@ -370,4 +368,141 @@ fn repl_on_failure_without_a_terminal_aborts() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("error: bad target broken"), "{stderr}");
     assert!(!stderr.contains("reached the end"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------
+// One lifecycle: a REPL input ends as a `dockhand run` would (panic caught, a stop classified
+// by its reason). In process, through the library, so a panicking function can be
+// registered.
+// ---------------------------------------------------------------------------------------
+
+use dockhand::repl::Session as ReplSession;
+use dockhand::{Error, Runtime, rhai};
+
+/// A runtime in a fresh workspace with `crash()`, a host function that panics.
+fn runtime_with_a_crash(timeout: Option<Duration>) -> (tempfile::TempDir, Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rt = Runtime::builder()
+        .root(dir.path())
+        .timeout(timeout)
+        .build()
+        .unwrap();
+    rt.engine_mut()
+        .register_fn("crash", || -> rhai::INT { panic!("deliberate test panic") });
+    (dir, rt)
+}
+
+#[test]
+fn a_panicking_input_is_an_internal_error_as_in_run_and_the_session_goes_on() {
+    let (_dir, rt) = runtime_with_a_crash(None);
+    let ran = rt.eval("crash()");
+    assert!(
+        matches!(&ran, Err(Error::Internal(m)) if m.contains("crashed") && m.contains("deliberate test panic")),
+        "{ran:?}"
+    );
+    let mut s = ReplSession::new(&rt);
+    let input = s.eval("crash()");
+    assert!(
+        matches!(&input, Err(Error::Internal(m)) if m.contains("crashed while running <repl:1>") && m.contains("deliberate test panic")),
+        "{input:?}"
+    );
+    assert_eq!(input.unwrap_err().exit_code(), 2);
+    assert_eq!(s.eval("6 * 7").unwrap().as_int().unwrap(), 42);
+}
+
+#[test]
+fn a_stop_without_a_reason_is_internal_in_the_repl_as_in_run() {
+    let (_dir, rt) = runtime_with_a_crash(None);
+    let script = rt.compile_str("main", "time::sleep(\"30s\"); 1").unwrap();
+    let run = rt.begin(&script, Default::default()).unwrap();
+    let token = run.cancel().token().clone();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        token.cancel();
+    });
+    let ran = run.eval(&mut rhai::Scope::new(), &script.ast, &script.name);
+    stopper.join().unwrap();
+    assert!(matches!(ran, Err(Error::Internal(_))), "{ran:?}");
+    drop(run);
+
+    // In the REPL the same stop (the run's token, no reason given) reaches the input, and
+    // it is not an interruption either.
+    let run_cancel = rt.host().reset_run();
+    let mut s = ReplSession::new(&rt);
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        run_cancel.token().cancel();
+    });
+    let input = s.eval("time::sleep(\"30s\"); 1");
+    stopper.join().unwrap();
+    assert!(matches!(input, Err(Error::Internal(_))), "{input:?}");
+}
+
+#[test]
+fn ctrl_c_and_timeout_end_an_input_as_they_end_a_run() {
+    let (_dir, rt) = runtime_with_a_crash(Some(Duration::from_millis(200)));
+    let ran = rt.eval("time::sleep(\"30s\")");
+    assert!(
+        matches!(ran, Err(Error::TimedOut(d)) if d == Duration::from_millis(200)),
+        "{ran:?}"
+    );
+
+    // A session runs inside the runtime's current run; that one timed out, so start afresh.
+    rt.host().reset_run();
+    let mut s = ReplSession::new(&rt);
+    s.set_timeout(Some(Duration::from_millis(200)));
+    let input = s.eval("time::sleep(\"30s\")");
+    assert!(
+        matches!(input, Err(Error::TimedOut(d)) if d == Duration::from_millis(200)),
+        "{input:?}"
+    );
+
+    // Ctrl-C cancels the running input (the listener's slot) for `Interrupted`.
+    s.set_timeout(None);
+    let slot = s.running_slot();
+    let ctrl_c = std::thread::spawn(move || {
+        for _ in 0..200 {
+            if let Some(c) = slot.lock().unwrap().as_ref() {
+                c.cancel(dockhand::cancel::CancelReason::Interrupted);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let input = s.eval("time::sleep(\"30s\")");
+    ctrl_c.join().unwrap();
+    assert!(matches!(input, Err(Error::Interrupted)), "{input:?}");
+    assert_eq!(s.eval("1 + 1").unwrap().as_int().unwrap(), 2);
+}
+
+#[test]
+fn repl_timeout_is_reported_as_run_reports_it() {
+    let (dir, hist) = workspace();
+    let mut r = Repl::start(dir.path(), &hist, &["--timeout", "300ms"]);
+    let out = r.line("time::sleep(\"30s\")");
+    assert!(out.contains("timed out after 300ms"), "{out}");
+    let out = r.line("6 * 7");
+    assert!(out.contains("42"), "{out}");
+    r.quit();
+}
+
+#[test]
+fn repl_on_failure_times_out_as_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pb.rhai"),
+        "let x = 1;\ntime::sleep(\"30s\");\n",
+    )
+    .unwrap();
+    let out = common::dockhand()
+        .args(["run", "pb.rhai", "--repl-on-failure", "--timeout", "300ms"])
+        .current_dir(dir.path())
+        .env("DOCKHAND_HISTORY", dir.path().join("h"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("timed out after 300ms"), "{stderr}");
+    assert!(!stderr.contains("failed>"), "{stderr}");
 }

@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{BIN, Lab, Test};
+use common::{Lab, Test};
 use serde_json::Value;
 
 const PASS: &str =
@@ -239,7 +239,7 @@ fn story_12_report_renders_every_section_from_a_journal_and_validation_results()
     .unwrap();
     let pb =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/story-12-completion-report.rhai");
-    let out = Command::new(BIN)
+    let out = common::dockhand()
         .arg("run")
         .arg(&pb)
         .args([
@@ -292,7 +292,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 impl Lab {
     /// `dockhand validate --json` (the shipped validation) with script options.
     fn validate(&self, opts: &[&str]) -> (i32, Value, String) {
-        let out = Command::new(BIN)
+        let out = common::dockhand()
             .args(["validate", "--root"])
             .arg(self.ws.path())
             .args(["--json", "--"])

@@ -5,7 +5,7 @@ use super::GlobalOpts;
 use crate::error::{Error, Result};
 
 pub fn check(opts: &GlobalOpts, files: &[std::path::PathBuf]) -> Result<i32> {
-    let rt = super::run::build_runtime(opts)?;
+    let rt = opts.runtime()?;
     let mut failed = 0;
     let mut report = Vec::new();
     for f in files {

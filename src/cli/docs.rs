@@ -10,7 +10,7 @@ pub fn docs(
     definitions: Option<PathBuf>,
     output: Option<PathBuf>,
 ) -> Result<i32> {
-    let rt = super::run::build_runtime(opts)?;
+    let rt = opts.runtime()?;
     if let Some(dir) = definitions {
         crate::docs::write_definitions(rt.engine(), &dir).map_err(|source| Error::Io {
             path: dir.clone(),

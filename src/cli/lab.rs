@@ -49,39 +49,11 @@ pub struct LabArgs {
     pub command: LabCommand,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
-}
-
 pub fn lab(global: &GlobalOpts, args: LabArgs) -> Result<i32> {
-    let rt = runtime()?;
-    let root = global.root.clone().unwrap_or_else(|| PathBuf::from("."));
-    let state_dir = std::path::absolute(root.join(".dockhand/lab"))
-        .unwrap_or_else(|_| root.join(".dockhand/lab"));
+    let rt = lab::async_runtime()?;
+    let state_dir = lab::state_dir(&global.root.clone().unwrap_or_else(|| PathBuf::from(".")));
     let progress = |line: &str| tracing::info!(target: "dockhand::lab", "{line}");
-    let dir = args.dir.canonicalize().map_err(|source| Error::Io {
-        path: args.dir.clone(),
-        source,
-    })?;
-    let opts = |services, only, faults, ports, timeout| LabOptions {
-        dir: dir.clone(),
-        project: args.project.clone(),
-        services,
-        only,
-        faults,
-        ports,
-        timeout,
-    };
-    if !args.dir.join("docker-compose.yml").is_file() {
-        return Err(Error::Usage(format!(
-            "{} has no docker-compose.yml; run from the dockhand checkout or pass --dir",
-            args.dir.display()
-        )));
-    }
+    let base = LabOptions::open(&args.dir, &args.project)?;
     match args.command {
         LabCommand::Up {
             services,
@@ -90,60 +62,35 @@ pub fn lab(global: &GlobalOpts, args: LabArgs) -> Result<i32> {
             ports,
             wait,
         } => {
-            let o = opts(services, only, fault, ports, wait);
+            let o = LabOptions {
+                services,
+                only,
+                faults: fault,
+                ports,
+                timeout: wait,
+                ..base
+            };
             let states = lab::up(rt.handle(), &o, &state_dir, &progress).map_err(Error::Usage)?;
-            if global.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&states).unwrap_or_default()
-                );
-            } else {
-                println!("{:<32} {:<10} {:>8}", "SERVICE", "STATUS", "READY MS");
-                for s in &states {
-                    println!("{:<32} {:<10} {:>8}", s.service, s.status, s.ms);
-                }
-            }
-            let injected: Vec<&String> = o
-                .faults
-                .iter()
-                .filter(|(_, k)| k != "none")
-                .map(|(s, _)| s)
-                .collect();
-            let bad = states
-                .iter()
-                .filter(|s| s.status != "healthy" && !injected.contains(&&s.service))
-                .count();
-            Ok(if bad == 0 { 0 } else { 1 })
+            print(global.json, &states, || lab::up_table(&states));
+            Ok(o.up_exit_code(&states))
         }
         LabCommand::Down => {
-            lab::down(
-                &opts(None, vec![], vec![], false, Duration::ZERO),
-                &state_dir,
-                &progress,
-            )
-            .map_err(Error::Usage)?;
+            lab::down(&base, &state_dir, &progress).map_err(Error::Usage)?;
             Ok(0)
         }
         LabCommand::Status => {
             let list = lab::status(rt.handle(), &args.project).map_err(Error::Usage)?;
-            if global.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&list).unwrap_or_default()
-                );
-            } else {
-                println!(
-                    "{:<32} {:<10} {:<10} {:<18} STATUS",
-                    "SERVICE", "STATE", "HEALTH", "CATEGORY"
-                );
-                for c in &list {
-                    println!(
-                        "{:<32} {:<10} {:<10} {:<18} {}",
-                        c.service, c.state, c.health, c.category, c.status
-                    );
-                }
-            }
+            print(global.json, &list, || lab::status_table(&list));
             Ok(if list.is_empty() { 1 } else { 0 })
         }
+    }
+}
+
+/// `data` as JSON with `--json`, else the table `text` makes.
+fn print<T: serde::Serialize + ?Sized>(json: bool, data: &T, text: impl FnOnce() -> String) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(data).unwrap_or_default());
+    } else {
+        print!("{}", text());
     }
 }

@@ -1,7 +1,6 @@
 //! The `dockhand` command line. `main.rs` only calls [`main`]; each subcommand lives in its
 //! own file and talks to the library through [`crate::Runtime`].
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::error::Error;
 use crate::host::Mode;
+use crate::runtime::{Runtime, RuntimeBuilder};
 
 mod check;
 mod docs;
@@ -95,6 +95,24 @@ pub struct GlobalOpts {
 }
 
 impl GlobalOpts {
+    /// The runtime these options describe, before the Ctrl-C choice: `run`, `check` and
+    /// `docs` let the runtime handle Ctrl-C ([`GlobalOpts::runtime`]), while `repl` and
+    /// `watch` handle it themselves (it stops an input or ends the watch, not only a run).
+    pub fn runtime_builder(&self) -> RuntimeBuilder {
+        Runtime::builder()
+            .root(self.root.clone().unwrap_or_else(|| ".".into()))
+            .mode(self.mode())
+            .allow_exec(self.allow_exec)
+            .timeout(self.timeout)
+            .stdlib_dir(self.stdlib.clone())
+            .limit_overrides(self.max_operations, self.max_memory)
+    }
+
+    /// The runtime these options describe, stopping the run on Ctrl-C.
+    pub fn runtime(&self) -> crate::Result<Runtime> {
+        self.runtime_builder().handle_ctrl_c(true).build()
+    }
+
     pub fn mode(&self) -> Mode {
         if self.dry_run {
             Mode::DryRun
@@ -293,34 +311,14 @@ pub fn main() -> i32 {
 /// Prints an error (stderr; JSON on stdout with `--json`) and returns its exit code.
 pub fn report(e: &Error, json: bool) -> i32 {
     let code = e.exit_code();
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
-    match e {
-        Error::Script(_) | Error::Scripts(_) => {
-            let _ = write!(err, "{e}");
-        }
-        Error::Interrupted => {
-            let _ = writeln!(err, "interrupted");
-        }
-        other => {
-            let _ = writeln!(err, "error: {}", crate::secrets::scrub(&other.to_string()));
-        }
-    }
+    eprint!("{}", crate::runtime::error_text(e));
     if json {
         let v = serde_json::json!({
             "status": if code == 130 { "interrupted" } else { "error" },
             "exit_code": code,
-            "error": error_json(e),
+            "error": crate::runtime::error_json(e),
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }
     code
-}
-
-fn error_json(e: &Error) -> serde_json::Value {
-    match e {
-        Error::Script(se) => serde_json::to_value(se).unwrap_or_default(),
-        Error::Scripts(list) => serde_json::to_value(list).unwrap_or_default(),
-        other => serde_json::json!({ "message": crate::secrets::scrub(&other.to_string()) }),
-    }
 }

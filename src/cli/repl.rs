@@ -7,8 +7,7 @@ use clap::Args;
 
 use super::GlobalOpts;
 use crate::error::Result;
-use crate::repl::{self, Eval, Options, Session};
-use crate::runtime::Runtime;
+use crate::repl::{self, Options, Session};
 
 #[derive(Debug, Args)]
 pub struct ReplArgs {
@@ -20,36 +19,22 @@ pub struct ReplArgs {
     pub no_history: bool,
 }
 
-/// The runtime the REPL uses: the global options exactly as `run` applies them, except that
-/// Ctrl-C is the REPL's to handle (it stops the running input, not the process), and
-/// `--timeout` applies to each input.
-pub fn build_runtime(opts: &GlobalOpts) -> Result<Runtime> {
-    // The REPL owns Ctrl-C (it stops the running input); `--timeout` applies per input,
-    // through the session, not to the runtime as a whole.
-    let mut opts = opts.clone();
-    opts.timeout = None;
-    super::run::runtime_builder(&opts)
-        .handle_ctrl_c(false)
-        .build()
-}
-
 pub fn repl(global: &GlobalOpts, args: ReplArgs) -> Result<i32> {
-    let rt = build_runtime(global)?;
+    // The global options exactly as `run` applies them, except that Ctrl-C is the REPL's to
+    // handle (it stops the running input, not the process), and `--timeout` applies to each
+    // input, through the session, not to the runtime as a whole.
+    let rt = global.runtime_builder().timeout(None).build()?;
     let mut session = Session::new(&rt);
     session.set_timeout(global.timeout);
     for f in &args.load {
-        match session.load(f) {
-            Eval::Error(se) => eprint!("{se}"),
-            Eval::Interrupted => eprintln!("interrupted"),
-            Eval::Value(_) => {}
+        if let Err(e) = session.load(f) {
+            eprint!("{}", crate::runtime::error_text(&e));
         }
     }
     let opts = Options {
-        history: if args.no_history {
-            None
-        } else {
-            repl::default_history_path()
-        },
+        history: (!args.no_history)
+            .then(repl::default_history_path)
+            .flatten(),
         failure_mode: false,
     };
     repl::interactive(&mut session, &opts)?;

@@ -18,7 +18,8 @@ use crate::diagnostic::SourceMap;
 use crate::engine::{self, Limits};
 use crate::error::{Error, Result};
 use crate::host::params::{Kind, Param};
-use crate::runtime::{RunOutcome, Runtime, Script, compile_source};
+use crate::runtime::{RunJson, RunOutcome, Script, compile_source};
+use crate::util::table;
 
 /// The clap command for one playbook.
 pub fn playbook_command(script: &Script) -> Command {
@@ -246,30 +247,6 @@ pub(super) fn run_opts(global: &GlobalOpts, matches: &ArgMatches) -> Result<Glob
     Ok(opts)
 }
 
-/// A runtime configured from the options, before the Ctrl-C choice: `run` lets the
-/// runtime handle Ctrl-C, while `repl` and `watch` handle it themselves (it stops an input
-/// or ends the watch, not only the run).
-pub(super) fn runtime_builder(opts: &GlobalOpts) -> crate::RuntimeBuilder {
-    let mut limits = Limits::default();
-    if let Some(n) = opts.max_operations {
-        limits.max_operations = n;
-    }
-    if let Some(n) = opts.max_memory {
-        limits.max_memory = n;
-    }
-    Runtime::builder()
-        .root(opts.root.clone().unwrap_or_else(|| ".".into()))
-        .mode(opts.mode())
-        .allow_exec(opts.allow_exec)
-        .timeout(opts.timeout)
-        .stdlib_dir(opts.stdlib.clone())
-        .limits(limits)
-}
-
-pub fn build_runtime(opts: &GlobalOpts) -> Result<Runtime> {
-    runtime_builder(opts).handle_ctrl_c(true).build()
-}
-
 pub fn run(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i32> {
     // `--json` after the playbook name is only parsed once the playbook compiled; errors
     // before that must still honour it.
@@ -307,24 +284,17 @@ fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i3
     let opts = run_opts(global, &matches)?;
     let values = values(&declared, &matches)?;
     // --repl-on-failure: the REPL owns Ctrl-C (it stops the running step, not the process).
-    if matches.get_flag("repl-on-failure") {
-        let rt = super::repl::build_runtime(&opts)?;
+    let result = if matches.get_flag("repl-on-failure") {
+        let rt = opts.runtime_builder().build()?;
         let script = rt.compile_file(playbook)?;
         let history = crate::repl::default_history_path();
-        return match crate::repl::run_with_repl_on_failure(
-            &rt,
-            &script,
-            values,
-            opts.timeout,
-            history,
-        ) {
-            Ok(outcome) => Ok(finish(&opts, &outcome)),
-            Err(e) => Ok(super::report(&e, opts.json)),
-        };
-    }
-    let rt = build_runtime(&opts)?;
-    let script = rt.compile_file(playbook)?;
-    match rt.run(&script, values) {
+        crate::repl::run_with_repl_on_failure(&rt, &script, values, history)
+    } else {
+        let rt = opts.runtime()?;
+        let script = rt.compile_file(playbook)?;
+        rt.run(&script, values)
+    };
+    match result {
         Ok(outcome) => Ok(finish(&opts, &outcome)),
         Err(e) => Ok(super::report(&e, opts.json)),
     }
@@ -334,17 +304,7 @@ fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i3
 fn finish(opts: &GlobalOpts, outcome: &RunOutcome) -> i32 {
     let code = outcome.exit_code();
     if opts.json {
-        let value = rhai::serde::from_dynamic::<serde_json::Value>(&outcome.value)
-            .unwrap_or(serde_json::Value::Null);
-        let v = serde_json::json!({
-            "status": if code == 0 { "ok" } else { "failed" },
-            "exit_code": code,
-            "mode": opts.mode(),
-            "value": value,
-            "checks": outcome.checks,
-            "plan": outcome.plan,
-            "duration_ms": outcome.duration_ms,
-        });
+        let v = serde_json::to_value(RunJson::of(outcome, opts.mode())).unwrap_or_default();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return code;
     }
@@ -372,23 +332,22 @@ fn finish(opts: &GlobalOpts, outcome: &RunOutcome) -> i32 {
         }
     }
     if !outcome.checks.is_empty() {
-        let width = outcome
+        let rows: Vec<[&str; 3]> = outcome
             .checks
             .iter()
-            .map(|c| c.name.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(5);
-        let _ = writeln!(out, "{:<width$}  RESULT  REASON", "CHECK");
-        for c in &outcome.checks {
-            let _ = writeln!(
-                out,
-                "{:<width$}  {:<6}  {}",
-                c.name,
-                if c.ok { "pass" } else { "FAIL" },
-                c.reason
-            );
-        }
+            .map(|c| {
+                [
+                    c.name.as_str(),
+                    if c.ok { "pass" } else { "FAIL" },
+                    &c.reason,
+                ]
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "{}",
+            table::render(&["CHECK", "RESULT", "REASON"], &rows, "")
+        );
         let failed = outcome.failed_checks().len();
         let _ = writeln!(
             out,

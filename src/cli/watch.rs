@@ -19,7 +19,7 @@ use clap::Arg;
 use super::GlobalOpts;
 use super::run::playbook_command;
 use crate::error::{Error, Result};
-use crate::runtime::{RunOutcome, Runtime, Script};
+use crate::runtime::{ResultJson, RunOutcome, Script, error_text};
 use crate::watch::{RunRecord, RunStatus, Watch, WatchEvent, WatchOptions};
 
 /// `--every` / `--debounce` also accepted after the playbook name.
@@ -126,7 +126,8 @@ fn watch_inner(
         super::run::values(script, &m)
     });
 
-    let rt = build_runtime(&opts)?;
+    // As `run`'s runtime, but Ctrl-C is the watch's own: it ends the watch, not only a run.
+    let rt = opts.runtime_builder().build()?;
     let watch = Watch::new(&rt, wopts);
     let stop = watch.stopper();
     rt.host().handle.spawn(async move {
@@ -174,48 +175,30 @@ fn print_event(root: &Path, json: bool, watching: &mut usize, event: WatchEvent<
 }
 
 fn print_json(record: &RunRecord, result: &Result<RunOutcome>) {
-    let mut v = serde_json::to_value(record).unwrap_or_default();
-    if let Some(obj) = v.as_object_mut() {
-        match result {
-            Ok(o) => {
-                let value = rhai::serde::from_dynamic::<serde_json::Value>(&o.value)
-                    .unwrap_or(serde_json::Value::Null);
-                obj.insert("value".into(), value);
-                obj.insert(
-                    "checks".into(),
-                    serde_json::to_value(&o.checks).unwrap_or_default(),
-                );
-                obj.insert(
-                    "plan".into(),
-                    serde_json::to_value(&o.plan).unwrap_or_default(),
-                );
-            }
-            Err(e) => {
-                // The error is also rendered on stderr, for the person watching.
-                if record.status != RunStatus::Cancelled {
-                    let _ = write!(std::io::stderr(), "{}", render(e));
-                }
-                let err = match e {
-                    Error::Script(se) => serde_json::to_value(se).unwrap_or_default(),
-                    Error::Scripts(list) => serde_json::to_value(list).unwrap_or_default(),
-                    other => serde_json::json!({ "message": other.to_string() }),
-                };
-                obj.insert("error".into(), err);
-            }
-        }
+    // The error is also rendered on stderr, for the person watching.
+    if let Err(e) = result
+        && record.status != RunStatus::Cancelled
+    {
+        let _ = write!(std::io::stderr(), "{}", error_text(e));
     }
+    let line = serde_json::to_value(RunLine {
+        record,
+        result: ResultJson::of(result),
+    })
+    .unwrap_or_default();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let _ = writeln!(out, "{}", serde_json::to_string(&v).unwrap_or_default());
+    let _ = writeln!(out, "{}", serde_json::to_string(&line).unwrap_or_default());
     let _ = out.flush();
 }
 
-/// An error as `run` shows it: script errors with file:line:col, the line and a caret.
-fn render(e: &Error) -> String {
-    match e {
-        Error::Script(_) | Error::Scripts(_) => e.to_string(),
-        other => format!("error: {other}\n"),
-    }
+/// One `--json` line: the run's history record and its result.
+#[derive(serde::Serialize)]
+struct RunLine<'a> {
+    #[serde(flatten)]
+    record: &'a RunRecord,
+    #[serde(flatten)]
+    result: ResultJson,
 }
 
 fn print_human(
@@ -232,7 +215,7 @@ fn print_human(
             }
         }
         Err(_) if record.status == RunStatus::Cancelled => {}
-        Err(e) => err.push_str(&render(e)),
+        Err(e) => err.push_str(&error_text(e)),
     }
     let status = match record.status {
         RunStatus::Pass => "pass",
@@ -257,9 +240,4 @@ fn print_human(
         count(RunStatus::Cancelled),
     ));
     let _ = std::io::stderr().write_all(err.as_bytes());
-}
-
-/// As `run`'s runtime, but Ctrl-C is the watch's own: it ends the watch, not only a run.
-fn build_runtime(opts: &GlobalOpts) -> Result<Runtime> {
-    super::run::runtime_builder(opts).build()
 }

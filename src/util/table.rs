@@ -10,6 +10,17 @@ where
     R: AsRef<[C]>,
     C: AsRef<str>,
 {
+    render_aligned(header, rows, indent, &[])
+}
+
+/// As [`render`], with the columns numbered in `right` aligned to the right (counts and
+/// times read better that way).
+pub fn render_aligned<H, R, C>(header: &[H], rows: &[R], indent: &str, right: &[usize]) -> String
+where
+    H: AsRef<str>,
+    R: AsRef<[C]>,
+    C: AsRef<str>,
+{
     let n = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.as_ref().chars().count()).collect();
     for r in rows {
@@ -19,9 +30,16 @@ where
     }
     let line = |cells: &mut dyn Iterator<Item = &str>| {
         let mut l = indent.to_string();
-        for (w, c) in widths.iter().zip(cells) {
-            l.push_str(c);
-            l.push_str(&" ".repeat(w + 2 - c.chars().count()));
+        for (i, (w, c)) in widths.iter().zip(cells).enumerate() {
+            let pad = " ".repeat(w - c.chars().count());
+            if right.contains(&i) {
+                l.push_str(&pad);
+                l.push_str(c);
+            } else {
+                l.push_str(c);
+                l.push_str(&pad);
+            }
+            l.push_str("  ");
         }
         l.truncate(l.trim_end().len());
         l.push('\n');
@@ -47,6 +65,13 @@ mod tests {
             t,
             "  NAME    N   NOTE\n  ümlaut  1\n  b       22  last column\n"
         );
+    }
+
+    #[test]
+    fn right_aligned_columns_pad_on_the_left() {
+        let rows = [["a", "5"], ["bb", "1234"]];
+        let t = render_aligned(&["NAME", "MS"], &rows, "", &[1]);
+        assert_eq!(t, "NAME    MS\na        5\nbb    1234\n");
     }
 
     #[test]

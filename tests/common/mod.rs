@@ -15,6 +15,8 @@ pub struct Test {
     dir: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// Run with an empty environment (see [`Test::clean_env`]).
+    clean: bool,
     status: i32,
     stdout_has: Vec<String>,
     stderr_has: Vec<String>,
@@ -56,6 +58,7 @@ impl Test {
             dir: tempfile::tempdir().expect("tempdir"),
             args: Vec::new(),
             env: Vec::new(),
+            clean: false,
             status: 0,
             stdout_has: Vec::new(),
             stderr_has: Vec::new(),
@@ -91,6 +94,18 @@ impl Test {
         self
     }
 
+    /// Runs with nothing of the test's own environment: only `PATH`, a `HOME` (and
+    /// `XDG_DATA_HOME`) inside the workspace, and `NO_COLOR` (see [`clean_env`]).
+    pub fn clean_env(mut self) -> Self {
+        self.clean = true;
+        self
+    }
+
+    /// Points Docker at a socket that does not exist: an engine that is not there.
+    pub fn no_docker(self) -> Self {
+        self.env("DOCKER_HOST", NO_DOCKER)
+    }
+
     pub fn status(mut self, code: i32) -> Self {
         self.status = code;
         self
@@ -118,6 +133,9 @@ impl Test {
 
     pub fn command(&self) -> Command {
         let mut c = dockhand();
+        if self.clean {
+            clean_env(&mut c, &self.dir.path().join(".home"));
+        }
         c.args(&self.args).current_dir(self.dir.path());
         for (k, v) in &self.env {
             c.env(k, v);
@@ -189,6 +207,20 @@ pub fn dockhand() -> Command {
         .env_remove("DOCKHAND_STDLIB")
         .env("NO_COLOR", "1");
     c
+}
+
+/// A Docker socket that does not exist, for runs that must meet no engine.
+pub const NO_DOCKER: &str = "unix:///nonexistent/docker.sock";
+
+/// Empties `c`'s environment but for `PATH`, `HOME` and `XDG_DATA_HOME` (both `home`, so
+/// history and caches stay out of the developer's) and `NO_COLOR`: a run that sees nothing
+/// of the shell it was started from. The caller adds what the test is about.
+pub fn clean_env<'c>(c: &'c mut Command, home: &Path) -> &'c mut Command {
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home)
+        .env("NO_COLOR", "1")
 }
 
 /// Reads a child's stderr line by line until a line contains `needle` (or the child ends).
@@ -306,7 +338,7 @@ pub struct Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = Command::new(BIN)
+        let _ = dockhand()
             .args(["lab", "--dir"])
             .arg(self.dir())
             .args(["--project", &self.project, "down"])
@@ -401,7 +433,7 @@ impl Lab {
     /// `lab up --wait 3m [--only A,B] [--fault SVC=KIND ...]`; panics with its output when it
     /// fails.
     pub fn up(&self, only: &[&str], faults: &[&str]) {
-        let mut c = Command::new(BIN);
+        let mut c = dockhand();
         c.args(["lab", "--dir"]).arg(self.dir()).args([
             "--project",
             &self.project,

@@ -14,21 +14,33 @@
 //! A `Runtime` owns (or borrows, with [`RuntimeBuilder::handle`]) one tokio runtime. Scripts
 //! run on the thread that calls [`Runtime::run`], which must be a plain thread: host functions
 //! block on the tokio runtime, and blocking a tokio worker would deadlock it.
+//!
+//! Every way dockhand runs script code — `run`, `watch`, `validate`, the REPL and its
+//! `--repl-on-failure` steps — goes through one lifecycle, in [`lifecycle`]: begin a run
+//! (parameters, fresh checks and plan, cancellation, `--timeout`), evaluate code in it
+//! (panic caught, the stop classified), finish it (the [`RunOutcome`]). So a REPL input
+//! that panics or is stopped ends exactly as a `dockhand run` would. What a run produced,
+//! and its one JSON form (for `run`, `watch` and `validate --json`), is in [`outcome`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rhai::{AST, Dynamic, Engine, Map, Scope};
-use serde::Serialize;
 
-use crate::cancel::{self, CancelReason, RunCancel};
-use crate::diagnostic::{ErrorKind, ScriptError, SourceMap};
+use crate::cancel::{CancelReason, RunCancel};
+use crate::diagnostic::{ScriptError, SourceMap};
 use crate::engine::{self, Limits};
 use crate::error::{Error, Result};
 use crate::host::params::{self, Param};
-use crate::host::{CheckResult, HostCtx, Mode, PlannedAction};
+use crate::host::{HostCtx, Mode};
 use crate::resolver::Resolver;
+
+pub mod lifecycle;
+pub mod outcome;
+
+pub use lifecycle::{ActiveRun, Watchdog};
+pub use outcome::{ResultJson, RunJson, RunOutcome, error_json, error_text};
 
 /// Configures a [`Runtime`].
 #[derive(Debug, Default)]
@@ -75,6 +87,23 @@ impl RuntimeBuilder {
 
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Overrides the operation and memory limits where given (`--max-operations`,
+    /// `--max-memory`); the others keep their defaults. Every command builds its runtime
+    /// through this, so the options mean the same to `run`, `repl`, `watch` and `validate`.
+    pub fn limit_overrides(
+        mut self,
+        max_operations: Option<u64>,
+        max_memory: Option<usize>,
+    ) -> Self {
+        if let Some(n) = max_operations {
+            self.limits.max_operations = n;
+        }
+        if let Some(n) = max_memory {
+            self.limits.max_memory = n;
+        }
         self
     }
 
@@ -168,32 +197,6 @@ pub struct Script {
     pub doc: String,
 }
 
-/// What a finished run produced.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunOutcome {
-    /// The script's final value, as JSON-able data.
-    #[serde(skip)]
-    pub value: Dynamic,
-    pub checks: Vec<CheckResult>,
-    pub plan: Vec<PlannedAction>,
-    pub duration_ms: u64,
-}
-
-impl RunOutcome {
-    pub fn failed_checks(&self) -> Vec<&CheckResult> {
-        self.checks.iter().filter(|c| !c.ok).collect()
-    }
-
-    /// 0 when every check passed, else 1.
-    pub fn exit_code(&self) -> i32 {
-        if self.checks.iter().all(|c| c.ok) {
-            0
-        } else {
-            1
-        }
-    }
-}
-
 /// An embeddable dockhand runtime: an engine with the host modules, and its async runtime.
 pub struct Runtime {
     engine: Engine,
@@ -220,6 +223,12 @@ impl Runtime {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The engine, to register an embedder's own functions before the first run. They run
+    /// under the same lifecycle as the host modules (a panic in one is an internal error).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
     }
 
     pub fn host(&self) -> &Arc<HostCtx> {
@@ -270,70 +279,12 @@ impl Runtime {
     }
 
     /// Runs a compiled script with parameter `values` (by parameter name, already typed; see
-    /// [`params::Param::convert`]). Missing values take their defaults.
+    /// [`params::Param::convert`]). Missing values take their defaults. The whole lifecycle
+    /// ([`Runtime::begin`], [`ActiveRun::eval`], [`ActiveRun::finish`]) in one call.
     pub fn run(&self, script: &Script, values: Map) -> Result<RunOutcome> {
-        params::resolve(&script.params, &values).map_err(Error::Usage)?;
-        let started = Instant::now();
-        let run = self.ctx.reset_run();
-        self.ctx.set_params(values);
-        let _current = cancel::enter(run.token().clone());
-        let timer = self.timeout.map(|t| {
-            let run = run.clone();
-            self.ctx.handle.spawn(async move {
-                tokio::time::sleep(t).await;
-                tracing::debug!(target: "dockhand::cancel", "--timeout of {} reached: stopping the run", crate::host::time::human(t));
-                run.cancel(CancelReason::TimedOut(t));
-            })
-        });
-        let mut scope = Scope::new();
-        // A panic here is a dockhand bug, but it must not end the process without a word:
-        // report it as an internal error (exit 2) after the run's normal cleanup.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.engine
-                .eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast)
-        }));
-        let result = match result {
-            Ok(r) => r,
-            Err(panic) => {
-                if let Some(t) = timer {
-                    t.abort();
-                }
-                let what = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                return Err(Error::Internal(format!(
-                    "dockhand crashed while running {} ({what}); this is a bug, please report it",
-                    script.name
-                )));
-            }
-        };
-        if let Some(t) = timer {
-            t.abort();
-        }
-        if let Some(reason) = run.reason() {
-            return Err(match reason {
-                CancelReason::Interrupted => Error::Interrupted,
-                CancelReason::TimedOut(d) => Error::TimedOut(d),
-            });
-        }
-        let value = result.map_err(|e| {
-            let se = ScriptError::from_eval(&e, &script.name, &self.sources);
-            if se.kind == ErrorKind::Terminated {
-                // Terminated without a run-level reason: the operations limit or a host stop.
-                Error::Internal(se.message)
-            } else {
-                Error::Script(Box::new(se))
-            }
-        })?;
-        crate::startup::mark("run-done");
-        Ok(RunOutcome {
-            value,
-            checks: self.ctx.checks(),
-            plan: self.ctx.plan(),
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        })
+        let run = self.begin(script, values)?;
+        let value = run.eval(&mut Scope::new(), &script.ast, &script.name)?;
+        Ok(run.finish(value))
     }
 
     /// Compiles and runs a file.
