@@ -16,7 +16,7 @@
 //! values that contain commas, quotes or newlines (RFC 4180), and a hand-rolled splitter gets
 //! exactly those cases wrong.
 
-use super::{Error, Row, Value, parse_duration_ns};
+use super::{ParseError, Row, Value, parse_duration_ns};
 
 const WHAT: &str = "annotated CSV";
 
@@ -77,9 +77,9 @@ struct Block {
 }
 
 /// Parses a whole annotated-CSV body into tables. An error table in the body (even after
-/// good tables) makes the whole parse an [`Error::Server`]: the results before it are
+/// good tables) makes the whole parse an [`ParseError::Server`]: the results before it are
 /// incomplete, and a partial answer must not pass for a complete one.
-pub fn parse(body: &str) -> Result<Vec<Table>, Error> {
+pub fn parse(body: &str) -> Result<Vec<Table>, ParseError> {
     let body = super::strip_bom(body);
     let mut rdr = ::csv::ReaderBuilder::new()
         .has_headers(false)
@@ -95,7 +95,7 @@ pub fn parse(body: &str) -> Result<Vec<Table>, Error> {
     loop {
         let more = rdr.read_record(&mut rec).map_err(|e| {
             let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
-            Error::malformed(WHAT, line, e.to_string())
+            ParseError::malformed(WHAT, line, e.to_string())
         })?;
         if !more {
             break;
@@ -149,7 +149,7 @@ pub fn parse(body: &str) -> Result<Vec<Table>, Error> {
                 .map(str::to_string)
                 .collect();
             if names.iter().all(|n| n.is_empty()) {
-                return Err(Error::malformed(
+                return Err(ParseError::malformed(
                     WHAT,
                     line,
                     "header row has no column names",
@@ -201,14 +201,14 @@ pub fn parse(body: &str) -> Result<Vec<Table>, Error> {
                     .map(|s| s.to_string())
                     .filter(|s| !s.is_empty())
             };
-            return Err(Error::Server {
+            return Err(ParseError::Server {
                 message: col("error")
                     .unwrap_or_else(|| "InfluxDB returned an error table".to_string()),
                 reference: col("reference"),
             });
         }
         if cells.len() > b.columns.len() && cells[b.columns.len()..].iter().any(|c| !c.is_empty()) {
-            return Err(Error::malformed(
+            return Err(ParseError::malformed(
                 WHAT,
                 line,
                 format!("{} values for {} columns", cells.len(), b.columns.len()),
@@ -217,7 +217,7 @@ pub fn parse(body: &str) -> Result<Vec<Table>, Error> {
         // Flux rejects a record with fewer cells than the header: padding it with nulls
         // would invent values, and a truncated body would pass for a complete one.
         if cells.len() < b.columns.len() {
-            return Err(Error::malformed(
+            return Err(ParseError::malformed(
                 WHAT,
                 line,
                 format!(
@@ -241,7 +241,7 @@ pub fn parse(body: &str) -> Result<Vec<Table>, Error> {
                 Value::Null
             } else {
                 convert(raw, &col.datatype).map_err(|m| {
-                    Error::malformed(
+                    ParseError::malformed(
                         WHAT,
                         line,
                         format!("column {:?} (column {}): {m}", col.name, i + 1),
@@ -278,7 +278,7 @@ pub fn parse(body: &str) -> Result<Vec<Table>, Error> {
         }
     }
     if error_block {
-        return Err(Error::Server {
+        return Err(ParseError::Server {
             message: "InfluxDB returned an error table without a message".to_string(),
             reference: None,
         });
@@ -287,7 +287,7 @@ pub fn parse(body: &str) -> Result<Vec<Table>, Error> {
 }
 
 /// All records of all tables, flattened (each keeps its `result` and `table` columns).
-pub fn rows(body: &str) -> Result<Vec<Row>, Error> {
+pub fn rows(body: &str) -> Result<Vec<Row>, ParseError> {
     Ok(parse(body)?
         .iter()
         .flat_map(|t| t.records().collect::<Vec<_>>())
@@ -557,7 +557,7 @@ mod tests {
         let e = parse(&body("v2-error.csv")).unwrap_err();
         assert_eq!(
             e,
-            Error::Server {
+            ParseError::Server {
                 message: "Failed to parse query".into(),
                 reference: Some("897".into())
             }
@@ -568,7 +568,7 @@ mod tests {
     fn documented_error_after_partial_results() {
         let e = parse(&body("v2-error-after-table.csv")).unwrap_err();
         match e {
-            Error::Server { message, reference } => {
+            ParseError::Server { message, reference } => {
                 assert_eq!(
                     message,
                     "query terminated: reached maximum allowed memory limits"
@@ -670,7 +670,7 @@ mod tests {
     fn short_row_is_an_error_with_line_and_column() {
         let body = format!("{HEAD},,0,2023-01-01T00:00:00Z,1.5,a\n,,0,2023-01-01T00:00:01Z,2.5\n");
         let e = parse(&body).unwrap_err();
-        assert!(matches!(e, Error::Malformed { line: 6, .. }), "{e:?}");
+        assert!(matches!(e, ParseError::Malformed { line: 6, .. }), "{e:?}");
         let e = e.to_string();
         assert!(e.contains("4 values for 5 columns"), "{e}");
         assert!(e.contains("\"host\" (column 5) is missing"), "{e}");
@@ -680,7 +680,7 @@ mod tests {
     fn impossible_rfc3339_time_is_an_error() {
         let body = format!("{HEAD},,0,2023-02-30T25:61:00Z,1.5,a\n");
         let e = parse(&body).unwrap_err();
-        assert!(matches!(e, Error::Malformed { line: 5, .. }), "{e:?}");
+        assert!(matches!(e, ParseError::Malformed { line: 5, .. }), "{e:?}");
         let e = e.to_string();
         assert!(e.contains("\"_time\" (column 3)"), "{e}");
         assert!(e.contains("day 30 is out of range for 2023-02"), "{e}");
@@ -716,7 +716,7 @@ mod tests {
     fn bare_number_in_rfc3339_column_is_an_error() {
         let body = format!("{HEAD},,0,2023-01-01T00:00:00Z,1.5,a\n,,0,1672531200000000000,2,b\n");
         let e = parse(&body).unwrap_err();
-        assert!(matches!(e, Error::Malformed { line: 6, .. }), "{e:?}");
+        assert!(matches!(e, ParseError::Malformed { line: 6, .. }), "{e:?}");
         let e = e.to_string();
         assert!(e.contains("\"_time\" (column 3)"), "{e}");
         assert!(e.contains("not a valid dateTime:RFC3339"), "{e}");
@@ -1038,7 +1038,7 @@ mod tests {
                     }
                 }
                 match (parse(&body), expect_err) {
-                    (Err(Error::Malformed { line, message, .. }), Some((want_line, col))) => {
+                    (Err(ParseError::Malformed { line, message, .. }), Some((want_line, col))) => {
                         prop_assert_eq!(line, want_line, "{}\n{}", message, body);
                         prop_assert!(message.contains(&format!("{col:?}")), "{} lacks {}\n{}", message, col, body);
                     }

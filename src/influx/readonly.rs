@@ -480,6 +480,38 @@ pub fn flux_is_read(q: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The cases the host module's own (retired) text heuristics were tested on.
+    #[test]
+    fn former_heuristic_cases() {
+        for q in [
+            "select count(*) from \"m\" where time > now() - 1h",
+            "SELECT * FROM m WHERE t = 'INTO'",
+            " ; SELECT 1 FROM m ;",
+        ] {
+            assert!(influxql_is_read(q), "{q}");
+        }
+        for q in [
+            "CREATE DATABASE lab",
+            "DROP MEASUREMENT cpu",
+            "DELETE FROM cpu",
+            "SELECT * INTO other FROM cpu",
+            "SHOW DATABASES; DROP DATABASE lab",
+            "GRANT ALL TO bob",
+            "ALTER RETENTION POLICY autogen ON lab DURATION 1d",
+        ] {
+            assert!(!influxql_is_read(q), "{q}");
+        }
+        assert!(!flux_is_read(
+            "from(bucket:\"a\") |> range(start:-1h) |> to(bucket: \"b\")"
+        ));
+        assert!(!flux_is_read(
+            "import \"experimental\"\ndata |> experimental.to(bucket: \"b\")"
+        ));
+        assert!(flux_is_read(
+            "from(bucket:\"a\") |> range(start:-1h) |> count()"
+        ));
+    }
+
     #[test]
     fn influxql_reads_and_writes() {
         for q in [
