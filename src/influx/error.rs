@@ -38,7 +38,11 @@ pub enum Error {
     Status { status: u16, message: String },
     /// A 2xx answer whose body is not what the protocol says.
     #[error("{message}")]
-    Parse { message: String, cause: ParseError },
+    Parse {
+        message: String,
+        #[source]
+        cause: ParseError,
+    },
 }
 
 impl Error {
