@@ -18,10 +18,10 @@
 //! dockhand starts an async runtime, Python its interpreter; the `runtime` bench covers
 //! start-up). Wall, CPU and net CPU are all printed, with the load average before and after.
 //!
-//! Then **influx**: a private `influxd` (Debian's 1.x, as tests/influx.rs starts it) holding
-//! 100k points; `dockhand run` queries them all, filters, groups by host and takes each
-//! group's p95, end to end (process start to exit), against Python doing the same over HTTP
-//! with the standard library. Skipped with a reason when `/usr/bin/influxd` is missing.
+//! Then **influx**: a private `influxd` (Debian's 1.x, started by tests/common/influx.rs as
+//! the tests start it) holding 100k points; `dockhand run` queries them all, filters, groups
+//! by host and takes each group's p95, end to end (process start to exit), against Python
+//! doing the same over HTTP with the standard library. Skipped with a reason when `/usr/bin/influxd` is missing.
 //!
 //! Goals: growth per 10× N ≤ 12× (dockhand net CPU time, 10k → 100k); dockhand ≤ 1.5× plain
 //! Rhai at 100k (net CPU time); the influx case ≤ 2 s (wall time, end to end). A missed goal
@@ -31,11 +31,15 @@
 //!
 //! Run: `cargo bench --bench data`.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::influx::{INFLUXD, Influxd, InfluxdConfig};
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 const INFLUX_POINTS: usize = 100_000;
@@ -493,14 +497,17 @@ fn load() -> String {
 
 /// The end-to-end Influx case; returns the number of missed goals.
 fn influx(dockhand: &Path, python: bool, runs: usize, cap: Duration, dir: &Path) -> usize {
-    const INFLUXD: &str = "/usr/bin/influxd";
     println!("\n## influx: {INFLUX_POINTS} points from a real influxd, filter, group, p95");
     if !Path::new(INFLUXD).exists() {
         println!("skipped: no {INFLUXD} (apt-get install influxdb)");
         return 0;
     }
-    let server = Influxd::start(INFLUXD);
-    server.load_points(INFLUX_POINTS);
+    let server = Influxd::start(InfluxdConfig {
+        auth: false,
+        // InfluxDB 1.x cuts an answer at 10k rows by default; the case reads them all.
+        max_row_limit: Some(0),
+    });
+    load_points(&server, INFLUX_POINTS);
     let script = dir.join("influx.rhai");
     std::fs::write(
         &script,
@@ -542,110 +549,25 @@ fn influx(dockhand: &Path, python: bool, runs: usize, cap: Duration, dir: &Path)
     usize::from(!ok)
 }
 
-/// A private `influxd` on free loopback ports, data in a temporary directory, killed on drop.
-struct Influxd {
-    child: Child,
-    _dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Influxd {
-    fn start(bin: &str) -> Influxd {
-        let dir = tempfile::tempdir().unwrap();
-        let free = || {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            let p = l.local_addr().unwrap().port();
-            (l, p)
-        };
-        let (l1, http) = free();
-        let (l2, rpc) = free();
-        drop((l1, l2));
-        let d = dir.path().display();
-        let config = format!(
-            "reporting-disabled = true\n\
-             bind-address = \"127.0.0.1:{rpc}\"\n\
-             [meta]\n  dir = \"{d}/meta\"\n  logging-enabled = false\n\
-             [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
-             [monitor]\n  store-enabled = false\n\
-             [subscriber]\n  enabled = false\n\
-             [continuous_queries]\n  enabled = false\n\
-             [retention]\n  enabled = false\n\
-             [http]\n  bind-address = \"127.0.0.1:{http}\"\n  auth-enabled = false\n  log-enabled = false\n  pprof-enabled = false\n  max-row-limit = 0\n\
-             [logging]\n  level = \"warn\"\n  suppress-logo = true\n"
-        );
-        let conf = dir.path().join("influxdb.conf");
-        std::fs::write(&conf, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("influxd.log")).unwrap();
-        let child = Command::new(bin)
-            .arg("-config")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start influxd");
-        let me = Influxd {
-            child,
-            _dir: dir,
-            port: http,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !me.request("GET", "/ping", "").starts_with("HTTP/1.0 204") {
-            assert!(Instant::now() < deadline, "influxd did not answer /ping");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        me
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// A raw HTTP/1.0 request; the whole response as text ("" when the server is not up).
-    fn request(&self, method: &str, path: &str, body: &str) -> String {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return String::new();
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
-        let head = format!(
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        if s.write_all(head.as_bytes()).is_err() || s.write_all(body.as_bytes()).is_err() {
-            return String::new();
-        }
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    }
-
-    /// `n` points of `cpu,host=hK value=V` one second apart, in batches of 10k.
-    fn load_points(&self, n: usize) {
-        let r = self.request("POST", "/query?q=CREATE%20DATABASE%20bench", "");
-        assert!(r.starts_with("HTTP/1.0 200"), "create database: {r}");
-        let t0: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
-        for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
-            let body: String = chunk
-                .iter()
-                .map(|i| {
-                    format!(
-                        "cpu,host=h{} value={:.2} {}\n",
-                        i % 10,
-                        // Never a whole number: InfluxDB 1.x would send `1.0` as `1`.
-                        ((i * 7919) % 1000) as f64 / 10.0 + 0.01,
-                        t0 + *i as u64
-                    )
-                })
-                .collect();
-            let r = self.request("POST", "/write?db=bench&precision=s", &body);
-            assert!(r.starts_with("HTTP/1.0 204"), "write: {r}");
-        }
-    }
-}
-
-impl Drop for Influxd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// `n` points of `cpu,host=hK value=V` one second apart, in batches of 10k.
+fn load_points(server: &Influxd, n: usize) {
+    let r = server.request("POST", "/query?q=CREATE%20DATABASE%20bench", "");
+    assert!(r.starts_with("HTTP/1.0 200"), "create database: {r}");
+    let t0: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+        let body: String = chunk
+            .iter()
+            .map(|i| {
+                format!(
+                    "cpu,host=h{} value={:.2} {}\n",
+                    i % 10,
+                    // Never a whole number: InfluxDB 1.x would send `1.0` as `1`.
+                    ((i * 7919) % 1000) as f64 / 10.0 + 0.01,
+                    t0 + *i as u64
+                )
+            })
+            .collect();
+        let r = server.request("POST", "/write?db=bench&precision=s", &body);
+        assert!(r.starts_with("HTTP/1.0 204"), "write: {r}");
     }
 }

@@ -1,7 +1,7 @@
-//! `influx::` against a real InfluxDB 1.x: each test starts its own `influxd` (Debian's
-//! `influxdb` package) on free loopback ports with its data, meta and WAL directories in a
-//! temporary directory, waits for `/ping`, and kills it when done — no system service is
-//! used or touched. Without `/usr/bin/influxd` the tests skip with the reason printed, unless
+//! `influx::` and the `influx::Client` under it against a real InfluxDB 1.x: each test
+//! starts its own `influxd` (Debian's `influxdb` package, see tests/common/influx.rs) on free
+//! loopback ports with its data, meta and WAL directories in a temporary directory, waits
+//! for `/ping`, and kills it when done — no system service is used or touched. Without `/usr/bin/influxd` the tests skip with the reason printed, unless
 //! `DOCKHAND_REQUIRE_DOCKER=1` ("require everything", as CI sets it).
 //!
 //! The token tests use a tiny fake server instead, which echoes the credentials it receives
@@ -9,128 +9,19 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Reply, Seen, Test};
+use common::influx::{Influxd, InfluxdConfig, fixture_server, free_port, influxd_available};
+use common::{Reply, Test};
+use dockhand::influx::{Client, Error, Options, Value, Version};
 
-const INFLUXD: &str = "/usr/bin/influxd";
-
-fn influxd_available(what: &str) -> bool {
-    if Path::new(INFLUXD).exists() {
-        return true;
-    }
-    let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    assert!(
-        !require,
-        "DOCKHAND_REQUIRE_DOCKER=1 but {INFLUXD} is missing (apt-get install influxdb)"
-    );
-    eprintln!("skipping {what}: no {INFLUXD} (apt-get install influxdb)");
-    false
-}
-
-fn free_port() -> (TcpListener, u16) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    let p = l.local_addr().unwrap().port();
-    (l, p)
-}
-
-/// A private `influxd`, killed on drop.
-struct Influxd {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Influxd {
-    fn start(auth: bool) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        // Hold both listeners until both ports are chosen so they differ.
-        let (l1, http) = free_port();
-        let (l2, rpc) = free_port();
-        drop((l1, l2));
-        let d = dir.path().display();
-        let config = format!(
-            "reporting-disabled = true\n\
-             bind-address = \"127.0.0.1:{rpc}\"\n\
-             [meta]\n  dir = \"{d}/meta\"\n  logging-enabled = false\n\
-             [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
-             [monitor]\n  store-enabled = false\n\
-             [subscriber]\n  enabled = false\n\
-             [continuous_queries]\n  enabled = false\n\
-             [retention]\n  enabled = false\n\
-             [http]\n  bind-address = \"127.0.0.1:{http}\"\n  auth-enabled = {auth}\n  log-enabled = false\n  pprof-enabled = false\n\
-             [logging]\n  level = \"warn\"\n  suppress-logo = true\n"
-        );
-        let conf = dir.path().join("influxdb.conf");
-        std::fs::write(&conf, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("influxd.log")).unwrap();
-        let child = Command::new(INFLUXD)
-            .arg("-config")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start influxd");
-        let mut me = Influxd {
-            child,
-            dir,
-            port: http,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if me.pinged() {
-                return me;
-            }
-            if let Ok(Some(st)) = me.child.try_wait() {
-                panic!(
-                    "influxd exited ({st}) before answering /ping:\n{}",
-                    me.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "influxd did not answer /ping within 30 s:\n{}",
-                me.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn pinged(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        if s.write_all(b"GET /ping HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .is_err()
-        {
-            return false;
-        }
-        let mut buf = String::new();
-        let _ = s.read_to_string(&mut buf);
-        buf.starts_with("HTTP/1.0 204") || buf.starts_with("HTTP/1.1 204")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("influxd.log")).unwrap_or_default()
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Influxd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A private `influxd`, with or without authentication.
+fn influxd(auth: bool) -> Influxd {
+    Influxd::start(InfluxdConfig {
+        auth,
+        max_row_limit: None,
+    })
 }
 
 fn script(src: &str, url: &str) -> Test {
@@ -142,7 +33,7 @@ fn write_then_query_back_typed_values_and_count() {
     if !influxd_available("influx write/query test") {
         return;
     }
-    let db = Influxd::start(false);
+    let db = influxd(false);
     let ran = script(
         r#"
 let db = influx::connect(#{ url: "URL", db: "dh" });
@@ -203,7 +94,7 @@ fn errors_from_a_real_server_are_clear() {
     if !influxd_available("influx error test") {
         return;
     }
-    let db = Influxd::start(false);
+    let db = influxd(false);
     script(
         r#"
 let ok = influx::connect(#{ url: "URL", db: "dh" });
@@ -240,7 +131,7 @@ fn dry_run_plans_writes_and_read_only_refuses_them() {
     if !influxd_available("influx dry-run test") {
         return;
     }
-    let db = Influxd::start(false);
+    let db = influxd(false);
     let url = db.url();
     let body = r#"
 let c = influx::connect(#{ url: "URL", db: "planned" });
@@ -314,22 +205,9 @@ fn echoing_server() -> (String, Arc<Mutex<Vec<String>>>) {
     (url, auths)
 }
 
-/// A server that answers every request with `status` and the fixture `file`
-/// (tests/fixtures/influx), recording what it was asked.
-fn canned_server(status: u16, file: &str, ctype: &str) -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let body = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/influx")
-            .join(file),
-    )
-    .unwrap();
-    let ctype = ctype.to_string();
-    common::http_server(move |_| Reply::new(status, &ctype, body.clone()))
-}
-
 #[test]
 fn v2_flux_query_reads_documented_annotated_csv() {
-    let (url, seen) = canned_server(200, "v2-multiple-tables-schema-change.csv", "text/csv");
+    let (url, seen) = fixture_server(200, "v2-multiple-tables-schema-change.csv", "text/csv");
     script(
         r#"let c = influx::connect(#{ url: "URL", version: 2, org: "my org", bucket: "b", token_env: "DH_TOK" });
 let rows = c.query(`from(bucket: "b") |> range(start: -1h)`);
@@ -357,7 +235,7 @@ print(`time=${rows[0]._time}`);"#,
 
 #[test]
 fn v2_error_table_after_results_fails_the_query() {
-    let (url, _) = canned_server(200, "v2-error-after-table.csv", "text/csv");
+    let (url, _) = fixture_server(200, "v2-error-after-table.csv", "text/csv");
     script(
         r#"let c = influx::connect(#{ url: "URL", version: 2, org: "o" });
 c.query("from(bucket: \"b\") |> range(start: -1h) |> mean()");"#,
@@ -370,7 +248,7 @@ c.query("from(bucket: \"b\") |> range(start: -1h) |> mean()");"#,
 
 #[test]
 fn v3_sql_query_and_partial_write_from_documented_bodies() {
-    let (url, seen) = canned_server(200, "v3-query-sql.jsonl", "application/jsonl");
+    let (url, seen) = fixture_server(200, "v3-query-sql.jsonl", "application/jsonl");
     script(
         r#"let c = influx::connect(#{ url: "URL", version: 3, db: "sensors", token_env: "DH_TOK" });
 let rows = c.query("SELECT * FROM home LIMIT 5");
@@ -388,7 +266,7 @@ print(`n=${rows.len()} room=${rows[1].room} temp=${rows[1].temp}:${type_of(rows[
         assert_eq!(body["db"], "sensors");
         assert_eq!(body["format"], "jsonl");
     }
-    let (url, seen) = canned_server(400, "v3-write-partial.json", "application/json");
+    let (url, seen) = fixture_server(400, "v3-write-partial.json", "application/json");
     script(
         r#"let c = influx::connect(#{ url: "URL", version: 3, db: "sensors", precision: "s" });
 c.write(["home,room=Sunroom temp=96 1735545600", "home,room=Sunroom temp=\"hi\" 1735549200"]);"#,
@@ -459,7 +337,7 @@ fn auth_enabled_server_refuses_without_leaking_the_token() {
         return;
     }
     const TOKEN: &str = "not-a-valid-token-8812";
-    let db = Influxd::start(true);
+    let db = influxd(true);
     script(
         r#"let c = influx::connect(#{ url: "URL", db: "x", token_env: "DH_INFLUX_TOKEN" });
 c.query("SHOW DATABASES");"#,
@@ -480,4 +358,119 @@ c.query("SHOW DATABASES");"#,
     .stderr_has("requires authentication")
     .stderr_has("token_env")
     .run();
+}
+
+/// A client for `url` (v1, database `db`), a plain HTTP client, and a runtime to drive them.
+fn client(url: &str, db: &str) -> (Client, reqwest::Client, tokio::runtime::Runtime) {
+    dockhand::host::install_crypto_provider();
+    let c = Client::connect(Options {
+        url: Some(url.to_string()),
+        version: Version::V1,
+        db: Some(db.to_string()),
+        timeout: Some(Duration::from_secs(5)),
+        ..Options::default()
+    })
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (c, reqwest::Client::new(), rt)
+}
+
+#[test]
+fn client_returns_typed_rows_and_says_what_failed() {
+    if !influxd_available("influx client test") {
+        return;
+    }
+    let db = influxd(false);
+    let (c, http, rt) = client(&db.url(), "typed");
+    rt.block_on(async {
+        let ping = c.ping(&http).await.unwrap();
+        assert!(ping.ok && ping.version.as_deref().is_some_and(|v| v.starts_with("1.")));
+        let create = c.plan_query("CREATE DATABASE typed").unwrap();
+        assert!(create.mutation().is_some());
+        c.query(&http, &create).await.unwrap();
+        let plan = c
+            .plan_write("m,host=a v=1.5,n=2i 1600000000000000000".into())
+            .unwrap();
+        assert_eq!(c.write(&http, plan).await.unwrap().lines, 1);
+        let rows = c
+            .query(&http, &c.plan_query("SELECT v, n, host FROM m").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["time"], Value::Time("2020-09-13T12:26:40Z".into()));
+        assert_eq!(rows[0]["v"], Value::Float(1.5));
+        assert_eq!(rows[0]["n"], Value::Int(2));
+        assert_eq!(rows[0]["host"], Value::String("a".into()));
+        let cq = c.count_query("m", None).unwrap();
+        let counted = c.query(&http, &c.plan_query(&cq.text).unwrap()).await;
+        assert_eq!(cq.total(&counted.unwrap()), 1);
+        // A field that changes type: the server says which, and that the rest was written.
+        let now = c.plan_write("m v=2.5".into()).unwrap();
+        c.write(&http, now).await.unwrap();
+        let plan = c.plan_write("m v=3.5\nm v=\"x\"".into()).unwrap();
+        match c.write(&http, plan).await {
+            Err(Error::WriteRejected {
+                status: 400,
+                partial: true,
+                message,
+            }) => assert!(message.contains("field type conflict"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        let syntax = c.plan_query("SELEC 1").unwrap();
+        match c.query(&http, &syntax).await {
+            Err(Error::Rejected {
+                status: 400,
+                message,
+            }) => {
+                assert!(message.contains("rejected the query"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+    // A database that does not exist: InfluxDB answers 200 with a failed statement.
+    let (missing, http, rt) = client(&db.url(), "nope");
+    let plan = missing.plan_query("SELECT * FROM m").unwrap();
+    match rt.block_on(missing.query(&http, &plan)) {
+        Err(Error::Rejected {
+            status: 200,
+            message,
+        }) => {
+            assert!(message.contains("database not found"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn client_errors_for_no_answer_and_refused_credentials() {
+    let (l, port) = free_port();
+    drop(l);
+    let (c, http, rt) = client(&format!("http://127.0.0.1:{port}"), "x");
+    let plan = c.plan_query("SHOW DATABASES").unwrap();
+    match rt.block_on(c.query(&http, &plan)) {
+        Err(Error::Unreachable {
+            timed_out: false,
+            message,
+        }) => {
+            assert!(message.contains("cannot reach InfluxDB"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let ping = rt.block_on(c.ping(&http)).unwrap();
+    assert!(!ping.ok && ping.status == 0 && ping.error.contains("cannot reach"));
+    let (url, _) = echoing_server();
+    let (c, http, rt) = client(&url, "x");
+    let plan = c.plan_query("SHOW DATABASES").unwrap();
+    match rt.block_on(c.query(&http, &plan)) {
+        Err(Error::Auth {
+            status: 401,
+            message,
+        }) => {
+            assert!(message.contains("requires authentication"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
 }

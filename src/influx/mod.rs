@@ -1,5 +1,13 @@
-//! InfluxDB response parsers: pure functions from a response body to typed rows, with no I/O,
-//! so they can be tested on documented bodies, fuzzed, and reused by other Rust programs.
+//! InfluxDB 1.x, 2.x and 3.x for Rust: a typed [`Client`] over HTTP, and the pure response
+//! parsers it is built on.
+//!
+//! The client ([`client`], [`query`], [`write`]) owns the connection settings and answers
+//! with typed values ([`Row`]s, [`Written`], [`Ping`]) or an [`Error`] that says what failed;
+//! it knows nothing of Rhai, so the host module `influx::` (src/host/influx.rs) is only a
+//! conversion layer, and other Rust programs can use it as it is.
+//!
+//! The parsers are pure functions from a response body to typed rows, with no I/O, so they
+//! can be tested on documented bodies, fuzzed, and reused:
 //!
 //! * [`csv`] — Flux **annotated CSV** (InfluxDB 2.x `/api/v2/query`): `#datatype`, `#group`,
 //!   `#default`, several tables and schema changes in one body, in-band error tables.
@@ -8,16 +16,25 @@
 //!   error bodies of every version's write endpoint ([`write_error`]).
 //!
 //! Every parser returns `Err` for bad input and never panics (each is fuzzed with proptest).
-//! The host module `influx::` (src/host/influx.rs) turns [`Row`]s into Rhai maps.
 
+pub mod client;
 pub mod csv;
+mod error;
+pub mod query;
 pub mod readonly;
+pub mod settings;
 pub mod v1;
 pub mod v3;
+pub mod write;
 
 use indexmap::IndexMap;
 
+pub use client::{Client, Ping};
+pub use error::Error;
+pub use query::{CountQuery, Mutation, QueryPlan};
+pub use settings::{Format, Options, Precision, Settings, Version};
 pub use v3::{WriteError, write_error};
+pub use write::{WritePlan, Written};
 
 /// One typed value of a row.
 ///
@@ -63,7 +80,7 @@ pub type Row = IndexMap<String, Value>;
 
 /// Why a response could not be turned into rows.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Error {
+pub enum ParseError {
     /// The server answered with an error (top-level `error`, an error table, a JSON error body).
     #[error("{message}")]
     Server {
@@ -83,9 +100,9 @@ pub enum Error {
     },
 }
 
-impl Error {
+impl ParseError {
     fn malformed(what: &'static str, line: usize, message: impl Into<String>) -> Self {
-        Error::Malformed {
+        ParseError::Malformed {
             what,
             line,
             message: message.into(),

@@ -262,137 +262,138 @@ enum FluxTok {
     Other,
 }
 
-/// Reads a string's text from `chars[*i]` up to its closing `"` (then the string is a token)
-/// or an interpolation `${` (then its brace depth is remembered and code follows); `\`
-/// escapes the next character.
-fn string_rest(
-    chars: &[char],
-    i: &mut usize,
-    text: &mut String,
-    out: &mut Vec<FluxTok>,
-    interp: &mut Vec<usize>,
-    depth: usize,
-) -> Result<(), String> {
-    loop {
-        let Some(&c) = chars.get(*i) else {
-            return Err("an unterminated string".into());
-        };
-        *i += 1;
-        match c {
-            '\\' => *i += 1,
-            '"' => {
-                out.push(FluxTok::Str(std::mem::take(text)));
-                return Ok(());
-            }
-            '$' if chars.get(*i) == Some(&'{') => {
-                *i += 1;
-                interp.push(depth);
-                return Ok(());
-            }
-            c => text.push(c),
-        }
-    }
-}
-
 /// Tokenizes Flux; string interpolations (`"${expr}"`) are tokenized as code.
 fn flux_tokens(q: &str) -> Result<Vec<FluxTok>, String> {
-    let chars: Vec<char> = q.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    // Brace depth of each `${` we are inside (code inside a string).
-    let mut interp: Vec<usize> = Vec::new();
-    let mut depth = 0usize;
-    // Set when a `}` closed an interpolation: continue scanning the string.
-    let mut resume_string = false;
-    let mut string_buf = String::new();
-    loop {
-        if resume_string {
-            resume_string = false;
-            // Continue the string after `}`.
-            string_rest(
-                &chars,
-                &mut i,
-                &mut string_buf,
-                &mut out,
-                &mut interp,
-                depth,
-            )?;
-            continue;
-        }
-        let Some(&c) = chars.get(i) else { break };
-        i += 1;
-        match c {
-            c if c.is_whitespace() => {}
-            '/' if chars.get(i) == Some(&'/') => {
-                while let Some(&d) = chars.get(i) {
-                    i += 1;
-                    if d == '\n' {
-                        break;
-                    }
-                }
-            }
-            // Flux has no block comments, but if a server ever took one, a call must still be
-            // seen through it.
-            '/' if chars.get(i) == Some(&'*') => {
-                i += 1;
-                while i < chars.len() && !(chars[i - 1] == '*' && chars[i] == '/' && i >= 2) {
-                    i += 1;
-                }
-                i += 1;
-            }
-            '"' => {
-                string_buf.clear();
-                string_rest(
-                    &chars,
-                    &mut i,
-                    &mut string_buf,
-                    &mut out,
-                    &mut interp,
-                    depth,
-                )?;
-            }
-            '{' => {
-                depth += 1;
-                out.push(FluxTok::Other);
-            }
-            '}' => {
-                if interp.last() == Some(&depth) {
-                    interp.pop();
-                    resume_string = true;
-                } else {
-                    depth = depth.saturating_sub(1);
-                    out.push(FluxTok::Other);
-                }
-            }
-            '.' => out.push(FluxTok::Dot),
-            '(' => out.push(FluxTok::LParen),
-            ')' => out.push(FluxTok::RParen),
-            '=' if !matches!(chars.get(i), Some('=') | Some('~') | Some('>')) => {
-                out.push(FluxTok::Assign)
-            }
-            '=' => {
-                i += 1;
-                out.push(FluxTok::Other)
-            }
-            c if c.is_alphabetic() || c == '_' => {
-                let mut w = String::from(c);
-                while let Some(&d) = chars.get(i) {
-                    if d.is_alphanumeric() || d == '_' {
-                        w.push(d);
-                        i += 1;
-                    } else {
-                        break;
-                    }
-                }
-                out.push(FluxTok::Ident(w));
-            }
-            _ => out.push(FluxTok::Other),
-        }
+    let mut lx = FluxLexer {
+        chars: q.chars().collect(),
+        i: 0,
+        out: Vec::new(),
+        interp: Vec::new(),
+        depth: 0,
+        text: String::new(),
+    };
+    while let Some(&c) = lx.chars.get(lx.i) {
+        lx.i += 1;
+        lx.code(c)?;
     }
-    if !interp.is_empty() {
+    if !lx.interp.is_empty() {
         return Err("an unterminated string interpolation".into());
     }
-    Ok(out)
+    Ok(lx.out)
+}
+
+/// The tokenizer's position and what it has read.
+struct FluxLexer {
+    chars: Vec<char>,
+    i: usize,
+    out: Vec<FluxTok>,
+    /// Brace depth of each `${` we are inside (code inside a string).
+    interp: Vec<usize>,
+    depth: usize,
+    /// The text of the string being read, kept across its interpolations.
+    text: String,
+}
+
+impl FluxLexer {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.i).copied()
+    }
+
+    /// Takes one character of code (`c`, already consumed) and what it starts.
+    fn code(&mut self, c: char) -> Result<(), String> {
+        match c {
+            c if c.is_whitespace() => {}
+            '/' if self.peek() == Some('/') => self.line_comment(),
+            // Flux has no block comments, but if a server ever took one, a call must still be
+            // seen through it.
+            '/' if self.peek() == Some('*') => self.block_comment(),
+            '"' => {
+                self.text.clear();
+                self.string()?
+            }
+            '{' => {
+                self.depth += 1;
+                self.out.push(FluxTok::Other);
+            }
+            '}' => self.close_brace()?,
+            '.' => self.out.push(FluxTok::Dot),
+            '(' => self.out.push(FluxTok::LParen),
+            ')' => self.out.push(FluxTok::RParen),
+            '=' if !matches!(self.peek(), Some('=') | Some('~') | Some('>')) => {
+                self.out.push(FluxTok::Assign)
+            }
+            '=' => {
+                self.i += 1;
+                self.out.push(FluxTok::Other)
+            }
+            c if c.is_alphabetic() || c == '_' => self.ident(c),
+            _ => self.out.push(FluxTok::Other),
+        }
+        Ok(())
+    }
+
+    fn line_comment(&mut self) {
+        while let Some(d) = self.peek() {
+            self.i += 1;
+            if d == '\n' {
+                break;
+            }
+        }
+    }
+
+    fn block_comment(&mut self) {
+        let (chars, mut i) = (&self.chars, self.i + 1);
+        while i < chars.len() && !(chars[i - 1] == '*' && chars[i] == '/' && i >= 2) {
+            i += 1;
+        }
+        self.i = i + 1;
+    }
+
+    /// A `}` that closes an interpolation resumes its string; any other closes a block.
+    fn close_brace(&mut self) -> Result<(), String> {
+        if self.interp.last() == Some(&self.depth) {
+            self.interp.pop();
+            self.string()
+        } else {
+            self.depth = self.depth.saturating_sub(1);
+            self.out.push(FluxTok::Other);
+            Ok(())
+        }
+    }
+
+    fn ident(&mut self, first: char) {
+        let mut w = String::from(first);
+        while let Some(d) = self.peek().filter(|d| d.is_alphanumeric() || *d == '_') {
+            w.push(d);
+            self.i += 1;
+        }
+        self.out.push(FluxTok::Ident(w));
+    }
+
+    /// Reads a string's text up to its closing `"` (then the string is a token) or an
+    /// interpolation `${` (then its brace depth is remembered and code follows); `\`
+    /// escapes the next character.
+    fn string(&mut self) -> Result<(), String> {
+        loop {
+            let Some(c) = self.peek() else {
+                return Err("an unterminated string".into());
+            };
+            self.i += 1;
+            match c {
+                '\\' => self.i += 1,
+                '"' => {
+                    self.out.push(FluxTok::Str(std::mem::take(&mut self.text)));
+                    return Ok(());
+                }
+                '$' if self.peek() == Some('{') => {
+                    self.i += 1;
+                    self.interp.push(self.depth);
+                    return Ok(());
+                }
+                c => self.text.push(c),
+            }
+        }
+    }
 }
 
 /// `Ok` when every function the Flux query calls is a known read-only one.
@@ -479,6 +480,38 @@ pub fn flux_is_read(q: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cases the host module's own (retired) text heuristics were tested on.
+    #[test]
+    fn former_heuristic_cases() {
+        for q in [
+            "select count(*) from \"m\" where time > now() - 1h",
+            "SELECT * FROM m WHERE t = 'INTO'",
+            " ; SELECT 1 FROM m ;",
+        ] {
+            assert!(influxql_is_read(q), "{q}");
+        }
+        for q in [
+            "CREATE DATABASE lab",
+            "DROP MEASUREMENT cpu",
+            "DELETE FROM cpu",
+            "SELECT * INTO other FROM cpu",
+            "SHOW DATABASES; DROP DATABASE lab",
+            "GRANT ALL TO bob",
+            "ALTER RETENTION POLICY autogen ON lab DURATION 1d",
+        ] {
+            assert!(!influxql_is_read(q), "{q}");
+        }
+        assert!(!flux_is_read(
+            "from(bucket:\"a\") |> range(start:-1h) |> to(bucket: \"b\")"
+        ));
+        assert!(!flux_is_read(
+            "import \"experimental\"\ndata |> experimental.to(bucket: \"b\")"
+        ));
+        assert!(flux_is_read(
+            "from(bucket:\"a\") |> range(start:-1h) |> count()"
+        ));
+    }
 
     #[test]
     fn influxql_reads_and_writes() {

@@ -16,31 +16,35 @@
 
 use serde_json::Value as Json;
 
-use super::{Error, Row, Value, json_value};
+use super::{ParseError, Row, Value, json_value};
 
 const WHAT: &str = "InfluxQL JSON";
 
 /// Parses a `/query` body into rows (all statements, in order). The first statement error
 /// makes the whole result an error.
-pub fn rows(body: &str) -> Result<Vec<Row>, Error> {
+pub fn rows(body: &str) -> Result<Vec<Row>, ParseError> {
     let body = super::strip_bom(body);
-    let doc: Json =
-        serde_json::from_str(body).map_err(|e| Error::malformed(WHAT, e.line(), e.to_string()))?;
+    let doc: Json = serde_json::from_str(body)
+        .map_err(|e| ParseError::malformed(WHAT, e.line(), e.to_string()))?;
     let obj = doc
         .as_object()
-        .ok_or_else(|| Error::malformed(WHAT, 1, "expected a JSON object"))?;
+        .ok_or_else(|| ParseError::malformed(WHAT, 1, "expected a JSON object"))?;
     if let Some(e) = obj.get("error") {
-        return Err(Error::Server {
+        return Err(ParseError::Server {
             message: text(e),
             reference: None,
         });
     }
     let Some(results) = obj.get("results") else {
-        return Err(Error::malformed(WHAT, 1, "no \"results\" and no \"error\""));
+        return Err(ParseError::malformed(
+            WHAT,
+            1,
+            "no \"results\" and no \"error\"",
+        ));
     };
     let results = results
         .as_array()
-        .ok_or_else(|| Error::malformed(WHAT, 1, "\"results\" is not an array"))?;
+        .ok_or_else(|| ParseError::malformed(WHAT, 1, "\"results\" is not an array"))?;
     let mut out = Vec::new();
     for (i, r) in results.iter().enumerate() {
         let statement = r
@@ -49,7 +53,7 @@ pub fn rows(body: &str) -> Result<Vec<Row>, Error> {
             .map(|s| s as usize)
             .unwrap_or(i);
         if let Some(e) = r.get("error") {
-            return Err(Error::Statement {
+            return Err(ParseError::Statement {
                 statement,
                 message: text(e),
             });
@@ -58,7 +62,7 @@ pub fn rows(body: &str) -> Result<Vec<Row>, Error> {
             continue; // a statement with no rows (or a CREATE/DROP) has no series
         };
         let series = series.as_array().ok_or_else(|| {
-            Error::malformed(
+            ParseError::malformed(
                 WHAT,
                 1,
                 format!("statement {statement}: \"series\" is not an array"),
@@ -71,8 +75,8 @@ pub fn rows(body: &str) -> Result<Vec<Row>, Error> {
     Ok(out)
 }
 
-fn series_rows(s: &Json, statement: usize, out: &mut Vec<Row>) -> Result<(), Error> {
-    let bad = |m: &str| Error::malformed(WHAT, 1, format!("statement {statement}: {m}"));
+fn series_rows(s: &Json, statement: usize, out: &mut Vec<Row>) -> Result<(), ParseError> {
+    let bad = |m: &str| ParseError::malformed(WHAT, 1, format!("statement {statement}: {m}"));
     let columns: Vec<String> = match s.get("columns") {
         Some(Json::Array(c)) => c.iter().map(text).collect(),
         Some(_) => return Err(bad("\"columns\" is not an array")),
@@ -156,7 +160,7 @@ mod tests {
     fn documented_errors() {
         assert_eq!(
             rows(&fixture("v1-database-not-found.json")).unwrap_err(),
-            Error::Statement {
+            ParseError::Statement {
                 statement: 0,
                 message: "database not found: mydb1".into()
             }
@@ -211,7 +215,7 @@ mod tests {
             "<html>502 Bad Gateway</html>",
         ] {
             assert!(
-                matches!(rows(body), Err(Error::Malformed { .. })),
+                matches!(rows(body), Err(ParseError::Malformed { .. })),
                 "{body}: {:?}",
                 rows(body)
             );

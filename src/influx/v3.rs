@@ -4,15 +4,19 @@
 
 use serde_json::Value as Json;
 
-use super::{Error, Row, json_value};
+use super::{ParseError, Row, json_value};
 
 const WHAT_JSON: &str = "query_sql JSON";
 const WHAT_JSONL: &str = "query_sql JSON lines";
 
-fn object_row(v: &Json, what: &'static str, line: usize) -> Result<Row, Error> {
+fn object_row(v: &Json, what: &'static str, line: usize) -> Result<Row, ParseError> {
     match v {
         Json::Object(m) => Ok(m.iter().map(|(k, v)| (k.clone(), json_value(v))).collect()),
-        _ => Err(Error::malformed(what, line, "a row is not a JSON object")),
+        _ => Err(ParseError::malformed(
+            what,
+            line,
+            "a row is not a JSON object",
+        )),
     }
 }
 
@@ -42,19 +46,23 @@ pub fn error_message(body: &str) -> Option<String> {
 /// Parses a `format=json` body: an array of objects. An object with `error` instead of the
 /// array is the server's documented error shape (rows are always an array, so this cannot
 /// be data).
-pub fn rows_json(body: &str) -> Result<Vec<Row>, Error> {
+pub fn rows_json(body: &str) -> Result<Vec<Row>, ParseError> {
     let body = super::strip_bom(body);
     let doc: Json = serde_json::from_str(body)
-        .map_err(|e| Error::malformed(WHAT_JSON, e.line(), e.to_string()))?;
+        .map_err(|e| ParseError::malformed(WHAT_JSON, e.line(), e.to_string()))?;
     match &doc {
         Json::Array(items) => items.iter().map(|v| object_row(v, WHAT_JSON, 1)).collect(),
         Json::Object(m) if m.contains_key("error") || m.contains_key("message") => {
-            Err(Error::Server {
+            Err(ParseError::Server {
                 message: error_message(body).unwrap_or_default(),
                 reference: None,
             })
         }
-        _ => Err(Error::malformed(WHAT_JSON, 1, "expected an array of rows")),
+        _ => Err(ParseError::malformed(
+            WHAT_JSON,
+            1,
+            "expected an array of rows",
+        )),
     }
 }
 
@@ -62,7 +70,7 @@ pub fn rows_json(body: &str) -> Result<Vec<Row>, Error> {
 /// blank lines are skipped. A line `{"error": "disk full"}` is a row of a table with a column
 /// named `error` (`SELECT error FROM logs`): InfluxDB 3 reports a failed query by its status
 /// code, with the error body of [`error_message`], never in-band in a 200 answer.
-pub fn rows_jsonl(body: &str) -> Result<Vec<Row>, Error> {
+pub fn rows_jsonl(body: &str) -> Result<Vec<Row>, ParseError> {
     let body = super::strip_bom(body);
     let mut out = Vec::new();
     for (i, line) in body.lines().enumerate() {
@@ -71,7 +79,7 @@ pub fn rows_jsonl(body: &str) -> Result<Vec<Row>, Error> {
             continue;
         }
         let v: Json = serde_json::from_str(line)
-            .map_err(|e| Error::malformed(WHAT_JSONL, i + 1, e.to_string()))?;
+            .map_err(|e| ParseError::malformed(WHAT_JSONL, i + 1, e.to_string()))?;
         out.push(object_row(&v, WHAT_JSONL, i + 1)?);
     }
     Ok(out)
@@ -214,12 +222,15 @@ mod tests {
     fn query_errors() {
         let e = rows_json(r#"{"error":"error while planning query: table 'x' not found"}"#)
             .unwrap_err();
-        assert!(matches!(e, Error::Server { .. }));
+        assert!(matches!(e, ParseError::Server { .. }));
         assert!(e.to_string().contains("table 'x' not found"));
-        assert!(matches!(rows_json("[1,2]"), Err(Error::Malformed { .. })));
+        assert!(matches!(
+            rows_json("[1,2]"),
+            Err(ParseError::Malformed { .. })
+        ));
         assert!(matches!(
             rows_jsonl("{\"a\":1}\nnope"),
-            Err(Error::Malformed { line: 2, .. })
+            Err(ParseError::Malformed { line: 2, .. })
         ));
         assert!(rows_jsonl("").unwrap().is_empty());
         assert!(rows_json("[]").unwrap().is_empty());

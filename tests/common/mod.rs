@@ -2,6 +2,7 @@
 //! workspace, run the real `dockhand` binary there, and assert on status, stdout and stderr.
 
 #![allow(dead_code)]
+pub mod influx;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
