@@ -21,7 +21,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -118,17 +118,7 @@ fn serve(body: Vec<u8>, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> 
             };
             let _ = s.set_nonblocking(false);
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut reader = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0usize;
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 2 {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                line.clear();
-            }
-            let mut sink = vec![0; len.min(1 << 20)];
-            let _ = reader.read_exact(&mut sink);
+            common::read_request(&mut BufReader::new(s.try_clone().unwrap()));
             let _ = write!(
                 s,
                 "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nX-Influxdb-Version: 1.8.10\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -234,14 +224,10 @@ fn run_case(case: &Case, bin: &[String]) -> Result<Outcome, String> {
     let out_path = tmp.path().join("out.txt");
     let err_path = tmp.path().join("err.txt");
     let mut cmd = Command::new(&bin[0]);
+    common::clean_env(&mut cmd, &home);
     cmd.args(&bin[1..])
         .args(&args)
         .current_dir(&ws)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("XDG_DATA_HOME", &home)
-        .env("NO_COLOR", "1")
         .env("CORPUS_TOKEN", SECRET)
         .env("CORPUS_SHORT", "a")
         .env("DOCKER_HOST", "unix:///nonexistent/dockhand-corpus.sock")

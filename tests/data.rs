@@ -11,10 +11,11 @@
 mod common;
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Test};
+use common::Test;
 
 /// Address-space cap for each bomb, in KiB (3 GiB: room for the runtime's threads and
 /// allocator arenas, far below what an unbounded bomb reaches).
@@ -31,19 +32,29 @@ struct Outcome {
 /// Runs `dockhand run main.rhai ARGS` on `script` under the address-space cap and the bound.
 fn run_capped(script: &str, args: &[&str]) -> Outcome {
     let t = Test::new().file("main.rhai", script);
-    let mut c = Command::new("sh");
-    c.arg("-c")
-        .arg(format!("ulimit -v {VMEM_KIB} && exec \"$0\" \"$@\""))
-        .arg(BIN)
-        .args(["run", "main.rhai"])
+    let mut c = common::dockhand();
+    c.args(["run", "main.rhai"])
         .args(args)
         .current_dir(t.path())
-        .env_remove("DOCKHAND_ROOT")
-        .env_remove("DOCKHAND_LOG")
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    // `ulimit -v` for the child only, set between fork and exec.
+    // SAFETY: setrlimit is async-signal-safe and the closure touches nothing else.
+    unsafe {
+        c.pre_exec(|| {
+            let cap = VMEM_KIB * 1024;
+            let lim = libc::rlimit {
+                rlim_cur: cap,
+                rlim_max: cap,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
     let started = Instant::now();
     let mut child = c.spawn().expect("spawn dockhand");
     let mut err = child.stderr.take().unwrap();

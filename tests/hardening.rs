@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write;
 use std::os::unix::fs::symlink;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::Test;
 
@@ -48,31 +48,15 @@ fn item1_validate_keeps_the_other_scripts_results_after_a_cycle() {
 
 #[test]
 fn item1_repl_import_and_load_of_a_cycle_keep_the_session() {
-    let t = Test::new()
+    let ran = Test::new()
         .file("a.rhai", "import \"b\" as b;\n")
         .file("b.rhai", "import \"a\" as a;\n")
-        .args(&["repl"]);
-    let mut child = t
-        .command()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"import \"a\" as a;\n:load a.rhai\n40 + 2\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        .args(&["repl"])
+        .stdin(b"import \"a\" as a;\n:load a.rhai\n40 + 2\n")
+        .stdout_has("42")
+        .run();
+    let stderr = ran.stderr();
     assert_eq!(stderr.matches("import cycle").count(), 2, "{stderr}");
-    assert!(stdout.contains("42"), "{stdout}");
 }
 
 // 2. Journals and locks are confined to the workspace and not opened through symlinks.
@@ -217,25 +201,12 @@ fn item6_huge_map_literal_and_dev_zero_fail_fast() {
 
 #[test]
 fn item10_repl_survives_invalid_utf8() {
-    let t = Test::new().args(&["repl"]);
-    let mut child = t
-        .command()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"1 + \xff\xfe;\n2 + 2\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains('4'));
+    Test::new()
+        .args(&["repl"])
+        .stdin(b"1 + \xff\xfe;\n2 + 2\n")
+        .stderr_has("not valid UTF-8")
+        .stdout_has("4")
+        .run();
 }
 
 // 13. Smaller: BOM, unterminated comment, integer overflow.
@@ -298,7 +269,7 @@ fn serve_with(
     max: usize,
     status: &'static str,
 ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::BufReader;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -308,17 +279,7 @@ fn serve_with(
         for stream in listener.incoming().take(max) {
             let Ok(mut s) = stream else { continue };
             counter.fetch_add(1, Ordering::SeqCst);
-            let mut reader = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0usize;
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 2 {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                line.clear();
-            }
-            let mut buf = vec![0; len];
-            let _ = reader.read_exact(&mut buf);
+            common::read_request(&mut BufReader::new(s.try_clone().unwrap()));
             let _ = write!(
                 s,
                 "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -372,7 +333,7 @@ fn item7_docker_mutations_are_refused_before_contacting_the_engine() {
         Test::new()
             .script(&format!("{call};"))
             .args(&["--read-only", "--allow-exec"])
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .no_docker()
             .status(2)
             .stderr_has("refused:")
             .stderr_has("--read-only")
@@ -555,10 +516,9 @@ fn item6_a_fifo_is_refused_not_waited_on() {
         .status()
         .unwrap();
     assert!(made.success());
-    let out = std::process::Command::new(common::BIN)
+    let out = common::dockhand()
         .args(["run", "play.rhai"])
         .current_dir(ran.dir.path())
-        .env_remove("DOCKHAND_LOG")
         .output()
         .unwrap();
     assert_eq!(

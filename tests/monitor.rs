@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Lab, Test};
+use common::{Lab, Test};
 
 const FINISHED: &str = include_str!("fixtures/monitor/finished-rollback.json");
 const IN_PROGRESS: &str = include_str!("fixtures/monitor/in-progress.json");
@@ -34,7 +34,7 @@ fn fixtures() -> Test {
             &fleet("phase1-20260204-150000", "2026-02-04T15:00:00.000Z"),
         )
         // No engine: the container panel says so, the journal panels still work.
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .no_docker()
 }
 
 #[test]
@@ -119,10 +119,9 @@ impl Lab {
 
     /// `dockhand monitor --once` in the workspace: (exit code, stdout).
     fn monitor(&self) -> (i32, String) {
-        let out = Command::new(BIN)
+        let out = common::dockhand()
             .args(["monitor", "--once", "--root"])
             .arg(self.ws.path())
-            .env_remove("DOCKHAND_ROOT")
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

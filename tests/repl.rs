@@ -74,6 +74,14 @@ impl Repl {
         self.s.send(code).unwrap();
     }
 
+    /// Submits `input` and asserts its output has every one of `needles`.
+    fn line_has(&mut self, input: &str, needles: &[&str]) {
+        let out = self.line(input);
+        for n in needles {
+            assert!(out.contains(n), "{input}: output lacks {n:?}: {out}");
+        }
+    }
+
     /// Ctrl-D at the prompt, then the process must end with status 0.
     fn quit(mut self) {
         self.ctrl(ControlCode::EndOfTransmission);
@@ -85,6 +93,15 @@ impl Repl {
     }
 }
 
+impl Repl {
+    /// A session in a fresh workspace (kept alive by the returned directory).
+    fn fresh(args: &[&str]) -> (tempfile::TempDir, Repl) {
+        let (dir, hist) = workspace();
+        let r = Repl::start(dir.path(), &hist, args);
+        (dir, r)
+    }
+}
+
 fn workspace() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("state").join("history");
@@ -93,24 +110,20 @@ fn workspace() -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn multi_line_function_then_a_call() {
-    let (dir, hist) = workspace();
-    let mut r = Repl::start(dir.path(), &hist, &[]);
+    let (_dir, mut r) = Repl::fresh(&[]);
     r.send_line_expect("fn add(a, b) {", "... ");
     r.send_line_expect("    a + b", "... ");
     r.line("}");
-    let out = r.line("add(40, 2)");
-    assert!(out.contains("42"), "{out}");
+    r.line_has("add(40, 2)", &["42"]);
     // A definition from another line calls one defined earlier.
     r.line("fn twice(x) { add(x, x) }");
-    let out = r.line("twice(50)");
-    assert!(out.contains("100"), "{out}");
+    r.line_has("twice(50)", &["100"]);
     r.quit();
 }
 
 #[test]
 fn tab_completes_host_functions_and_variables() {
-    let (dir, hist) = workspace();
-    let mut r = Repl::start(dir.path(), &hist, &[]);
+    let (_dir, mut r) = Repl::fresh(&[]);
     // One candidate: completed in place; what runs is the completed name.
     r.send("time::dura\t");
     r.expect("tion");
@@ -137,41 +150,29 @@ fn tab_completes_host_functions_and_variables() {
 
 #[test]
 fn help_shows_signature_and_doc_from_the_engine() {
-    let (dir, hist) = workspace();
-    let mut r = Repl::start(dir.path(), &hist, &[]);
-    let out = r.line(":help time::sleep");
-    assert!(out.contains("time::sleep(d: "), "{out}");
-    assert!(out.contains("Sleeps for a duration"), "{out}");
-    let out = r.line(":help");
-    assert!(out.contains(":load FILE"), "{out}");
-    assert!(out.contains("docker::"), "{out}");
-    let out = r.line(":help no_such::thing");
-    assert!(out.contains("no host function named"), "{out}");
-    let out = r.line(":docs time");
-    assert!(out.contains("wait_until"), "{out}");
+    let (_dir, mut r) = Repl::fresh(&[]);
+    r.line_has(
+        ":help time::sleep",
+        &["time::sleep(d: ", "Sleeps for a duration"],
+    );
+    r.line_has(":help", &[":load FILE", "docker::"]);
+    r.line_has(":help no_such::thing", &["no host function named"]);
+    r.line_has(":docs time", &["wait_until"]);
     r.quit();
 }
 
 #[test]
 fn errors_do_not_end_the_session() {
-    let (dir, hist) = workspace();
-    let mut r = Repl::start(dir.path(), &hist, &[]);
-    let out = r.line("let x = nope + 1;");
-    assert!(out.contains("error:"), "{out}");
-    assert!(out.contains("--> <repl:1>:1:9"), "{out}");
-    assert!(out.contains("^"), "{out}");
-    let out = r.line("throw \"bo\" + \"om\"");
-    assert!(out.contains("error: boom"), "{out}");
-    let out = r.line("6 * 7");
-    assert!(out.contains("42"), "{out}");
+    let (_dir, mut r) = Repl::fresh(&[]);
+    r.line_has("let x = nope + 1;", &["error:", "--> <repl:1>:1:9", "^"]);
+    r.line_has("throw \"bo\" + \"om\"", &["error: boom"]);
+    r.line_has("6 * 7", &["42"]);
     // After an import, errors still point at the input's own line and column.
     r.line("import \"stdlib/fmt\" as fmt;");
-    let out = r.line("fmt::ms(2500)");
-    assert!(out.contains("2.5s"), "{out}");
+    r.line_has("fmt::ms(2500)", &["2.5s"]);
     r.send_line_expect("if true {", "... ");
     r.send_line_expect("  let z = undefined_thing;", "... ");
-    let out = r.line("}");
-    assert!(out.contains("<repl:6>:2:11"), "{out}");
+    r.line_has("}", &["<repl:6>:2:11"]);
     r.quit();
 }
 
@@ -190,15 +191,13 @@ fn history_persists_across_sessions() {
     r.expect("hist_marker = 1234;");
     r.send("\r");
     r.result();
-    let out = r.line("hist_marker + 1");
-    assert!(out.contains("1235"), "{out}");
+    r.line_has("hist_marker + 1", &["1235"]);
     r.quit();
 }
 
 #[test]
 fn ctrl_c_interrupts_a_running_call_and_the_session_continues() {
-    let (dir, hist) = workspace();
-    let mut r = Repl::start(dir.path(), &hist, &[]);
+    let (_dir, mut r) = Repl::fresh(&[]);
     r.s.send_line("let before = 1; print(\"slee\" + \"ping\"); time::sleep(\"30s\"); 99")
         .unwrap();
     // The print comes right before the sleep: once it is out, the sleep is running.
@@ -207,15 +206,13 @@ fn ctrl_c_interrupts_a_running_call_and_the_session_continues() {
     // Within the 20 s expect timeout, so well before the 30 s sleep would end.
     r.expect("interrupted");
     r.expect(PROMPT);
-    let out = r.line("before + 41");
-    assert!(out.contains("42"), "{out}");
+    r.line_has("before + 41", &["42"]);
     r.quit();
 }
 
 #[test]
 fn vars_lists_types_and_values() {
-    let (dir, hist) = workspace();
-    let mut r = Repl::start(dir.path(), &hist, &[]);
+    let (_dir, mut r) = Repl::fresh(&[]);
     r.line("let answer = 40 + 2; let who = \"ops\"; let items = [1, 2, 3];");
     r.s.send_line(":vars").unwrap();
     r.expect("NAME");
@@ -229,17 +226,17 @@ fn vars_lists_types_and_values() {
 
 #[test]
 fn arrays_of_maps_print_as_a_table_and_maps_as_lines() {
-    let (dir, hist) = workspace();
-    let mut r = Repl::start(dir.path(), &hist, &[]);
+    let (_dir, mut r) = Repl::fresh(&[]);
     let out = r.line(
         "[#{state: \"running\", name: \"data-api\"}, #{state: \"exited\", name: \"weather-api-x\"}]",
     );
     assert!(out.contains("NAME           STATE"), "{out}");
     assert!(out.contains("data-api       running"), "{out}");
     assert!(out.contains("weather-api-x  exited"), "{out}");
-    let out = r.line("#{service: \"data-api\", restarts: 1 + 1}");
-    assert!(out.contains("restarts  2"), "{out}");
-    assert!(out.contains("service   data-api"), "{out}");
+    r.line_has(
+        "#{service: \"data-api\", restarts: 1 + 1}",
+        &["restarts  2", "service   data-api"],
+    );
     r.quit();
 }
 
@@ -250,12 +247,10 @@ fn load_and_reload_run_files_into_the_session() {
     std::fs::write(&lib, "fn scale(x) { x * 3 }\nlet base = 7;\n").unwrap();
     let mut r = Repl::start(dir.path(), &hist, &[]);
     r.line(":load lib.rhai");
-    let out = r.line("scale(base)");
-    assert!(out.contains("21"), "{out}");
+    r.line_has("scale(base)", &["21"]);
     std::fs::write(&lib, "fn scale(x) { x * 4 }\nlet base = 7;\n").unwrap();
     r.line(":reload");
-    let out = r.line("scale(base)");
-    assert!(out.contains("28"), "{out}");
+    r.line_has("scale(base)", &["28"]);
     r.quit();
 }
 
@@ -477,12 +472,9 @@ fn ctrl_c_and_timeout_end_an_input_as_they_end_a_run() {
 
 #[test]
 fn repl_timeout_is_reported_as_run_reports_it() {
-    let (dir, hist) = workspace();
-    let mut r = Repl::start(dir.path(), &hist, &["--timeout", "300ms"]);
-    let out = r.line("time::sleep(\"30s\")");
-    assert!(out.contains("timed out after 300ms"), "{out}");
-    let out = r.line("6 * 7");
-    assert!(out.contains("42"), "{out}");
+    let (_dir, mut r) = Repl::fresh(&["--timeout", "300ms"]);
+    r.line_has("time::sleep(\"30s\")", &["timed out after 300ms"]);
+    r.line_has("6 * 7", &["42"]);
     r.quit();
 }
 

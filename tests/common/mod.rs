@@ -23,6 +23,8 @@ pub struct Test {
     stderr_has: Vec<String>,
     stderr_lacks: Vec<String>,
     stdout_lacks: Vec<String>,
+    /// What the run reads on stdin (nothing: `/dev/null`).
+    input: Option<Vec<u8>>,
 }
 
 /// The result of a run; keeps the workspace alive for further inspection.
@@ -65,6 +67,7 @@ impl Test {
             stderr_has: Vec::new(),
             stderr_lacks: Vec::new(),
             stdout_lacks: Vec::new(),
+            input: None,
         }
     }
 
@@ -105,6 +108,12 @@ impl Test {
     /// Points Docker at a socket that does not exist: an engine that is not there.
     pub fn no_docker(self) -> Self {
         self.env("DOCKER_HOST", NO_DOCKER)
+    }
+
+    /// Bytes the run reads on stdin (a REPL session typed without a terminal).
+    pub fn stdin(mut self, bytes: &[u8]) -> Self {
+        self.input = Some(bytes.to_vec());
+        self
     }
 
     pub fn status(mut self, code: i32) -> Self {
@@ -155,11 +164,23 @@ impl Test {
     }
 
     pub fn run(self) -> Ran {
-        let out = self
-            .command()
-            .stdin(Stdio::null())
-            .output()
-            .expect("run dockhand");
+        let out = match &self.input {
+            None => self.command().stdin(Stdio::null()).output(),
+            Some(bytes) => {
+                let mut child = self
+                    .command()
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn dockhand");
+                let mut stdin = child.stdin.take().unwrap();
+                stdin.write_all(bytes).expect("write stdin");
+                drop(stdin);
+                child.wait_with_output()
+            }
+        }
+        .expect("run dockhand");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let show = || {
@@ -531,7 +552,9 @@ pub fn http_server(
     (format!("http://127.0.0.1:{port}"), seen)
 }
 
-fn read_request(reader: &mut impl BufRead) -> Seen {
+/// Reads one HTTP/1.1 request (request line, headers, a `Content-Length` body of at most
+/// 1 MiB) for the hand-rolled test servers.
+pub fn read_request(reader: &mut impl BufRead) -> Seen {
     let mut got = Seen::default();
     let mut line = String::new();
     let _ = reader.read_line(&mut line);
@@ -547,8 +570,9 @@ fn read_request(reader: &mut impl BufRead) -> Seen {
     }
     let len: usize = got
         .header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(1 << 20);
     let mut b = vec![0; len];
     let _ = reader.read_exact(&mut b);
     got.body = String::from_utf8_lossy(&b).into_owned();
