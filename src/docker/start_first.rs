@@ -14,7 +14,7 @@
 //!    labels `docker compose up -d` compares, so a later `up -d` recreates nothing. Or
 //!    [`discard`] on failure: the new container is removed and the old one never stopped.
 //!
-//! A crash at any point is mended by [`recover`](super::recreate::recover) without the
+//! A crash at any point is mended by [`recover`](super::recover::recover) without the
 //! journal: a temporary container next to a *running* old one was never promoted (remove it;
 //! the old one kept serving); next to a stopped or missing old one, promotion had begun after
 //! a passed gate (finish it).
@@ -33,16 +33,9 @@ use bollard::query_parameters::{
 };
 use serde::Serialize;
 
-use super::recreate::{Plan, connect_networks, force, plan, rename};
+use super::names::{self, is_aside, is_next, promoted_name, short_id};
+use super::replacement::{Plan, connect_networks, force, plan, rename};
 use super::{Container, containers_of};
-
-/// The infix of the temporary name a start-first container has until it is promoted.
-pub const NEXT: &str = "_dockhand_next_";
-
-/// The compose name a start-first container will take (`None` if it is not one).
-pub fn promoted_name(next: &str) -> Option<&str> {
-    next.rfind(NEXT).map(|i| &next[..i])
-}
 
 /// A new container started next to the old one.
 #[derive(Debug, Clone, Serialize)]
@@ -102,7 +95,7 @@ pub async fn start_next(
         extra_networks,
         notes,
     } = plan(docker, project, name, image).await?;
-    if cname.contains(NEXT) {
+    if is_next(&cname) {
         return Err(format!(
             "{name}: only a start-first container was found; run docker::recover(\"{name}\") first"
         ));
@@ -116,7 +109,7 @@ pub async fn start_next(
             ports.join("; ")
         ));
     }
-    let next_name = format!("{cname}{NEXT}{}", &old_id[..old_id.len().min(12)]);
+    let next_name = names::next_name(&cname, &old_id);
     let created = docker
         .create_container(
             Some(CreateContainerOptions {
@@ -147,8 +140,8 @@ pub async fn start_next(
     Ok(Started {
         name: cname,
         next_name,
-        next_id: next_id.chars().take(12).collect(),
-        old_id: old_id.chars().take(12).collect(),
+        next_id: short_id(&next_id),
+        old_id: short_id(&old_id),
         old_image_id,
         new_image_id,
         ms: start.elapsed().as_millis() as u64,
@@ -158,7 +151,7 @@ pub async fn start_next(
 
 /// The containers of `name` (a compose service, or a container name): the current ones and
 /// the start-first ones.
-async fn current_and_next(
+pub(super) async fn current_and_next(
     docker: &Docker,
     project: Option<&str>,
     name: &str,
@@ -166,8 +159,8 @@ async fn current_and_next(
     let all = containers_of(docker, project, name).await?;
     let (next, current): (Vec<_>, Vec<_>) = all
         .into_iter()
-        .filter(|c| !c.name.contains(super::recreate::ASIDE))
-        .partition(|c| c.name.contains(NEXT));
+        .filter(|c| !is_aside(&c.name))
+        .partition(|c| is_next(&c.name));
     Ok((current, next))
 }
 
@@ -201,7 +194,7 @@ pub async fn promote(
         .map_err(|e| format!("cannot rename {next_name} to {cname}: {e}"))?;
     Ok(Switched {
         name: cname,
-        id: next_id.chars().take(12).collect(),
+        id: short_id(&next_id),
         ms: start.elapsed().as_millis() as u64,
     })
 }
@@ -252,7 +245,7 @@ pub async fn discard(
             .map_err(|e| format!("cannot remove {}: {e}", c.name))?;
         last = Some(Switched {
             name: c.name,
-            id: c.id.chars().take(12).collect(),
+            id: short_id(&c.id),
             ms: 0,
         });
     }
@@ -260,50 +253,4 @@ pub async fn discard(
         ms: start.elapsed().as_millis() as u64,
         ..s
     }))
-}
-
-/// Mends an interrupted start-first deploy (see the module doc): `None` when there was none,
-/// else (action, what was done). A new container is promoted only when the old one is already
-/// out of service *and* the new one runs healthy (or has no healthcheck); otherwise it is
-/// removed and the old one, if stopped, started again.
-pub async fn recover(
-    docker: &Docker,
-    project: Option<&str>,
-    name: &str,
-) -> Result<Option<(String, String)>, String> {
-    let (current, next) = current_and_next(docker, project, name).await?;
-    let Some(n) = next.first() else {
-        return Ok(None);
-    };
-    let old_running = current.iter().any(|c| c.state == "running");
-    let next_good = n.state == "running" && matches!(n.health.as_str(), "healthy" | "none");
-    if old_running || !next_good {
-        discard(docker, project, name).await?;
-        for c in current.iter().filter(|c| c.state != "running") {
-            docker
-                .start_container(&c.id, None::<StartContainerOptions>)
-                .await
-                .map_err(|e| format!("cannot start {} again: {e}", c.name))?;
-        }
-        let why = if old_running {
-            "had not been promoted"
-        } else {
-            "had stopped the old container but the new one is not healthy"
-        };
-        return Ok(Some((
-            "discarded".into(),
-            format!(
-                "an interrupted start-first deploy {why}; removed {}, the old container serves",
-                n.name
-            ),
-        )));
-    }
-    let s = promote(docker, project, name).await?;
-    Ok(Some((
-        "promoted".into(),
-        format!(
-            "an interrupted start-first deploy had passed its gate; {} is now the new container",
-            s.name
-        ),
-    )))
 }
