@@ -439,6 +439,31 @@ fn failing_classic_build_surfaces_the_builder_error_line() {
     failing_build_case("classic", "returned a non-zero code: 3");
 }
 
+/// `docker::failure_kind` reads a failed build's kind off the caught error (what the rebuild
+/// decides a retry by); the message is the same text as uncaught.
+#[test]
+fn failure_kind_of_a_failed_build_is_data() {
+    if !docker_ready() {
+        return;
+    }
+    let mut lab = Lab::new("kindbuild");
+    let tag = format!("{}-bad:latest", lab.project);
+    lab.images.push(tag.clone());
+    Test::new()
+        .file("bad/Dockerfile", &format!("FROM {IMAGE}\nRUN exit 3\n"))
+        .script(&format!(
+            "let k = ();\n\
+             try {{ docker::build(#{{ context: \"bad\", tag: \"{tag}\" }}); }}\n\
+             catch (e) {{ k = [docker::failure_kind(e), `${{e}}`]; }}\n\
+             print(`kind=${{k[0]}} text=${{k[1]}}`);\n\
+             print(`plain=${{docker::failure_kind(\"x [engine error]\")}}`);\n"
+        ))
+        .stderr_has("kind=step text=build of ")
+        .stderr_has("[build step failed]")
+        .stderr_has("plain=\n")
+        .run();
+}
+
 #[test]
 fn dry_run_builds_nothing_and_read_only_refuses_image_changes() {
     if !docker_ready() {
