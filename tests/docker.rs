@@ -105,6 +105,14 @@ impl Lab {
         name
     }
 
+    /// A lab for a build test, and the image tag `<project>-<suffix>:latest` it removes.
+    fn with_image(test: &str, suffix: &str) -> (Self, String) {
+        let mut lab = Lab::new(test);
+        let tag = format!("{}-{suffix}:latest", lab.project);
+        lab.images.push(tag.clone());
+        (lab, tag)
+    }
+
     fn inspect(&self, name: &str, format: &str) -> String {
         let out = Command::new("docker")
             .args(["inspect", "-f", format, name])
@@ -405,9 +413,7 @@ fn failing_build_case(builder: &str, verdict: &str) {
     if !docker_ready() {
         return;
     }
-    let mut lab = Lab::new(&format!("badbuild{builder}"));
-    let tag = format!("{}-bad:latest", lab.project);
-    lab.images.push(tag.clone());
+    let (_lab, tag) = Lab::with_image(&format!("badbuild{builder}"), "bad");
     let dockerfile = format!(
         "FROM {IMAGE}\nRUN echo 'ERROR: requirements conflict: sqlalchemy==2.0.46' && exit 3\n"
     );
@@ -446,9 +452,7 @@ fn failure_kind_of_a_failed_build_is_data() {
     if !docker_ready() {
         return;
     }
-    let mut lab = Lab::new("kindbuild");
-    let tag = format!("{}-bad:latest", lab.project);
-    lab.images.push(tag.clone());
+    let (_lab, tag) = Lab::with_image("kindbuild", "bad");
     Test::new()
         .file("bad/Dockerfile", &format!("FROM {IMAGE}\nRUN exit 3\n"))
         .script(&format!(
@@ -469,9 +473,7 @@ fn dry_run_builds_nothing_and_read_only_refuses_image_changes() {
     if !docker_ready() {
         return;
     }
-    let mut lab = Lab::new("drybuild");
-    let tag = format!("{}-dry:latest", lab.project);
-    lab.images.push(tag.clone());
+    let (lab, tag) = Lab::with_image("drybuild", "dry");
     // A label unique to this run: any image (final or intermediate) a real build of this
     // Dockerfile made would carry it. Comparing the whole image list would race the other
     // tests, which build images at the same time.

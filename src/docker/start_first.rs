@@ -34,7 +34,7 @@ use bollard::query_parameters::{
 use serde::Serialize;
 
 use super::names::{self, is_aside, is_next, promoted_name, short_id};
-use super::replacement::{Plan, connect_networks, force, plan, rename};
+use super::replacement::{connect_networks, force, plan, rename};
 use super::{Container, containers_of};
 
 /// A new container started next to the old one.
@@ -85,22 +85,14 @@ pub async fn start_next(
     image: Option<&str>,
 ) -> Result<Started, String> {
     let start = Instant::now();
-    let Plan {
-        old,
-        old_id,
-        cname,
-        old_image_id,
-        new_image_id,
-        body,
-        extra_networks,
-        notes,
-    } = plan(docker, project, name, image).await?;
-    if is_next(&cname) {
+    let p = plan(docker, project, name, image).await?;
+    let (old_id, cname) = (&p.old_id, &p.cname);
+    if is_next(cname) {
         return Err(format!(
             "{name}: only a start-first container was found; run docker::recover(\"{name}\") first"
         ));
     }
-    let ports = published(&old);
+    let ports = published(&p.old);
     if !ports.is_empty() {
         return Err(format!(
             "cannot deploy {cname} start-first: it publishes host ports ({}), which two \
@@ -109,14 +101,14 @@ pub async fn start_next(
             ports.join("; ")
         ));
     }
-    let next_name = names::next_name(&cname, &old_id);
+    let next_name = names::next_name(cname, old_id);
     let created = docker
         .create_container(
             Some(CreateContainerOptions {
                 name: Some(next_name.clone()),
                 ..Default::default()
             }),
-            body,
+            p.body,
         )
         .await
         .map_err(|e| format!("cannot create {next_name} next to {cname}: {e}"))?;
@@ -128,7 +120,7 @@ pub async fn start_next(
             Err::<Started, String>(format!("{why} ({cname} was left running, untouched)"))
         }
     };
-    if let Err(e) = connect_networks(docker, &next_id, extra_networks).await {
+    if let Err(e) = connect_networks(docker, &next_id, p.extra_networks).await {
         return undo(format!("{next_name}: {e}")).await;
     }
     if let Err(e) = docker
@@ -138,14 +130,14 @@ pub async fn start_next(
         return undo(format!("cannot start {next_name}: {e}")).await;
     }
     Ok(Started {
-        name: cname,
+        name: p.cname,
         next_name,
         next_id: short_id(&next_id),
-        old_id: short_id(&old_id),
-        old_image_id,
-        new_image_id,
+        old_id: short_id(&p.old_id),
+        old_image_id: p.old_image_id,
+        new_image_id: p.new_image_id,
         ms: start.elapsed().as_millis() as u64,
-        notes,
+        notes: p.notes,
     })
 }
 
