@@ -410,6 +410,17 @@ fn classic_fallback_matches_what_it_can_and_refuses_the_rest() {
         .stderr_has("[build config invalid]")
         .run();
     drop(t);
+    // The same refusal, caught: its kind is data ("config": not worth a retry).
+    let caught = format!(
+        "let k = ();\ntry {{ {} }} catch (e) {{ k = docker::failure_kind(e); }}\nprint(`kind=${{k}}`);\n",
+        dockhand_script(&project, &["secret"])
+    );
+    let t = workspace(Test::new())
+        .env("DOCKHAND_BUILDER", "classic")
+        .script(&caught)
+        .stderr_has("kind=config")
+        .run();
+    drop(t);
     // A cache mount is the engine's refusal, with the fix named.
     workspace(Test::new())
         .env("DOCKHAND_BUILDER", "classic")

@@ -105,6 +105,14 @@ impl Lab {
         name
     }
 
+    /// A lab for a build test, and the image tag `<project>-<suffix>:latest` it removes.
+    fn with_image(test: &str, suffix: &str) -> (Self, String) {
+        let mut lab = Lab::new(test);
+        let tag = format!("{}-{suffix}:latest", lab.project);
+        lab.images.push(tag.clone());
+        (lab, tag)
+    }
+
     fn inspect(&self, name: &str, format: &str) -> String {
         let out = Command::new("docker")
             .args(["inspect", "-f", format, name])
@@ -405,9 +413,7 @@ fn failing_build_case(builder: &str, verdict: &str) {
     if !docker_ready() {
         return;
     }
-    let mut lab = Lab::new(&format!("badbuild{builder}"));
-    let tag = format!("{}-bad:latest", lab.project);
-    lab.images.push(tag.clone());
+    let (_lab, tag) = Lab::with_image(&format!("badbuild{builder}"), "bad");
     let dockerfile = format!(
         "FROM {IMAGE}\nRUN echo 'ERROR: requirements conflict: sqlalchemy==2.0.46' && exit 3\n"
     );
@@ -439,14 +445,35 @@ fn failing_classic_build_surfaces_the_builder_error_line() {
     failing_build_case("classic", "returned a non-zero code: 3");
 }
 
+/// `docker::failure_kind` reads a failed build's kind off the caught error (what the rebuild
+/// decides a retry by); the message is the same text as uncaught.
+#[test]
+fn failure_kind_of_a_failed_build_is_data() {
+    if !docker_ready() {
+        return;
+    }
+    let (_lab, tag) = Lab::with_image("kindbuild", "bad");
+    Test::new()
+        .file("bad/Dockerfile", &format!("FROM {IMAGE}\nRUN exit 3\n"))
+        .script(&format!(
+            "let k = ();\n\
+             try {{ docker::build(#{{ context: \"bad\", tag: \"{tag}\" }}); }}\n\
+             catch (e) {{ k = [docker::failure_kind(e), `${{e}}`]; }}\n\
+             print(`kind=${{k[0]}} text=${{k[1]}}`);\n\
+             print(`plain=${{docker::failure_kind(\"x [engine error]\")}}`);\n"
+        ))
+        .stderr_has("kind=step text=build of ")
+        .stderr_has("[build step failed]")
+        .stderr_has("plain=\n")
+        .run();
+}
+
 #[test]
 fn dry_run_builds_nothing_and_read_only_refuses_image_changes() {
     if !docker_ready() {
         return;
     }
-    let mut lab = Lab::new("drybuild");
-    let tag = format!("{}-dry:latest", lab.project);
-    lab.images.push(tag.clone());
+    let (lab, tag) = Lab::with_image("drybuild", "dry");
     // A label unique to this run: any image (final or intermediate) a real build of this
     // Dockerfile made would carry it. Comparing the whole image list would race the other
     // tests, which build images at the same time.

@@ -141,7 +141,8 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    /// The tag a failure message ends with, which scripts may match (`[build step failed]`).
+    /// The tag a failure message ends with (`[build step failed]`), for people; scripts read
+    /// the kind itself with `docker::failure_kind`.
     pub fn tag(self) -> &'static str {
         match self {
             FailureKind::Step => "[build step failed]",

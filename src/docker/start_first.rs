@@ -14,7 +14,7 @@
 //!    labels `docker compose up -d` compares, so a later `up -d` recreates nothing. Or
 //!    [`discard`] on failure: the new container is removed and the old one never stopped.
 //!
-//! A crash at any point is mended by [`recover`](super::recreate::recover) without the
+//! A crash at any point is mended by [`recover`](super::recover::recover) without the
 //! journal: a temporary container next to a *running* old one was never promoted (remove it;
 //! the old one kept serving); next to a stopped or missing old one, promotion had begun after
 //! a passed gate (finish it).
@@ -33,16 +33,9 @@ use bollard::query_parameters::{
 };
 use serde::Serialize;
 
-use super::recreate::{Plan, connect_networks, force, plan, rename};
+use super::names::{self, is_aside, is_next, promoted_name, short_id};
+use super::replacement::{connect_networks, force, plan, rename};
 use super::{Container, containers_of};
-
-/// The infix of the temporary name a start-first container has until it is promoted.
-pub const NEXT: &str = "_dockhand_next_";
-
-/// The compose name a start-first container will take (`None` if it is not one).
-pub fn promoted_name(next: &str) -> Option<&str> {
-    next.rfind(NEXT).map(|i| &next[..i])
-}
 
 /// A new container started next to the old one.
 #[derive(Debug, Clone, Serialize)]
@@ -92,22 +85,14 @@ pub async fn start_next(
     image: Option<&str>,
 ) -> Result<Started, String> {
     let start = Instant::now();
-    let Plan {
-        old,
-        old_id,
-        cname,
-        old_image_id,
-        new_image_id,
-        body,
-        extra_networks,
-        notes,
-    } = plan(docker, project, name, image).await?;
-    if cname.contains(NEXT) {
+    let p = plan(docker, project, name, image).await?;
+    let (old_id, cname) = (&p.old_id, &p.cname);
+    if is_next(cname) {
         return Err(format!(
             "{name}: only a start-first container was found; run docker::recover(\"{name}\") first"
         ));
     }
-    let ports = published(&old);
+    let ports = published(&p.old);
     if !ports.is_empty() {
         return Err(format!(
             "cannot deploy {cname} start-first: it publishes host ports ({}), which two \
@@ -116,14 +101,14 @@ pub async fn start_next(
             ports.join("; ")
         ));
     }
-    let next_name = format!("{cname}{NEXT}{}", &old_id[..old_id.len().min(12)]);
+    let next_name = names::next_name(cname, old_id);
     let created = docker
         .create_container(
             Some(CreateContainerOptions {
                 name: Some(next_name.clone()),
                 ..Default::default()
             }),
-            body,
+            p.body,
         )
         .await
         .map_err(|e| format!("cannot create {next_name} next to {cname}: {e}"))?;
@@ -135,7 +120,7 @@ pub async fn start_next(
             Err::<Started, String>(format!("{why} ({cname} was left running, untouched)"))
         }
     };
-    if let Err(e) = connect_networks(docker, &next_id, extra_networks).await {
+    if let Err(e) = connect_networks(docker, &next_id, p.extra_networks).await {
         return undo(format!("{next_name}: {e}")).await;
     }
     if let Err(e) = docker
@@ -145,20 +130,20 @@ pub async fn start_next(
         return undo(format!("cannot start {next_name}: {e}")).await;
     }
     Ok(Started {
-        name: cname,
+        name: p.cname,
         next_name,
-        next_id: next_id.chars().take(12).collect(),
-        old_id: old_id.chars().take(12).collect(),
-        old_image_id,
-        new_image_id,
+        next_id: short_id(&next_id),
+        old_id: short_id(&p.old_id),
+        old_image_id: p.old_image_id,
+        new_image_id: p.new_image_id,
         ms: start.elapsed().as_millis() as u64,
-        notes,
+        notes: p.notes,
     })
 }
 
 /// The containers of `name` (a compose service, or a container name): the current ones and
 /// the start-first ones.
-async fn current_and_next(
+pub(super) async fn current_and_next(
     docker: &Docker,
     project: Option<&str>,
     name: &str,
@@ -166,8 +151,8 @@ async fn current_and_next(
     let all = containers_of(docker, project, name).await?;
     let (next, current): (Vec<_>, Vec<_>) = all
         .into_iter()
-        .filter(|c| !c.name.contains(super::recreate::ASIDE))
-        .partition(|c| c.name.contains(NEXT));
+        .filter(|c| !is_aside(&c.name))
+        .partition(|c| is_next(&c.name));
     Ok((current, next))
 }
 
@@ -201,7 +186,7 @@ pub async fn promote(
         .map_err(|e| format!("cannot rename {next_name} to {cname}: {e}"))?;
     Ok(Switched {
         name: cname,
-        id: next_id.chars().take(12).collect(),
+        id: short_id(&next_id),
         ms: start.elapsed().as_millis() as u64,
     })
 }
@@ -252,7 +237,7 @@ pub async fn discard(
             .map_err(|e| format!("cannot remove {}: {e}", c.name))?;
         last = Some(Switched {
             name: c.name,
-            id: c.id.chars().take(12).collect(),
+            id: short_id(&c.id),
             ms: 0,
         });
     }
@@ -260,50 +245,4 @@ pub async fn discard(
         ms: start.elapsed().as_millis() as u64,
         ..s
     }))
-}
-
-/// Mends an interrupted start-first deploy (see the module doc): `None` when there was none,
-/// else (action, what was done). A new container is promoted only when the old one is already
-/// out of service *and* the new one runs healthy (or has no healthcheck); otherwise it is
-/// removed and the old one, if stopped, started again.
-pub async fn recover(
-    docker: &Docker,
-    project: Option<&str>,
-    name: &str,
-) -> Result<Option<(String, String)>, String> {
-    let (current, next) = current_and_next(docker, project, name).await?;
-    let Some(n) = next.first() else {
-        return Ok(None);
-    };
-    let old_running = current.iter().any(|c| c.state == "running");
-    let next_good = n.state == "running" && matches!(n.health.as_str(), "healthy" | "none");
-    if old_running || !next_good {
-        discard(docker, project, name).await?;
-        for c in current.iter().filter(|c| c.state != "running") {
-            docker
-                .start_container(&c.id, None::<StartContainerOptions>)
-                .await
-                .map_err(|e| format!("cannot start {} again: {e}", c.name))?;
-        }
-        let why = if old_running {
-            "had not been promoted"
-        } else {
-            "had stopped the old container but the new one is not healthy"
-        };
-        return Ok(Some((
-            "discarded".into(),
-            format!(
-                "an interrupted start-first deploy {why}; removed {}, the old container serves",
-                n.name
-            ),
-        )));
-    }
-    let s = promote(docker, project, name).await?;
-    Ok(Some((
-        "promoted".into(),
-        format!(
-            "an interrupted start-first deploy had passed its gate; {} is now the new container",
-            s.name
-        ),
-    )))
 }

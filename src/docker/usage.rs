@@ -87,9 +87,23 @@ pub fn usage(s: &ContainerStatsResponse) -> Usage {
     }
 }
 
+/// Why no sample came.
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    #[error("no answer within {}", crate::util::human::duration(*.0))]
+    Timeout(Duration),
+    #[error(transparent)]
+    Engine(#[from] bollard::errors::Error),
+}
+
 /// Asks the engine for one sample of container `id` (it takes about a second: the engine
 /// samples CPU twice). `Ok(None)` when the engine sends nothing (the container is gone).
-pub async fn sample(docker: &Docker, id: &str, within: Duration) -> Result<Option<Usage>, String> {
+/// Both `docker::stats` and the monitor read usage through here.
+pub async fn sample(
+    docker: &Docker,
+    id: &str,
+    within: Duration,
+) -> Result<Option<Usage>, SampleError> {
     let mut st = docker.stats(
         id,
         Some(StatsOptions {
@@ -98,12 +112,9 @@ pub async fn sample(docker: &Docker, id: &str, within: Duration) -> Result<Optio
         }),
     );
     match tokio::time::timeout(within, st.next()).await {
-        Err(_) => Err(format!(
-            "no stats for '{id}' within {}",
-            crate::util::human::duration(within)
-        )),
+        Err(_) => Err(SampleError::Timeout(within)),
         Ok(None) => Ok(None),
-        Ok(Some(Err(e))) => Err(format!("cannot read stats of '{id}': {e}")),
+        Ok(Some(Err(e))) => Err(e.into()),
         Ok(Some(Ok(s))) => Ok(Some(usage(&s))),
     }
 }

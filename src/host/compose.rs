@@ -17,7 +17,7 @@
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
-use super::{fail, host};
+use super::{config_error, fail, with_host};
 use crate::docker::compose_file::{self, BuildDef};
 
 fn string_map(m: &indexmap::IndexMap<String, String>) -> Map {
@@ -94,9 +94,7 @@ pub mod compose_api {
     /// the workspace root. An unknown `build:` key is an error naming it and its line.
     #[rhai_fn(return_raw)]
     pub fn services(ctx: NativeCallContext, file: &str) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let path = super::super::fs::resolve(&h.root, file)?;
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| fail(format!("cannot read compose file {file}: {e}")))?;
@@ -104,8 +102,7 @@ pub mod compose_api {
                 .strip_prefix(&h.root)
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| file.to_string());
-            services_of(&rel, &text)
-                .map_err(|e| -> Box<EvalAltResult> { super::super::config_error(&e) })
+            services_of(&rel, &text).map_err(|e| config_error(&e))
         })
     }
 }

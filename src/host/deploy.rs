@@ -15,7 +15,7 @@ use rhai::plugin::*;
 use rhai::{EvalAltResult, Map};
 
 use super::docker::{changed, client, to_dyn};
-use super::{fail, host};
+use super::{HostResult, fail, with_host};
 use crate::docker::start_first;
 
 /// One of the three steps: planned or refused (`--dry-run`, `--read-only`) before the engine
@@ -26,28 +26,29 @@ fn step<T, F>(
     name: &str,
     detail: &str,
     run: impl FnOnce(bollard::Docker, Option<String>) -> F,
-) -> Result<Map, Box<EvalAltResult>>
+) -> HostResult<Map>
 where
     T: serde::Serialize,
     F: std::future::Future<Output = Result<T, String>>,
 {
-    let h = host(ctx)?;
-    if !h.mutation(what, name, detail)? {
-        let mut m = Map::new();
-        m.insert("name".into(), name.into());
-        m.insert("planned".into(), true.into());
-        return Ok(m);
-    }
-    let d = client(&h)?;
-    let p = super::docker::project(&h);
-    let r = h.block_on(run(d, p))?;
-    changed(&h);
-    match to_dyn(&r.map_err(fail)?)? {
-        v if v.is_unit() => Ok(Map::new()),
-        v => v
-            .try_cast::<Map>()
-            .ok_or_else(|| fail(format!("internal: {what} result"))),
-    }
+    with_host(ctx, |h| {
+        if !h.mutation(what, name, detail)? {
+            let mut m = Map::new();
+            m.insert("name".into(), name.into());
+            m.insert("planned".into(), true.into());
+            return Ok(m);
+        }
+        let d = client(h)?;
+        let p = super::docker::project(h);
+        let r = h.block_on(run(d, p))?;
+        changed(h);
+        match to_dyn(&r.map_err(fail)?)? {
+            v if v.is_unit() => Ok(Map::new()),
+            v => v
+                .try_cast::<Map>()
+                .ok_or_else(|| fail(format!("internal: {what} result"))),
+        }
+    })
 }
 
 #[export_module]
@@ -62,48 +63,39 @@ pub mod deploy_api {
     /// container that publishes host ports (two containers cannot share them).
     #[rhai_fn(return_raw)]
     pub fn start_next(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            step(
-                &ctx,
-                "docker::start_next",
-                name,
-                "new container next to the old",
-                |d, p| async move { start_first::start_next(&d, p.as_deref(), name, None).await },
-            )
-        })
+        step(
+            &ctx,
+            "docker::start_next",
+            name,
+            "new container next to the old",
+            |d, p| async move { start_first::start_next(&d, p.as_deref(), name, None).await },
+        )
     }
 
     /// Start-first, step 3 after a passed gate: the old container leaves its networks, is
     /// stopped and removed, and the new one takes the compose name. Returns `#{name, id, ms}`.
     #[rhai_fn(return_raw)]
     pub fn promote(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            step(
-                &ctx,
-                "docker::promote",
-                name,
-                "old container out, new one in",
-                |d, p| async move { start_first::promote(&d, p.as_deref(), name).await },
-            )
-        })
+        step(
+            &ctx,
+            "docker::promote",
+            name,
+            "old container out, new one in",
+            |d, p| async move { start_first::promote(&d, p.as_deref(), name).await },
+        )
     }
 
     /// Start-first, step 3 after a failed gate: removes the new container; the old one was
     /// never stopped. Returns `#{name, id, ms}`, or `#{}` when there was none.
     #[rhai_fn(return_raw)]
     pub fn discard(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            step(
-                &ctx,
-                "docker::discard",
-                name,
-                "remove the new container",
-                |d, p| async move { start_first::discard(&d, p.as_deref(), name).await },
-            )
-        })
+        step(
+            &ctx,
+            "docker::discard",
+            name,
+            "remove the new container",
+            |d, p| async move { start_first::discard(&d, p.as_deref(), name).await },
+        )
     }
 }
 

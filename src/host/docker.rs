@@ -16,22 +16,33 @@
 //! let h = docker::wait_healthy("influxdb", #{ timeout: "2m" });
 //! if h.status != "healthy" { throw `influxdb: ${h.status} ${h.note}`; }
 //! print(docker::logs("data-api", #{ tail: 50, grep: "error" }));
+//! try { docker::build(#{ context: "svc", tag: "svc:1" }) }
+//! catch (e) { if docker::failure_kind(e) == "engine" { /* worth a retry */ } }
 //! ```
+//!
+//! What happens lives in `src/docker/` (typed, no Rhai); this file only turns option maps
+//! into its arguments (an unknown option is an error naming the known ones) and its results
+//! into maps.
 
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::query_parameters::{
-    ListImagesOptions, LogsOptions, RemoveContainerOptions, RestartContainerOptions,
-    StartContainerOptions, StatsOptions, StopContainerOptions,
-};
-use futures_util::StreamExt;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, Map};
 
-use super::time::to_duration;
-use super::{HostCtx, HostResult, fail, host, invalid, lock, refused};
-use crate::docker::{self as dk, Filter};
+use super::{HostCtx, HostResult, Mode, fail, invalid, lock, refused, with_host};
+use crate::docker as dk;
+use crate::docker::engine::{self as ops, Action};
+use crate::docker::usage::{self, Usage};
+
+/// `docker::build`'s options (the longest list of any call) and its result.
+mod build_options;
+mod failure;
+mod options;
+
+use failure::kind_word;
+pub use failure::{build_failure, failure_kind_of};
+use options::{check_keys, log_query, opt_str, ps_filter, wait_options};
 
 /// The engine client, connecting on first use. A failed connection is not cached: the daemon
 /// may come up while a runbook waits.
@@ -64,86 +75,75 @@ pub(super) fn to_dyn<T: serde::Serialize>(v: &T) -> HostResult<Dynamic> {
     rhai::serde::to_dynamic(v)
 }
 
-fn inspect_of(h: &HostCtx, name: &str) -> HostResult<bollard::models::ContainerInspectResponse> {
+/// A typed result as the map scripts see.
+fn to_map<T: serde::Serialize>(v: &T, what: &str) -> HostResult<Map> {
+    to_dyn(v)?
+        .try_cast::<Map>()
+        .ok_or_else(|| fail(format!("internal: {what} result")))
+}
+
+/// Runs `f` on the engine with the client and the project in use.
+fn on_engine<T, F>(h: &HostCtx, f: impl FnOnce(Docker, Option<String>) -> F) -> HostResult<T>
+where
+    F: std::future::Future<Output = T>,
+{
     let d = client(h)?;
-    let p = project(h);
-    h.block_on(async move { dk::find(&d, p.as_deref(), name).await })?
-        .map_err(fail)
+    h.block_on(f(d, project(h)))
 }
 
-fn opt_str(opts: &Map, key: &str) -> Option<String> {
-    opts.get(key)
-        .filter(|v| !v.is_unit())
-        .map(|v| v.to_string())
+fn inspect_of(h: &HostCtx, name: &str) -> HostResult<bollard::models::ContainerInspectResponse> {
+    on_engine(
+        h,
+        |d, p| async move { dk::find(&d, p.as_deref(), name).await },
+    )?
+    .map_err(fail)
 }
 
-fn check_keys(opts: &Map, known: &[&str], what: &str) -> HostResult<()> {
-    for k in opts.keys() {
-        if !known.contains(&k.as_str()) {
-            return Err(invalid(format!(
-                "unknown {what} option '{k}' (known: {})",
-                known.join(", ")
-            )));
-        }
-    }
-    Ok(())
+/// The id of the container behind `name`.
+fn id_of(h: &HostCtx, name: &str) -> HostResult<String> {
+    Ok(inspect_of(h, name)?.id.unwrap_or_default())
 }
 
 /// Runs a lifecycle action (start/stop/restart/rm) on the container behind `name`.
-fn lifecycle(ctx: &NativeCallContext, action: &str, name: &str) -> HostResult<()> {
-    let h = host(ctx)?;
-    // --read-only refuses before the engine is contacted (like tag/rmi/build).
-    if h.mode == super::Mode::ReadOnly {
-        h.mutation(&format!("docker::{action}"), name, "")?;
-    }
-    let c = inspect_of(&h, name)?;
-    let id = c.id.clone().unwrap_or_default();
-    let cname = dk::container_name(&c);
-    if !h.mutation(
-        &format!("docker::{action}"),
-        name,
-        &format!("container {cname}"),
-    )? {
-        return Ok(());
-    }
-    let d = client(&h)?;
-    let r = h.block_on(async move {
-        match action {
-            "restart" => {
-                d.restart_container(
-                    &id,
-                    Some(RestartContainerOptions {
-                        t: Some(10),
-                        ..Default::default()
-                    }),
-                )
-                .await
-            }
-            "stop" => {
-                d.stop_container(
-                    &id,
-                    Some(StopContainerOptions {
-                        t: Some(10),
-                        ..Default::default()
-                    }),
-                )
-                .await
-            }
-            "start" => d.start_container(&id, None::<StartContainerOptions>).await,
-            _ => {
-                d.remove_container(
-                    &id,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        ..Default::default()
-                    }),
-                )
-                .await
-            }
+fn lifecycle(ctx: &NativeCallContext, action: Action, name: &str) -> HostResult<()> {
+    with_host(ctx, |h| {
+        let what = format!("docker::{}", action.verb());
+        // --read-only refuses before the engine is contacted (like tag/rmi/build).
+        if h.mode == Mode::ReadOnly {
+            h.mutation(&what, name, "")?;
         }
-    })?;
-    changed(&h);
-    r.map_err(|e| fail(format!("cannot {action} {cname}: {e}")))
+        let c = inspect_of(h, name)?;
+        let id = c.id.clone().unwrap_or_default();
+        let cname = dk::container_name(&c);
+        if !h.mutation(&what, name, &format!("container {cname}"))? {
+            return Ok(());
+        }
+        let d = client(h)?;
+        let r = h.block_on(async move { ops::lifecycle(&d, &id, &cname, action).await })?;
+        changed(h);
+        r.map_err(|e| fail(e.to_string()))
+    })
+}
+
+/// How long `docker::stats` waits for the engine's sample (it takes about a second).
+const STATS_WITHIN: Duration = Duration::from_secs(60);
+
+/// `docker::stats`'s map of a [`Usage`]: the same numbers the monitor shows, rounded to two
+/// decimals, 0 where the engine's sample has none.
+pub fn stats_map(u: &Usage) -> Map {
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
+    let mut m = Map::new();
+    m.insert(
+        "cpu_percent".into(),
+        round2(u.cpu_percent.unwrap_or(0.0)).into(),
+    );
+    m.insert("mem_bytes".into(), (u.mem_bytes.unwrap_or(0) as INT).into());
+    m.insert("mem_limit".into(), (u.mem_limit.unwrap_or(0) as INT).into());
+    m.insert(
+        "mem_percent".into(),
+        round2(u.mem_percent().unwrap_or(0.0)).into(),
+    );
+    m
 }
 
 #[export_module]
@@ -153,14 +153,8 @@ pub mod docker_api {
     /// Sets the compose project that service names are looked up in (and returns it).
     #[rhai_fn(return_raw)]
     pub fn use_project(ctx: NativeCallContext, name: &str) -> Result<String, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            *lock(&h.docker_project) = if name.is_empty() {
-                None
-            } else {
-                Some(name.to_string())
-            };
+        with_host(&ctx, |h| {
+            *lock(&h.docker_project) = (!name.is_empty()).then(|| name.to_string());
             Ok(name.to_string())
         })
     }
@@ -168,35 +162,18 @@ pub mod docker_api {
     /// The compose project in use, or `()` if none.
     #[rhai_fn(return_raw)]
     pub fn project(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            Ok(super::project(&h)
-                .map(Dynamic::from)
-                .unwrap_or(Dynamic::UNIT))
+        with_host(&ctx, |h| {
+            Ok(super::project(h).map_or(Dynamic::UNIT, Dynamic::from))
         })
     }
 
     /// The engine's version and API version: `#{version, api_version, os, arch, host}`.
     #[rhai_fn(return_raw)]
     pub fn ping(ctx: NativeCallContext) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            let d = client(&h)?;
-            let v = h
-                .block_on(async move { d.version().await })?
-                .map_err(|e| fail(format!("Docker version: {e}")))?;
-            let mut m = Map::new();
-            m.insert("version".into(), v.version.unwrap_or_default().into());
-            m.insert(
-                "api_version".into(),
-                v.api_version.unwrap_or_default().into(),
-            );
-            m.insert("os".into(), v.os.unwrap_or_default().into());
-            m.insert("arch".into(), v.arch.unwrap_or_default().into());
-            m.insert("host".into(), dk::docker_host().into());
-            Ok(m)
+        with_host(&ctx, |h| {
+            let v = on_engine(h, |d, _| async move { ops::version(&d).await })?
+                .map_err(|e| fail(e.to_string()))?;
+            to_map(&v, "ping")
         })
     }
 
@@ -214,24 +191,9 @@ pub mod docker_api {
     /// `service`, `category`, `all` (include stopped containers).
     #[rhai_fn(name = "ps", return_raw)]
     pub fn ps_with(ctx: NativeCallContext, opts: Map) -> Result<Array, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            check_keys(&opts, &["project", "service", "category", "all"], "ps")?;
-            let f = Filter {
-                project: match opt_str(&opts, "project") {
-                    Some(p) if p.is_empty() => None,
-                    Some(p) => Some(p),
-                    None => super::project(&h),
-                },
-                service: opt_str(&opts, "service"),
-                category: opt_str(&opts, "category"),
-                all: opts
-                    .get("all")
-                    .and_then(|a| a.as_bool().ok())
-                    .unwrap_or(false),
-            };
-            let d = client(&h)?;
+        with_host(&ctx, |h| {
+            let f = ps_filter(h, &opts)?;
+            let d = client(h)?;
             let table = h
                 .docker_table
                 .get_or_init(|| dk::table::Table::start(&h.handle, d.clone()))
@@ -246,31 +208,21 @@ pub mod docker_api {
     /// The engine's full inspection of a container (as `docker inspect` shows it).
     #[rhai_fn(return_raw)]
     pub fn inspect(ctx: NativeCallContext, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            to_dyn(&inspect_of(&h, name)?)
-        })
+        with_host(&ctx, |h| to_dyn(&inspect_of(h, name)?))
     }
 
     /// "healthy", "unhealthy", "starting", "none" (running, no healthcheck), or the state of a
     /// container that is not running ("exited", "created", …).
     #[rhai_fn(return_raw)]
     pub fn health(ctx: NativeCallContext, name: &str) -> Result<String, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            Ok(dk::health_of(&inspect_of(&h, name)?))
-        })
+        with_host(&ctx, |h| Ok(dk::health_of(&inspect_of(h, name)?)))
     }
 
     /// How many times the engine restarted the container (its restart policy at work).
     #[rhai_fn(return_raw)]
     pub fn restart_count(ctx: NativeCallContext, name: &str) -> Result<INT, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            Ok(inspect_of(&h, name)?.restart_count.unwrap_or(0))
+        with_host(&ctx, |h| {
+            Ok(inspect_of(h, name)?.restart_count.unwrap_or(0))
         })
     }
 
@@ -301,189 +253,70 @@ pub mod docker_api {
         name: &str,
         opts: Map,
     ) -> Result<String, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            check_keys(&opts, &["tail", "since", "grep"], "logs")?;
-            let tail = match opts.get("tail") {
-                None => "100".to_string(),
-                Some(t) => match t.as_int() {
-                    Ok(0) => "all".to_string(),
-                    Ok(n) if n > 0 => n.to_string(),
-                    _ => return Err(invalid("logs option 'tail' must be a whole number ≥ 0")),
-                },
-            };
-            let since = match opts.get("since") {
-                None => 0,
-                Some(s) if s.is_int() => s.as_int().unwrap_or(0) as i32,
-                Some(s) => {
-                    let d = to_duration(s)?;
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default();
-                    now.saturating_sub(d).as_secs() as i32
-                }
-            };
-            let grep = opt_str(&opts, "grep").map(|g| g.to_lowercase());
-            let c = inspect_of(&h, name)?;
-            let id = c.id.unwrap_or_default();
-            let d = client(&h)?;
-            let text = h
-                .block_on(async move {
-                    let opts = LogsOptions {
-                        stdout: true,
-                        stderr: true,
-                        tail,
-                        since,
-                        ..Default::default()
-                    };
-                    let mut s = d.logs(&id, Some(opts));
-                    let mut out = String::new();
-                    while let Some(item) = s.next().await {
-                        match item {
-                            Ok(chunk) => out.push_str(&chunk.to_string()),
-                            Err(e) => return Err(format!("cannot read logs of '{name}': {e}")),
-                        }
-                    }
-                    Ok(out)
-                })?
-                .map_err(fail)?;
-            Ok(match grep {
-                Some(g) => text
-                    .lines()
-                    .filter(|l| l.to_lowercase().contains(&g))
-                    .map(|l| format!("{l}\n"))
-                    .collect(),
-                None => text,
-            })
+        with_host(&ctx, |h| {
+            let q = log_query(&opts)?;
+            let id = id_of(h, name)?;
+            on_engine(h, |d, _| async move { ops::logs(&d, &id, name, &q).await })?
+                .map_err(|e| fail(e.to_string()))
         })
     }
 
     /// CPU and memory of a running container: `#{cpu_percent, mem_bytes, mem_limit,
-    /// mem_percent}`. Takes about a second (the engine samples CPU twice).
+    /// mem_percent}`, computed as `docker stats` (and the monitor) does: memory less the page
+    /// cache. Takes about a second (the engine samples CPU twice).
     #[rhai_fn(return_raw)]
     pub fn stats(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            let id = inspect_of(&h, name)?.id.unwrap_or_default();
-            let d = client(&h)?;
-            let s = h
-                .block_on(async move {
-                    let mut st = d.stats(
-                        &id,
-                        Some(StatsOptions {
-                            stream: false,
-                            one_shot: false,
-                        }),
-                    );
-                    st.next().await
-                })?
-                .ok_or_else(|| fail(format!("no stats for '{name}' (is it running?)")))?
-                .map_err(|e| fail(format!("cannot read stats of '{name}': {e}")))?;
-            let cpu = s.cpu_stats.as_ref();
-            let pre = s.precpu_stats.as_ref();
-            let total = |c: Option<&bollard::models::ContainerCpuStats>| {
-                c.and_then(|c| c.cpu_usage.as_ref())
-                    .and_then(|u| u.total_usage)
-                    .unwrap_or(0) as f64
-            };
-            let system = |c: Option<&bollard::models::ContainerCpuStats>| {
-                c.and_then(|c| c.system_cpu_usage).unwrap_or(0) as f64
-            };
-            let cpus = cpu.and_then(|c| c.online_cpus).unwrap_or(1).max(1) as f64;
-            let sys_delta = system(cpu) - system(pre);
-            let cpu_percent = if sys_delta > 0.0 {
-                (total(cpu) - total(pre)) / sys_delta * cpus * 100.0
-            } else {
-                0.0
-            };
-            let mem = s.memory_stats.as_ref();
-            let used = mem.and_then(|m| m.usage).unwrap_or(0) as f64;
-            let limit = mem.and_then(|m| m.limit).unwrap_or(0) as f64;
-            let mut m = Map::new();
-            m.insert(
-                "cpu_percent".into(),
-                ((cpu_percent * 100.0).round() / 100.0).into(),
-            );
-            m.insert("mem_bytes".into(), (used as INT).into());
-            m.insert("mem_limit".into(), (limit as INT).into());
-            m.insert(
-                "mem_percent".into(),
-                (if limit > 0.0 {
-                    (used / limit * 10000.0).round() / 100.0
-                } else {
-                    0.0
-                })
-                .into(),
-            );
-            Ok(m)
+        with_host(&ctx, |h| {
+            let id = id_of(h, name)?;
+            let u = on_engine(h, |d, _| async move {
+                usage::sample(&d, &id, STATS_WITHIN).await
+            })?;
+            match u {
+                Ok(Some(u)) => Ok(stats_map(&u)),
+                Ok(None) => Err(fail(format!("no stats for '{name}' (is it running?)"))),
+                Err(usage::SampleError::Timeout(_)) => Err(fail(format!(
+                    "no stats for '{name}' within {}",
+                    crate::util::human::duration(STATS_WITHIN)
+                ))),
+                Err(e) => Err(fail(format!("cannot read stats of '{name}': {e}"))),
+            }
         })
     }
 
     /// Local images: an array of `#{id, tags, size_mb, created}`.
     #[rhai_fn(return_raw)]
     pub fn images(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            let d = client(&h)?;
-            let list = h
-                .block_on(async move { d.list_images(None::<ListImagesOptions>).await })?
-                .map_err(|e| fail(format!("cannot list images: {e}")))?;
-            Ok(list
-                .into_iter()
-                .map(|i| {
-                    let mut m = Map::new();
-                    m.insert(
-                        "id".into(),
-                        i.id.chars().take(19).collect::<String>().into(),
-                    );
-                    m.insert(
-                        "tags".into(),
-                        i.repo_tags
-                            .into_iter()
-                            .map(Dynamic::from)
-                            .collect::<Array>()
-                            .into(),
-                    );
-                    m.insert(
-                        "size_mb".into(),
-                        ((i.size as f64 / 1e6 * 10.0).round() / 10.0).into(),
-                    );
-                    m.insert("created".into(), (i.created as INT).into());
-                    Dynamic::from(m)
-                })
-                .collect())
+        with_host(&ctx, |h| {
+            on_engine(h, |d, _| async move { ops::images(&d).await })?
+                .map_err(|e| fail(e.to_string()))?
+                .iter()
+                .map(to_dyn)
+                .collect()
         })
     }
 
     /// Restarts a container and returns at once; follow with `docker::wait_healthy`.
     #[rhai_fn(return_raw)]
     pub fn restart(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || lifecycle(&ctx, "restart", name))
+        lifecycle(&ctx, Action::Restart, name)
     }
 
     /// Stops a container (10 s grace period).
     #[rhai_fn(return_raw)]
     pub fn stop(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || lifecycle(&ctx, "stop", name))
+        lifecycle(&ctx, Action::Stop, name)
     }
 
     /// Starts a stopped container.
     #[rhai_fn(return_raw)]
     pub fn start(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || lifecycle(&ctx, "start", name))
+        lifecycle(&ctx, Action::Start, name)
     }
 
     /// Removes a container (forcefully, like `docker rm -f`).
     #[rhai_fn(return_raw)]
     pub fn rm(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || lifecycle(&ctx, "rm", name))
+        lifecycle(&ctx, Action::Remove, name)
     }
 
     /// Builds an image the way `docker compose build` does: with BuildKit (through the
@@ -503,46 +336,21 @@ pub mod docker_api {
     /// Returns `#{image_id, tag, ms, log, builder}` (`builder` is "buildkit" or "classic"). A
     /// failed build fails with the builder's error line, and the message ends with its kind:
     /// `[build step failed]` or `[build config invalid]` (deterministic: retrying will not
-    /// help) or `[engine error]`. In `--dry-run` nothing is built (the plan says what would be)
-    /// and `image_id` is `()`.
+    /// help) or `[engine error]`; `docker::failure_kind(e)` reads that kind from the caught
+    /// value. In `--dry-run` nothing is built (the plan says what would be) and `image_id` is
+    /// `()`.
     #[rhai_fn(return_raw)]
     pub fn build(ctx: NativeCallContext, opts: Map) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            let req = super::build_request(&h, &opts)?;
-            let mut out = Map::new();
-            out.insert("tag".into(), req.spec.tag.clone().into());
-            out.insert("log".into(), req.log_rel.clone().into());
-            out.insert("builder".into(), dk::build::builder_name().into());
-            if !h.mutation("docker::build", &req.spec.tag, &req.detail)? {
-                out.insert("image_id".into(), Dynamic::UNIT);
-                out.insert("ms".into(), (0 as INT).into());
-                return Ok(out);
-            }
-            let d = client(&h)?;
-            let (spec, log_path, log_rel) = (req.spec, req.log_path, req.log_rel);
-            let abs_log = log_path.to_string_lossy().into_owned();
-            let tag = spec.tag.clone();
-            let timeout = req.timeout.unwrap_or(Duration::MAX);
-            let built = h
-                .block_on(async move {
-                    // Dropping the build on time-out kills the builder process with it.
-                    tokio::time::timeout(timeout, dk::build::build(&d, &spec, Some(&log_path)))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(format!(
-                                "build of {tag} did not finish within {timeout:?}; stopped it \
-                                 (raise build_timeout_s or the timeout option) [engine error]"
-                            ))
-                        })
-                })?
-                .map_err(|e| fail(e.replace(&abs_log, &log_rel)))?;
-            out.insert("image_id".into(), built.image_id.into());
-            out.insert("ms".into(), (built.ms as INT).into());
-            out.insert("builder".into(), built.builder.into());
-            Ok(out)
-        })
+        with_host(&ctx, |h| build_options::build(h, &opts))
+    }
+
+    /// The kind of a failed `docker::build`'s caught error: "step" (a Dockerfile step
+    /// failed), "config" (the Dockerfile or build settings are wrong; neither is worth a
+    /// retry) or "engine" (the engine or builder failed: worth one); `()` for any other
+    /// value. Read from the value itself, not its text, so a message that merely mentions
+    /// "[engine error]" is not one.
+    pub fn failure_kind(e: Dynamic) -> Dynamic {
+        failure_kind_of(&e).map_or(Dynamic::UNIT, |k| kind_word(k).into())
     }
 
     /// Gives `image` (a name or id) another name, e.g. the `pre-<run>` backup tag before a
@@ -553,48 +361,40 @@ pub mod docker_api {
         image: &str,
         new_tag: &str,
     ) -> Result<(), Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             if !h.mutation("docker::tag", image, &format!("as {new_tag}"))? {
                 return Ok(());
             }
-            let d = client(&h)?;
-            h.block_on(async move { dk::build::tag(&d, image, new_tag).await })?
-                .map_err(fail)
+            on_engine(
+                h,
+                |d, _| async move { dk::build::tag(&d, image, new_tag).await },
+            )?
+            .map_err(fail)
         })
     }
 
     /// Removes an image name (the image itself goes when no name or container uses it).
     #[rhai_fn(return_raw)]
     pub fn rmi(ctx: NativeCallContext, image: &str) -> Result<(), Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             if !h.mutation("docker::rmi", image, "")? {
                 return Ok(());
             }
-            let d = client(&h)?;
-            h.block_on(async move { dk::build::rmi(&d, image, false).await })?
-                .map_err(fail)
+            on_engine(
+                h,
+                |d, _| async move { dk::build::rmi(&d, image, false).await },
+            )?
+            .map_err(fail)
         })
     }
 
     /// The id of a local image (`sha256:…`), or `()` if there is no such image.
     #[rhai_fn(return_raw)]
     pub fn image_id(ctx: NativeCallContext, image: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            let d = client(&h)?;
-            let r = h.block_on(async move { d.inspect_image(image).await })?;
-            match r {
-                Ok(i) => Ok(i.id.map(Dynamic::from).unwrap_or(Dynamic::UNIT)),
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => Ok(Dynamic::UNIT),
-                Err(e) => Err(fail(format!("cannot inspect image {image}: {e}"))),
-            }
+        with_host(&ctx, |h| {
+            let id = on_engine(h, |d, _| async move { ops::image_id(&d, image).await })?
+                .map_err(|e| fail(e.to_string()))?;
+            Ok(id.map_or(Dynamic::UNIT, Dynamic::from))
         })
     }
 
@@ -611,40 +411,29 @@ pub mod docker_api {
         name: &str,
         opts: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             check_keys(&opts, &["image"], "recreate")?;
             let image = opt_str(&opts, "image");
-            if h.mode == super::super::Mode::ReadOnly {
+            if h.mode == Mode::ReadOnly {
                 h.mutation("docker::recreate", name, "")?;
             }
-            let c = inspect_of(&h, name)?;
-            let cname = dk::container_name(&c);
-            let detail = format!(
-                "container {cname} on {}",
-                image.clone().unwrap_or_else(|| "its image".into())
-            );
-            if !h.mutation("docker::recreate", name, &detail)? {
+            let cname = dk::container_name(&inspect_of(h, name)?);
+            let on = image.as_deref().unwrap_or("its image");
+            if !h.mutation(
+                "docker::recreate",
+                name,
+                &format!("container {cname} on {on}"),
+            )? {
                 let mut m = Map::new();
                 m.insert("name".into(), cname.into());
                 m.insert("new_id".into(), Dynamic::UNIT);
                 return Ok(m);
             }
-            let d = client(&h)?;
-            let p = super::project(&h);
-            let r = h
-                .block_on(async move {
-                    dk::recreate::recreate(&d, p.as_deref(), name, image.as_deref()).await
-                })?
-                .map_err(|e| {
-                    changed(&h);
-                    fail(e)
-                })?;
-            changed(&h);
-            to_dyn(&r)?
-                .try_cast::<Map>()
-                .ok_or_else(|| fail("internal: recreate result"))
+            let r = on_engine(h, |d, p| async move {
+                dk::recreate::recreate(&d, p.as_deref(), name, image.as_deref()).await
+            });
+            changed(h);
+            to_map(&r?.map_err(fail)?, "recreate")
         })
     }
 
@@ -658,35 +447,22 @@ pub mod docker_api {
     /// `--continue` runs it before touching a service. In `--dry-run` it only reports "none".
     #[rhai_fn(return_raw)]
     pub fn recover(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
+        with_host(&ctx, |h| {
             let mut m = Map::new();
-            if h.mode == super::super::Mode::DryRun {
+            if h.mode == Mode::DryRun {
                 m.insert("action".into(), "none".into());
                 m.insert("detail".into(), "dry-run: not checked".into());
                 return Ok(m);
             }
             h.mutation("docker::recover", name, "")?;
-            let d = client(&h)?;
-            let p = super::project(&h);
-            let r = h
-                .block_on(async move {
-                    let aside = dk::recreate::recover(&d, p.as_deref(), name).await?;
-                    // A start-first deploy interrupted between its steps, too.
-                    let next = dk::start_first::recover(&d, p.as_deref(), name).await?;
-                    Ok::<_, String>(match next {
-                        Some((action, detail)) if aside.action == "none" => {
-                            dk::recreate::Recovered { action, detail }
-                        }
-                        _ => aside,
-                    })
-                })?
-                .map_err(fail)?;
-            if r.action != "none" {
-                changed(&h);
+            let r = on_engine(h, |d, p| async move {
+                dk::recover::recover(&d, p.as_deref(), name).await
+            })?
+            .map_err(fail)?;
+            if r.action != dk::recover::RecoverAction::None {
+                changed(h);
             }
-            m.insert("action".into(), r.action.into());
+            m.insert("action".into(), r.action.as_str().into());
             m.insert("detail".into(), r.detail.into());
             Ok(m)
         })
@@ -716,31 +492,12 @@ pub mod docker_api {
         name: &str,
         opts: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            check_keys(
-                &opts,
-                &["timeout", "timeout_ms", "through_unhealthy"],
-                "wait_healthy",
-            )?;
-            let through = opts
-                .get("through_unhealthy")
-                .and_then(|v| v.as_bool().ok())
-                .unwrap_or(false);
-            let mut timeout = Duration::from_secs(60);
-            for k in ["timeout", "timeout_ms"] {
-                if let Some(v) = opts.get(k) {
-                    timeout = to_duration(v)?;
-                }
-            }
-            let d = client(&h)?;
-            let p = super::project(&h);
-            let w = h
-                .block_on(async move {
-                    dk::wait_healthy(&d, p.as_deref(), name, timeout, through).await
-                })?
-                .map_err(fail)?;
+        with_host(&ctx, |h| {
+            let (timeout, through) = wait_options(&opts)?;
+            let w = on_engine(h, |d, p| async move {
+                dk::wait_healthy(&d, p.as_deref(), name, timeout, through).await
+            })?
+            .map_err(fail)?;
             let mut m = Map::new();
             m.insert("status".into(), w.status.into());
             m.insert("ms".into(), (w.ms as INT).into());
@@ -748,7 +505,7 @@ pub mod docker_api {
             m.insert("container".into(), w.container.into());
             m.insert(
                 "event_time_ns".into(),
-                w.event_time_ns.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+                w.event_time_ns.map_or(Dynamic::UNIT, Dynamic::from),
             );
             Ok(m)
         })
@@ -758,10 +515,8 @@ pub mod docker_api {
     /// and returns `#{exit_code, output}`. Needs `--allow-exec`.
     #[rhai_fn(return_raw)]
     pub fn exec(ctx: NativeCallContext, name: &str, cmd: Array) -> Result<Map, Box<EvalAltResult>> {
-        let call = ctx.call_position();
-        super::super::at(call, move || {
-            let h = host(&ctx)?;
-            if h.mode == super::super::Mode::ReadOnly {
+        with_host(&ctx, |h| {
+            if h.mode == Mode::ReadOnly {
                 return Err(refused(format!(
                     "docker::exec runs a process inside '{name}', and this run is --read-only \
                      (--allow-exec does not lift that); run it without --read-only"
@@ -778,45 +533,13 @@ pub mod docker_api {
                     "docker::exec needs a command, like [\"sh\", \"-c\", \"ls\"]",
                 ));
             }
-            let id = inspect_of(&h, name)?.id.unwrap_or_default();
-            let d = client(&h)?;
-            let (code, output) = h
-                .block_on(async move {
-                    let exec = d
-                        .create_exec(
-                            &id,
-                            bollard::models::ExecConfig {
-                                attach_stdout: Some(true),
-                                attach_stderr: Some(true),
-                                cmd: Some(argv),
-                                ..Default::default()
-                            },
-                        )
-                        .await
-                        .map_err(|e| format!("cannot exec in '{name}': {e}"))?;
-                    let mut out = String::new();
-                    if let bollard::exec::StartExecResults::Attached { mut output, .. } = d
-                        .start_exec(&exec.id, None)
-                        .await
-                        .map_err(|e| format!("cannot exec in '{name}': {e}"))?
-                    {
-                        while let Some(Ok(chunk)) = output.next().await {
-                            out.push_str(&chunk.to_string());
-                        }
-                    }
-                    let code = d
-                        .inspect_exec(&exec.id)
-                        .await
-                        .ok()
-                        .and_then(|i| i.exit_code)
-                        .unwrap_or(-1);
-                    Ok::<_, String>((code, out))
-                })?
-                .map_err(fail)?;
-            let mut m = Map::new();
-            m.insert("exit_code".into(), code.into());
-            m.insert("output".into(), output.into());
-            Ok(m)
+            let id = id_of(h, name)?;
+            let out = on_engine(
+                h,
+                |d, _| async move { ops::exec(&d, &id, name, argv).await },
+            )?
+            .map_err(|e| fail(e.to_string()))?;
+            to_map(&out, "exec")
         })
     }
 }
@@ -832,200 +555,5 @@ pub fn register(engine: &mut Engine) {
     engine.register_static_module("docker", MODULE.clone());
 }
 
-/// A `docker::build` call's options, checked and resolved.
-struct BuildRequest {
-    spec: dk::build::BuildSpec,
-    log_rel: String,
-    log_path: std::path::PathBuf,
-    /// What the dry-run plan says.
-    detail: String,
-    /// Give up (and stop the builder) after this long.
-    timeout: Option<Duration>,
-}
-
-const BUILD_COMMON: &[&str] = &["tag", "build_args", "no_cache", "log", "timeout"];
-const BUILD_FROM_COMPOSE: &[&str] = &["service", "compose_file", "project"];
-const BUILD_FROM_DIR: &[&str] = &[
-    "context",
-    "dockerfile",
-    "dockerfile_inline",
-    "target",
-    "labels",
-    "cache_from",
-    "network",
-    "extra_hosts",
-    "shm_size",
-    "pull",
-];
-
-fn string_map(opts: &Map, key: &str) -> HostResult<std::collections::HashMap<String, String>> {
-    let Some(v) = opts.get(key) else {
-        return Ok(Default::default());
-    };
-    let m = v
-        .read_lock::<Map>()
-        .ok_or_else(|| invalid(format!("option '{key}' must be a map")))?;
-    Ok(m.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
-}
-
-fn string_list(opts: &Map, key: &str) -> HostResult<Vec<String>> {
-    let Some(v) = opts.get(key) else {
-        return Ok(Vec::new());
-    };
-    let a = v
-        .read_lock::<rhai::Array>()
-        .ok_or_else(|| invalid(format!("option '{key}' must be an array of strings")))?;
-    Ok(a.iter().map(|v| v.to_string()).collect())
-}
-
-fn opt_flag(opts: &Map, key: &str) -> HostResult<bool> {
-    match opts.get(key) {
-        None => Ok(false),
-        Some(v) => v
-            .as_bool()
-            .map_err(|_| invalid(format!("option '{key}' must be true or false"))),
-    }
-}
-
-/// Checks and resolves `docker::build`'s options.
-fn build_request(h: &HostCtx, opts: &Map) -> HostResult<BuildRequest> {
-    let known: Vec<&str> = [BUILD_COMMON, BUILD_FROM_COMPOSE, BUILD_FROM_DIR].concat();
-    check_keys(opts, &known, "build")?;
-    let from_compose = opts.contains_key("service") || opts.contains_key("compose_file");
-    let (mut spec, from) = if from_compose {
-        if let Some(k) = BUILD_FROM_DIR.iter().find(|k| opts.contains_key(**k)) {
-            return Err(invalid(format!(
-                "docker::build: option '{k}' cannot be combined with 'service': a compose \
-                 service's build settings come from its compose file"
-            )));
-        }
-        compose_build_spec(h, opts)?
-    } else {
-        dir_build_spec(h, opts)?
-    };
-    spec.args.extend(string_map(opts, "build_args")?);
-    spec.no_cache |= opt_flag(opts, "no_cache")?;
-    let log_rel = opt_str(opts, "log").unwrap_or_else(|| {
-        let safe: String = spec
-            .tag
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("logs/builds/{safe}.log")
-    });
-    let log_path = super::fs::resolve(&h.root, &log_rel)?;
-    let mut args: Vec<_> = spec.args.iter().collect();
-    args.sort();
-    let detail = format!(
-        "{from}{}{}",
-        if spec.no_cache { ", no cache" } else { "" },
-        if args.is_empty() {
-            String::new()
-        } else {
-            format!(", args {args:?}")
-        }
-    );
-    let timeout = opts.get("timeout").map(to_duration).transpose()?;
-    Ok(BuildRequest {
-        spec,
-        log_rel,
-        log_path,
-        detail,
-        timeout,
-    })
-}
-
-/// A directory build (`context` and friends).
-fn dir_build_spec(h: &HostCtx, opts: &Map) -> HostResult<(dk::build::BuildSpec, String)> {
-    let context = opt_str(opts, "context")
-        .ok_or_else(|| invalid("docker::build needs option 'context' (the build directory) or 'service' (a compose service)"))?;
-    let tag = opt_str(opts, "tag")
-        .ok_or_else(|| invalid("docker::build needs option 'tag' (the image name)"))?;
-    let shm_size = match opts.get("shm_size") {
-        None => None,
-        Some(v) => Some(
-            dk::compose_file::size_bytes(&v.to_string())
-                .map_err(|e| invalid(format!("option 'shm_size': {e}")))?,
-        ),
-    };
-    let spec = dk::build::BuildSpec {
-        context: super::fs::resolve(&h.root, &context)?,
-        dockerfile: opt_str(opts, "dockerfile").unwrap_or_default(),
-        dockerfile_inline: opt_str(opts, "dockerfile_inline"),
-        tag,
-        labels: string_map(opts, "labels")?,
-        target: opt_str(opts, "target"),
-        cache_from: string_list(opts, "cache_from")?,
-        network: opt_str(opts, "network"),
-        extra_hosts: string_list(opts, "extra_hosts")?,
-        shm_size,
-        pull: opt_flag(opts, "pull")?,
-        ..Default::default()
-    };
-    Ok((spec, format!("from {context}")))
-}
-
-/// A compose service's build: its `build:` section, read (and checked) from the file.
-fn compose_build_spec(h: &HostCtx, opts: &Map) -> HostResult<(dk::build::BuildSpec, String)> {
-    let service = opt_str(opts, "service").ok_or_else(|| {
-        invalid("docker::build: option 'compose_file' needs 'service' (which service to build)")
-    })?;
-    let file = opt_str(opts, "compose_file")
-        .ok_or_else(|| invalid("docker::build: option 'service' needs 'compose_file' (the compose file, relative to the workspace)"))?;
-    let path = super::fs::resolve(&h.root, &file)?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| fail(format!("cannot read compose file {file}: {e}")))?;
-    let env = |k: &str| std::env::var(k).ok();
-    let cf = dk::compose_file::parse(&file, &text, &env).map_err(|e| super::config_error(&e))?;
-    let def = cf.services.get(&service).ok_or_else(|| {
-        invalid(format!(
-            "docker::build: {file} has no service '{service}' (it has: {})",
-            cf.services.keys().cloned().collect::<Vec<_>>().join(", ")
-        ))
-    })?;
-    let b = def.build.clone().ok_or_else(|| {
-        invalid(format!(
-            "docker::build: service '{service}' in {file} has no build: section (its image is pulled, not built)"
-        ))
-    })?;
-    let project = opt_str(opts, "project")
-        .or_else(|| self::project(h))
-        .unwrap_or_else(|| cf.default_project());
-    let tag = match opt_str(opts, "tag") {
-        Some(t) => t,
-        None => cf
-            .image_name(&service, &project, dk::compose_file::Flavor::V2)
-            .unwrap_or_default(),
-    };
-    let spec = dk::build::BuildSpec {
-        context: super::fs::resolve(&h.root, &b.context)?,
-        dockerfile: b.dockerfile.clone(),
-        dockerfile_inline: b.dockerfile_inline.clone(),
-        tag,
-        labels: b.labels.clone().into_iter().collect(),
-        target: b.target.clone(),
-        cache_from: b.cache_from.clone(),
-        network: b.network.clone(),
-        extra_hosts: b.extra_hosts.clone(),
-        shm_size: b.shm_size,
-        pull: b.pull,
-        no_cache: b.no_cache,
-        buildkit_only: b.classic_blockers(),
-        file_args: b.args.clone().into_iter().collect(),
-        args: Default::default(),
-        compose: Some(dk::build::ComposeSource {
-            files: vec![path.clone()],
-            project,
-            service: service.clone(),
-        }),
-    };
-    Ok((spec, format!("compose service {service} ({file})")))
-}
+#[cfg(test)]
+mod tests;

@@ -23,7 +23,68 @@ use bollard::query_parameters::{BuildImageOptions, RemoveImageOptions, TagImageO
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::compose_cli::{self, ComposeBuild, ComposeCli, FailureKind, yaml_str};
+pub use super::compose_cli::FailureKind;
+use super::compose_cli::{self, ComposeBuild, ComposeCli, yaml_str};
+
+mod context;
+mod request;
+pub use context::{DockerIgnore, pack_context, pack_context_for};
+use context::{INLINE_DOCKERFILE, with_inline_dockerfile};
+pub use request::{compose_spec, default_log, describe};
+
+/// Why a build did not produce its image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// The builder ran and failed, or refused the build: the message ends with the kind's
+    /// tag (`[build step failed]`), which people read; callers read [`BuildError::kind`].
+    #[error("{message}")]
+    Failed { kind: FailureKind, message: String },
+    /// Dockhand could not get as far as the builder (a log or context it cannot read or
+    /// write, a compose tool that does not start).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl BuildError {
+    /// A failure of `kind`: `what` and the kind's tag.
+    pub fn failed(kind: FailureKind, what: impl std::fmt::Display) -> Self {
+        BuildError::Failed {
+            kind,
+            message: format!("{what} {}", kind.tag()),
+        }
+    }
+
+    /// The failure's kind, when the builder got to decide it.
+    pub fn kind(&self) -> Option<FailureKind> {
+        match self {
+            BuildError::Failed { kind, .. } => Some(*kind),
+            BuildError::Other(_) => None,
+        }
+    }
+
+    /// The same error with its message rewritten (e.g. an absolute log path made relative).
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            BuildError::Failed { kind, message } => BuildError::Failed {
+                kind,
+                message: f(message),
+            },
+            BuildError::Other(m) => BuildError::Other(f(m)),
+        }
+    }
+}
+
+impl From<String> for BuildError {
+    fn from(m: String) -> Self {
+        BuildError::Other(m)
+    }
+}
+
+impl From<BuildError> for String {
+    fn from(e: BuildError) -> Self {
+        e.to_string()
+    }
+}
 
 /// Where a build comes from when it is a compose service: the build goes through compose
 /// with the project's own files, so it is exactly `docker compose build SERVICE`.
@@ -85,118 +146,6 @@ pub fn builder_name() -> String {
     }
 }
 
-/// A context's `.dockerignore`, with Docker's rules (moby's patternmatcher): patterns are
-/// anchored at the context root, `*` and `?` stop at `/`, `**` spans directories, a pattern
-/// that matches a directory excludes everything under it, later `!` patterns re-include, and
-/// the Dockerfile and `.dockerignore` are always sent (as the docker CLI does).
-pub struct DockerIgnore {
-    rules: Vec<(glob::Pattern, bool)>,
-}
-
-impl DockerIgnore {
-    /// Reads `<context>/.dockerignore` (none: nothing is ignored).
-    pub fn load(context: &Path, dockerfile: &str) -> Self {
-        let text = std::fs::read_to_string(context.join(".dockerignore")).unwrap_or_default();
-        Self::parse(&text, dockerfile)
-    }
-
-    pub fn parse(text: &str, dockerfile: &str) -> Self {
-        let mut rules = Vec::new();
-        let lines = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'));
-        let keep = [format!("!{dockerfile}"), "!.dockerignore".to_string()];
-        for line in lines.map(str::to_string).chain(keep) {
-            let (negate, pat) = match line.strip_prefix('!') {
-                Some(p) => (true, p.trim().to_string()),
-                None => (false, line),
-            };
-            let pat = pat
-                .trim_start_matches("./")
-                .trim_start_matches('/')
-                .trim_end_matches('/');
-            if pat.is_empty() {
-                continue;
-            }
-            if let Ok(p) = glob::Pattern::new(pat) {
-                rules.push((p, negate));
-            }
-        }
-        Self { rules }
-    }
-
-    /// Whether the context-relative path `rel` (with `/`) is left out of the context.
-    pub fn ignored(&self, rel: &str) -> bool {
-        let opts = glob::MatchOptions {
-            case_sensitive: true,
-            require_literal_separator: true,
-            require_literal_leading_dot: false,
-        };
-        let mut matched = false;
-        for (pat, negate) in &self.rules {
-            if *negate != matched {
-                continue;
-            }
-            let hit = pat.matches_with(rel, opts)
-                || rel
-                    .match_indices('/')
-                    .any(|(i, _)| pat.matches_with(&rel[..i], opts));
-            if hit {
-                matched = !negate;
-            }
-        }
-        matched
-    }
-
-    /// Whether any rule re-includes (then an ignored directory must still be walked).
-    fn has_exceptions(&self) -> bool {
-        self.rules.iter().filter(|(_, n)| *n).count() > 2
-    }
-}
-
-/// Packs the context directory into a tar archive in memory, leaving out what its
-/// `.dockerignore` excludes.
-pub fn pack_context(context: &Path) -> Result<Vec<u8>, String> {
-    pack_context_for(context, "Dockerfile")
-}
-
-/// [`pack_context`] for a build whose Dockerfile is `dockerfile` (always sent).
-pub fn pack_context_for(context: &Path, dockerfile: &str) -> Result<Vec<u8>, String> {
-    let ignore = DockerIgnore::load(context, dockerfile);
-    let mut tar = tar::Builder::new(Vec::new());
-    tar.follow_symlinks(false);
-    let mut stack = vec![context.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| format!("cannot read build context {}: {e}", dir.display()))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let rel = path.strip_prefix(context).unwrap_or(&path).to_path_buf();
-            let rel_s = rel.to_string_lossy().replace('\\', "/");
-            let skip = ignore.ignored(&rel_s);
-            let ft = entry.file_type().map_err(|e| e.to_string())?;
-            if ft.is_dir() {
-                if !skip {
-                    tar.append_dir(&rel, &path)
-                        .map_err(|e| format!("cannot pack {}: {e}", path.display()))?;
-                }
-                if !skip || ignore.has_exceptions() {
-                    stack.push(path);
-                }
-            } else if !skip {
-                tar.append_path_with_name(&path, &rel)
-                    .map_err(|e| format!("cannot pack {}: {e}", path.display()))?;
-            }
-        }
-    }
-    tar.into_inner()
-        .map_err(|e| format!("cannot pack the build context: {e}"))
-}
-
-/// The name an inline Dockerfile gets inside the classic builder's context archive.
-const INLINE_DOCKERFILE: &str = ".dockhand-inline.Dockerfile";
-
 /// Opens (appending, directories created) the build log.
 fn open_log(log: Option<&Path>) -> Result<Option<std::fs::File>, String> {
     let Some(p) = log else { return Ok(None) };
@@ -213,7 +162,11 @@ fn open_log(log: Option<&Path>) -> Result<Option<std::fs::File>, String> {
 
 /// Builds `spec`, appending builder output to `log` (created with its directories): with
 /// BuildKit through Compose v2 when installed, else with the classic builder.
-pub async fn build(docker: &Docker, spec: &BuildSpec, log: Option<&Path>) -> Result<Built, String> {
+pub async fn build(
+    docker: &Docker,
+    spec: &BuildSpec,
+    log: Option<&Path>,
+) -> Result<Built, BuildError> {
     let start = Instant::now();
     if spec.compose.is_none() {
         check_context(spec)?;
@@ -235,10 +188,11 @@ pub async fn build(docker: &Docker, spec: &BuildSpec, log: Option<&Path>) -> Res
         .ok()
         .and_then(|i| i.id)
         .ok_or_else(|| {
-            format!(
-                "the build of {} reported success but the engine has no image {} [engine error]",
+            let what = format!(
+                "the build of {} reported success but the engine has no image {}",
                 spec.tag, spec.tag
-            )
+            );
+            BuildError::failed(FailureKind::Engine, what)
         })?;
     Ok(Built {
         image_id,
@@ -249,19 +203,42 @@ pub async fn build(docker: &Docker, spec: &BuildSpec, log: Option<&Path>) -> Res
     })
 }
 
-fn check_context(spec: &BuildSpec) -> Result<(), String> {
+/// [`build`], stopped after `timeout`: dropping the build kills the builder process with it.
+pub async fn build_within(
+    docker: &Docker,
+    spec: &BuildSpec,
+    log: Option<&Path>,
+    timeout: std::time::Duration,
+) -> Result<Built, BuildError> {
+    match tokio::time::timeout(timeout, build(docker, spec, log)).await {
+        Ok(r) => r,
+        Err(_) => Err(BuildError::failed(
+            FailureKind::Engine,
+            format!(
+                "build of {} did not finish within {timeout:?}; stopped it \
+                 (raise build_timeout_s or the timeout option)",
+                spec.tag
+            ),
+        )),
+    }
+}
+
+fn check_context(spec: &BuildSpec) -> Result<(), BuildError> {
+    let invalid = |what: String| BuildError::failed(FailureKind::Config, what);
     if !spec.context.is_dir() {
-        return Err(format!(
-            "build context {} is not a directory [build config invalid]",
+        let what = format!(
+            "build context {} is not a directory",
             spec.context.display()
-        ));
+        );
+        return Err(invalid(what));
     }
     let dockerfile = dockerfile_of(spec);
     if spec.dockerfile_inline.is_none() && !spec.context.join(&dockerfile).is_file() {
-        return Err(format!(
-            "no {dockerfile} in build context {} [build config invalid]",
+        let what = format!(
+            "no {dockerfile} in build context {}",
             spec.context.display()
-        ));
+        );
+        return Err(invalid(what));
     }
     Ok(())
 }
@@ -281,7 +258,7 @@ fn failure(
     verdict: &str,
     kind: FailureKind,
     log: Option<&Path>,
-) -> String {
+) -> BuildError {
     let log_hint = log
         .map(|p| format!(" (full log: {})", p.display()))
         .unwrap_or_default();
@@ -290,17 +267,12 @@ fn failure(
     } else {
         ""
     };
-    if culprit.is_empty() || culprit == verdict {
-        format!(
-            "build of {tag} failed: {verdict}{hint}{log_hint} {}",
-            kind.tag()
-        )
+    let what = if culprit.is_empty() || culprit == verdict {
+        format!("build of {tag} failed: {verdict}{hint}{log_hint}")
     } else {
-        format!(
-            "build of {tag} failed: {culprit} — {verdict}{hint}{log_hint} {}",
-            kind.tag()
-        )
-    }
+        format!("build of {tag} failed: {culprit} — {verdict}{hint}{log_hint}")
+    };
+    BuildError::failed(kind, what)
 }
 
 /// The one-service compose file for a build that is not a compose service.
@@ -353,7 +325,7 @@ async fn build_buildkit(
     spec: &BuildSpec,
     log_file: Option<&mut std::fs::File>,
     log: Option<&Path>,
-) -> Result<usize, String> {
+) -> Result<usize, BuildError> {
     let mut args: Vec<(String, String)> = spec
         .args
         .iter()
@@ -431,21 +403,22 @@ async fn build_classic(
     spec: &BuildSpec,
     mut log_file: Option<&mut std::fs::File>,
     log: Option<&Path>,
-) -> Result<usize, String> {
+) -> Result<usize, BuildError> {
+    let invalid = |what: String| BuildError::failed(FailureKind::Config, what);
     if !spec.buildkit_only.is_empty() {
-        return Err(format!(
+        return Err(invalid(format!(
             "cannot build {}: {} need BuildKit, and this host builds with the classic builder \
              (no Compose v2, or DOCKHAND_BUILDER=classic); install Compose v2 \
-             (scripts/install-deps) or remove the key(s) [build config invalid]",
+             (scripts/install-deps) or remove the key(s)",
             spec.tag,
             spec.buildkit_only.join(", ")
-        ));
+        )));
     }
     if spec.shm_size.is_some_and(|s| i32::try_from(s).is_err()) {
-        return Err(format!(
-            "cannot build {}: shm_size over 2 GiB needs BuildKit [build config invalid]",
+        return Err(invalid(format!(
+            "cannot build {}: shm_size over 2 GiB needs BuildKit",
             spec.tag
-        ));
+        )));
     }
     let mut dockerfile = dockerfile_of(spec);
     let mut archive = pack_context_for(&spec.context, &dockerfile)?;
@@ -501,25 +474,6 @@ async fn build_classic(
     Err(failure(&spec.tag, &culprit, &verdict, kind, log))
 }
 
-/// Adds the inline Dockerfile to a context archive.
-fn with_inline_dockerfile(archive: Vec<u8>, text: &str) -> Result<Vec<u8>, String> {
-    let mut out = tar::Builder::new(Vec::new());
-    let mut input = tar::Archive::new(&archive[..]);
-    for entry in input.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        let mut header = entry.header().clone();
-        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
-        out.append_data(&mut header, path, &mut entry)
-            .map_err(|e| e.to_string())?;
-    }
-    let mut header = tar::Header::new_gnu();
-    header.set_size(text.len() as u64);
-    header.set_mode(0o644);
-    out.append_data(&mut header, INLINE_DOCKERFILE, text.as_bytes())
-        .map_err(|e| format!("cannot pack the inline Dockerfile: {e}"))?;
-    out.into_inner().map_err(|e| e.to_string())
-}
-
 /// Splits `repo:tag` (a registry port is not a tag: `host:5000/app` has no tag).
 pub fn split_ref(r: &str) -> (String, String) {
     match r.rsplit_once(':') {
@@ -572,53 +526,6 @@ mod tests {
         assert_eq!(
             split_ref("host:5000/app:v2"),
             ("host:5000/app".into(), "v2".into())
-        );
-    }
-
-    #[test]
-    fn dockerignore_follows_dockers_rules() {
-        let ig = DockerIgnore::parse(
-            "# comment\n*.tmp\nlogs/\n/build\n**/*.pyc\ndocs\n!docs/keep.md\nDockerfile\n",
-            "Dockerfile",
-        );
-        assert!(ig.ignored("a.tmp"));
-        assert!(!ig.ignored("sub/a.tmp"), "* stops at /");
-        assert!(
-            ig.ignored("logs/x/y.log"),
-            "a matched directory excludes its contents"
-        );
-        assert!(ig.ignored("build"));
-        assert!(ig.ignored("src/deep/m.pyc") && ig.ignored("m.pyc"));
-        assert!(ig.ignored("docs/other.md"));
-        assert!(!ig.ignored("docs/keep.md"), "later ! re-includes");
-        assert!(!ig.ignored("Dockerfile"), "the Dockerfile is always sent");
-        assert!(!ig.ignored("src/app.py"));
-    }
-
-    #[test]
-    fn pack_context_honours_dockerignore() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-        std::fs::write(d.path().join(".dockerignore"), "secret.txt\nlogs\n").unwrap();
-        std::fs::write(d.path().join("secret.txt"), "x").unwrap();
-        std::fs::create_dir(d.path().join("logs")).unwrap();
-        std::fs::write(d.path().join("logs/a.log"), "x").unwrap();
-        std::fs::create_dir(d.path().join("src")).unwrap();
-        std::fs::write(d.path().join("src/app.sh"), "x").unwrap();
-        let bytes = pack_context(d.path()).unwrap();
-        let mut ar = tar::Archive::new(&bytes[..]);
-        let names: Vec<String> = ar
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-            .collect();
-        assert!(names.iter().any(|n| n == "Dockerfile"), "{names:?}");
-        assert!(names.iter().any(|n| n.ends_with("app.sh")), "{names:?}");
-        assert!(
-            !names
-                .iter()
-                .any(|n| n.contains("secret") || n.contains("logs")),
-            "{names:?}"
         );
     }
 }
