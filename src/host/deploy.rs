@@ -14,7 +14,7 @@
 use rhai::plugin::*;
 use rhai::{EvalAltResult, Map};
 
-use super::docker::{changed, client, to_dyn};
+use super::docker::conn::{changed, client, project, to_dyn};
 use super::{HostResult, fail, with_host};
 use crate::docker::start_first;
 
@@ -39,7 +39,7 @@ where
             return Ok(m);
         }
         let d = client(h)?;
-        let p = super::docker::project(h);
+        let p = project(h);
         let r = h.block_on(run(d, p))?;
         changed(h);
         match to_dyn(&r.map_err(fail)?)? {

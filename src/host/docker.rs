@@ -37,43 +37,15 @@ use crate::docker::usage::{self, Usage};
 
 /// `docker::build`'s options (the longest list of any call) and its result.
 mod build_options;
+pub(super) mod conn;
 mod failure;
 mod options;
 
+use conn::{changed, to_dyn};
+pub use conn::{client, project};
 use failure::kind_word;
 pub use failure::{build_failure, failure_kind_of};
 use options::{check_keys, log_query, opt_str, ps_filter, wait_options};
-
-/// The engine client, connecting on first use. A failed connection is not cached: the daemon
-/// may come up while a runbook waits.
-pub fn client(h: &HostCtx) -> HostResult<Docker> {
-    if let Some(d) = h.docker.get() {
-        return Ok(d.clone());
-    }
-    let d = h.block_on(dk::connect())?.map_err(fail)?;
-    let _ = h.docker.set(d.clone());
-    Ok(d)
-}
-
-/// Marks the container table stale after dockhand changed something itself.
-pub(super) fn changed(h: &HostCtx) {
-    if let Some(t) = h.docker_table.get() {
-        t.invalidate();
-    }
-}
-
-/// The compose project in use: `docker::use_project`, else `COMPOSE_PROJECT_NAME`.
-pub fn project(h: &HostCtx) -> Option<String> {
-    lock(&h.docker_project).clone().or_else(|| {
-        std::env::var("COMPOSE_PROJECT_NAME")
-            .ok()
-            .filter(|p| !p.is_empty())
-    })
-}
-
-pub(super) fn to_dyn<T: serde::Serialize>(v: &T) -> HostResult<Dynamic> {
-    rhai::serde::to_dynamic(v)
-}
 
 /// A typed result as the map scripts see.
 fn to_map<T: serde::Serialize>(v: &T, what: &str) -> HostResult<Map> {

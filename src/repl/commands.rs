@@ -6,10 +6,22 @@ use rhai::Dynamic;
 
 use super::complete::Names;
 use super::help::{FAILURE_HELP, HELP, docs_text, help_for};
-use super::interactive::End;
 use super::render::render;
 use super::session::Session;
 use crate::error::Result;
+
+/// How an interactive session ended (what [`handle_line`] returns for a line that ends it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// `:quit` or Ctrl-D (in failure mode: abort).
+    Quit,
+    /// Failure mode: `:continue` (skip the failed step).
+    Continue,
+    /// Failure mode: `:retry`.
+    Retry,
+    /// Failure mode: `:abort`.
+    Abort,
+}
 
 /// Handles one complete input (a command or code); `Some` ends the loop.
 pub fn handle_line(session: &mut Session<'_>, line: &str, failure_mode: bool) -> Option<End> {

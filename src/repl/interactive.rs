@@ -8,7 +8,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{Config, Editor};
 
-use super::commands::handle_line;
+use super::commands::{End, handle_line};
 use super::complete::{Names, ReplHelper};
 use super::help::FAILURE_HELP;
 use super::multiline::is_incomplete;
@@ -16,19 +16,6 @@ use super::session::{RunningSlot, Session};
 use crate::cancel::CancelReason;
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
-
-/// How [`interactive`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// `:quit` or Ctrl-D (in failure mode: abort).
-    Quit,
-    /// Failure mode: `:continue` (skip the failed step).
-    Continue,
-    /// Failure mode: `:retry`.
-    Retry,
-    /// Failure mode: `:abort`.
-    Abort,
-}
 
 /// Options of the interactive loop.
 #[derive(Debug, Clone, Default)]

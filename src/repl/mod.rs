@@ -32,9 +32,10 @@ pub mod on_failure;
 pub mod render;
 pub mod session;
 
+pub use commands::End;
 pub use complete::{Names, complete};
 pub use help::help_for;
-pub use interactive::{End, Options, default_history_path, interactive, spawn_ctrl_c_listener};
+pub use interactive::{Options, default_history_path, interactive, spawn_ctrl_c_listener};
 pub use multiline::is_incomplete;
 pub use on_failure::run_with_repl_on_failure;
 pub use render::{render, short};

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use rhai::{AST, Dynamic, Map, Stmt};
 
-use super::interactive::{End, Options, interactive, spawn_ctrl_c_listener};
+use super::commands::End;
+use super::interactive::{Options, interactive, spawn_ctrl_c_listener};
 use super::session::Session;
 use crate::diagnostic::ScriptError;
 use crate::error::{Error, Result};
