@@ -4,17 +4,23 @@
 //! scripts ("playbooks"). This crate is the library behind the `dockhand` binary: everything
 //! the CLI does goes through [`Runtime`], so another Rust program can embed the same engine.
 //!
-//! * [`runtime`] — [`Runtime`] / [`RuntimeBuilder`]: build an engine, compile, run.
+//! * [`runtime`] — [`Runtime`] / [`RuntimeBuilder`]: build an engine, compile, run; one run
+//!   lifecycle (begin → eval → finish) that the REPL, watch and validate share.
 //! * [`host`] — the primitives scripts call (`time::`, `http::`, `fs::`, `state::`,
-//!   `parallel`, `check`, `params`), one file per module.
+//!   `docker::`, `influx::`, `parallel`, `check`, `params`), one file per module; conversion
+//!   to and from Rhai values only.
+//! * [`docker`], [`influx`], [`requirements`], [`journal`], [`config`], [`lab`] — typed domain
+//!   APIs under the host layer (no Rhai types in their interfaces).
 //! * [`engine`] — limits, cancellation and output routing of the Rhai engine.
 //! * [`memory`] — the counting allocator behind the per-run memory budget.
 //! * [`resolver`] — `import "stdlib/x"` and relative imports.
-//! * [`diagnostic`] — errors with `file:line:col`, the source line and a caret.
-//! * [`watch`] — re-run a playbook when it, a module it imports or its config is saved.
-//! * [`monitor`] — the rebuild dashboard (journal, model, text and TUI views, Docker feed).
+//! * [`diagnostic`] — errors with `file:line:col`, the source line and a caret; the typed
+//!   [`diagnostic::Fault`] that decides a runtime error's exit class.
+//! * [`repl`], [`watch`], [`validate`], [`monitor`] — the front ends.
 //! * [`util`] — leaf helpers (locks, human durations and sizes, text tables) any layer uses.
 //! * [`cli`] — the command-line interface (thin `main.rs` calls [`cli::main`]).
+//!
+//! Dependencies run down that list's layers (`tests/layers.rs` checks it).
 
 pub mod cancel;
 pub mod cli;

@@ -608,3 +608,24 @@ fn http_get_fails_clearly_when_nothing_listens() {
         .stderr_has("is the service running")
         .run();
 }
+
+/// Shared state reaches `parallel` workers curried: every worker calls methods on it at once
+/// (the rebuild's journal and semaphores) without "data race detected". Captured, the same
+/// calls race (the batch rebuild lost a service to it under load).
+#[test]
+fn parallel_workers_share_curried_state_without_races() {
+    Test::new()
+        .script(
+            r#"let o = #{ s: semaphore(4) };
+let items = [];
+for i in 0..200 { items.push(i); }
+fn work(o, i) { let t = 0; for j in 0..50 { t += o.s.available; o.s.run(|| 1); } i }
+let r = parallel(items, 8, Fn("work").curry(o));
+let bad = r.filter(|x| is_error(x));
+if bad.len() > 0 { throw `${bad.len()} workers failed: ${bad[0].message}`; }
+print(`all ${r.len()} done`);
+"#,
+        )
+        .stderr_has("all 200 done")
+        .run();
+}

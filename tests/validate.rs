@@ -291,7 +291,9 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Lab {
     /// `dockhand validate --json` (the shipped validation) with script options.
-    fn validate(&self, opts: &[&str]) -> (i32, Value, String) {
+    /// `validate-services.rhai` with `opts`, words split on spaces ("--window 3s").
+    fn validate(&self, opts: &str) -> (i32, Value, String) {
+        let opts: Vec<&str> = opts.split_whitespace().collect();
         let out = common::dockhand()
             .args(["validate", "--root"])
             .arg(self.ws.path())
@@ -370,15 +372,8 @@ fn validate_services_passes_on_a_healthy_lab_and_names_each_injected_fault() {
     lab.up(&only, &[]);
 
     // Healthy: every check passes, and the baseline is saved.
-    let (code, v, out) = lab.validate(&[
-        "--window",
-        "3s",
-        "--sample",
-        "1s",
-        "--baseline",
-        "base.json",
-        "--save-baseline",
-    ]);
+    let (code, v, out) =
+        lab.validate("--window 3s --sample 1s --baseline base.json --save-baseline");
     assert_eq!(code, 0, "healthy lab failed validation:\n{out}");
     let c = checks(&v);
     assert!(
@@ -408,8 +403,7 @@ fn validate_services_passes_on_a_healthy_lab_and_names_each_injected_fault() {
             docker(&["restart", "-t", "1", &name]);
         })
     };
-    let (code, v, out) =
-        lab.validate(&["--checks", "stability", "--window", "6s", "--sample", "1s"]);
+    let (code, v, out) = lab.validate("--checks stability --window 6s --sample 1s");
     child.join().unwrap();
     assert_eq!(code, 1, "{out}");
     let (ok, why) = &checks(&v)["no restarts within 6s"];
@@ -419,7 +413,7 @@ fn validate_services_passes_on_a_healthy_lab_and_names_each_injected_fault() {
     // No data in InfluxDB: the writer stopped, nothing written in the last 2 s.
     docker(&["stop", "-t", "1", &lab.container("websocket-ingestion")]);
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let (code, v, out) = lab.validate(&["--checks", "health,influx", "--influx-window", "2s"]);
+    let (code, v, out) = lab.validate("--checks health,influx --influx-window 2s");
     assert_eq!(code, 1, "{out}");
     let c = checks(&v);
     let (ok, why) = &c["InfluxDB receiving data"];
@@ -436,14 +430,7 @@ fn validate_services_passes_on_a_healthy_lab_and_names_each_injected_fault() {
     // lab up again recreates the faulted services and starts the writer.
     lab.up(&only, &["weather-api=slow-health", "sports-api=error-logs"]);
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let (code, v, out) = lab.validate(&[
-        "--window",
-        "0s",
-        "--samples",
-        "3",
-        "--baseline",
-        "base.json",
-    ]);
+    let (code, v, out) = lab.validate("--window 0s --samples 3 --baseline base.json");
     assert_eq!(code, 1, "{out}");
     let c = checks(&v);
     let (ok, why) = &c["API endpoints < 500 ms"];

@@ -159,6 +159,13 @@ pub mod parallel_api {
     /// Calls `f(item)` for every item, at most `limit` at a time, and returns the results in
     /// the order of `items`. An item whose call throws yields an `ItemError` (test it with
     /// `is_error(r)`; read `r.message`, `r.item`, `r.index`) and the others carry on.
+    ///
+    /// State the workers need goes in **curried**, not captured:
+    /// `parallel(svcs, 8, Fn("work").curry(o))` with `fn work(o, svc)`. A variable a closure
+    /// captures is one value shared by every worker, and a method call on it
+    /// (`o.journal.update(...)`) locks it for writing, which fails with "data race detected"
+    /// when another worker holds it at that moment; a curried value is a copy per call
+    /// (handles inside it, such as journals and semaphores, still share what they point to).
     #[rhai_fn(return_raw)]
     pub fn parallel(
         ctx: NativeCallContext,
