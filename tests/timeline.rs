@@ -203,3 +203,44 @@ fn monitor_once_shows_the_text_timeline() {
     let chart = &out[out.find("timeline (").unwrap()..out.find("recent activity:").unwrap()];
     assert!(chart.lines().all(|l| l.chars().count() < 100), "{chart}");
 }
+
+#[test]
+fn story_12_embeds_the_timeline_next_to_the_report() {
+    let pb = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("playbooks/story-12-completion-report.rhai");
+    let ran = workspace()
+        .args(&[
+            "run",
+            pb.to_str().unwrap(),
+            "--project",
+            "homeiq",
+            "--run",
+            "tl-45",
+        ])
+        .status(1)
+        .run();
+    let md =
+        std::fs::read_to_string(ran.path("docs/planning/phase1-completion-report.md")).unwrap();
+    assert!(
+        md.contains("![Rebuild timeline of run tl-45](phase1-completion-report-timeline.svg)"),
+        "{md}"
+    );
+    let svg =
+        std::fs::read_to_string(ran.path("docs/planning/phase1-completion-report-timeline.svg"))
+            .unwrap();
+    assert_eq!(rows(&svg).len(), 45);
+}
+
+#[test]
+fn the_host_functions_refuse_what_is_not_a_journal() {
+    Test::new()
+        .script("report::timeline_svg(#{ version: 1 })")
+        .status(2)
+        .stderr_has("report: not a run journal (no `records` map)")
+        .run();
+    Test::new()
+        .file(".dockhand/state/tl-2.json", TWO)
+        .script(r#"print(report::timeline_text(fs::read_json(".dockhand/state/tl-2.json"), 20));"#)
+        .stderr_has("  * api                      |BBBBBBrrrrrrrrrrrrrr|  1m30s rolled back")
+        .run();
+}
