@@ -244,3 +244,39 @@ fn the_host_functions_refuse_what_is_not_a_journal() {
         .stderr_has("  * api                      |BBBBBBrrrrrrrrrrrrrr|  1m30s rolled back")
         .run();
 }
+
+/// `dockhand run --trace FILE` (wired in `src/cli/run.rs` with `timeline::TraceOnExit`):
+/// skipped, saying so, in a build whose `run` does not list the option yet.
+#[test]
+fn run_trace_writes_the_rebuild_the_playbook_ran() {
+    let help = Test::new()
+        .args(&["run", "main.rhai", "--help"])
+        .file("main.rhai", "1")
+        .run();
+    if !help.stdout().contains("--trace <FILE>") {
+        eprintln!("skipped: this build's `dockhand run` has no --trace option yet");
+        return;
+    }
+    let ran = Test::new()
+        .file("fixture.json", TWO)
+        .script(r#"fs::write(".dockhand/state/tl-2.json", fs::read("fixture.json")); throw "the rebuild failed";"#)
+        .args(&["--trace", "out/run.json"])
+        .file("out/.keep", "")
+        .status(1)
+        .stderr_has("wrote the trace of run tl-2 to out/run.json")
+        .run();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ran.path("out/run.json")).unwrap()).unwrap();
+    let ev = v["traceEvents"].as_array().unwrap();
+    assert_eq!(ev.iter().filter(|e| e["ph"] == "X").count(), 8);
+    assert!(
+        ev.iter()
+            .any(|e| e["name"] == "thread_name" && e["args"]["name"] == "api")
+    );
+    // an unwritable trace is a warning: the exit code stays the playbook's
+    Test::new()
+        .script("print(1);")
+        .args(&["--trace", "no/such/dir/t.json"])
+        .stderr_has("--trace: cannot write no/such/dir/t.json")
+        .run();
+}

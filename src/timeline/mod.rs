@@ -28,7 +28,7 @@ pub mod text;
 pub mod trace;
 
 pub use model::{Outcome, Row, Segment, Step, Timeline};
-pub use source::{load, runs_since, write_trace_since};
+pub use source::{TraceOnExit, load, runs_since, write_trace_since};
 
 /// What can stop a timeline from being drawn.
 #[derive(Debug, thiserror::Error)]

@@ -85,3 +85,43 @@ pub fn write_trace_since(
     })?;
     Ok(runs)
 }
+
+/// `dockhand run --trace FILE`: the Chrome / Perfetto trace of the rebuild runs a playbook
+/// ran. The playbook names its run itself (or resumes one), so the CLI cannot know the id in
+/// advance; instead every run journal written while the playbook ran goes in, one process
+/// each. The CLI calls [`TraceOnExit::write`] when the run ends however it ends (failure,
+/// timeout, Ctrl-C); a trace that cannot be written is a warning, never another exit code.
+#[derive(Debug)]
+pub struct TraceOnExit {
+    root: PathBuf,
+    since: SystemTime,
+    path: PathBuf,
+}
+
+impl TraceOnExit {
+    /// Starts the clock for a run in workspace `root` whose trace goes to `path`.
+    pub fn start(root: PathBuf, path: PathBuf) -> TraceOnExit {
+        TraceOnExit {
+            root,
+            // A journal's mtime has the file system's granularity: start a little early.
+            since: SystemTime::now() - std::time::Duration::from_secs(1),
+            path,
+        }
+    }
+
+    /// Writes the trace; problems are logged as warnings.
+    pub fn write(self) {
+        match write_trace_since(&self.root, self.since, &self.path) {
+            Ok(runs) if runs.is_empty() => tracing::warn!(
+                "--trace: the playbook wrote no rebuild journal; {} holds an empty trace",
+                self.path.display()
+            ),
+            Ok(runs) => tracing::info!(
+                "wrote the trace of run {} to {} (open it in ui.perfetto.dev)",
+                runs.join(", "),
+                self.path.display()
+            ),
+            Err(e) => tracing::warn!("--trace: {e}"),
+        }
+    }
+}

@@ -203,3 +203,27 @@ fn durations_and_ticks_are_short_and_round() {
     assert_eq!(text::tick_step(90_000.0), 10_000.0);
     assert_eq!(text::tick_step(185_000.0), 30_000.0);
 }
+
+#[test]
+fn trace_on_exit_writes_the_runs_written_since_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join(crate::journal::STATE_DIR);
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("old.json"), TWO.replace("tl-2", "old")).unwrap();
+    let old = SystemTime::now() - std::time::Duration::from_secs(3600);
+    let f = std::fs::File::options()
+        .write(true)
+        .open(state.join("old.json"))
+        .unwrap();
+    f.set_modified(old).unwrap();
+    let out = dir.path().join("trace.json");
+    let t = TraceOnExit::start(dir.path().to_path_buf(), out.clone());
+    std::fs::write(state.join("tl-2.json"), TWO).unwrap();
+    std::fs::write(state.join("fleet-homeiq.json"), "{\"records\":{}}").unwrap();
+    t.write();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v["otherData"]["runs"], serde_json::json!(["tl-2"]));
+    let spans = v["traceEvents"].as_array().unwrap();
+    assert_eq!(spans.iter().filter(|e| e["ph"] == "X").count(), 8);
+}
