@@ -280,3 +280,70 @@ fn run_trace_writes_the_rebuild_the_playbook_ran() {
         .stderr_has("--trace: cannot write no/such/dir/t.json")
         .run();
 }
+
+/// A real lab rebuild (Docker): one service made unhealthy is rolled back, its neighbour
+/// completes; the timeline shows both, with timed phases from the real journal. Skipped with
+/// a printed reason without an engine, failing when `DOCKHAND_REQUIRE_DOCKER=1`.
+#[test]
+fn a_real_lab_rebuild_with_a_rollback_is_drawn_row_for_row() {
+    if !common::docker_lab_ready("timeline lab test") {
+        return;
+    }
+    let (bad, good) = ("carbon-intensity", "electricity-pricing");
+    let lab = common::Lab::start("dhtl", &[bad, good]);
+    let f = lab.dir().join("docker-compose.yml");
+    let text = std::fs::read_to_string(&f).unwrap();
+    let anchor = format!("        SERVICE_NAME: {bad}\n");
+    assert!(text.contains(&anchor), "no build args for {bad}");
+    let text = text.replacen(
+        &anchor,
+        &format!("{anchor}        FAULT: \"unhealthy\"\n"),
+        1,
+    );
+    std::fs::write(f, text).unwrap();
+    let args = [
+        "--service",
+        bad,
+        "--service",
+        good,
+        "--build-arg",
+        "VERSION=2",
+    ];
+    let out = lab
+        .rebuild(&args)
+        .args(["--run", "r1", "--health-timeout", "6s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the rollback fails the run:\n{stderr}"
+    );
+    let out = common::dockhand()
+        .args(["report", "timeline", "--run", "r1", "--root"])
+        .arg(lab.ws.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = rows(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let b = rows.iter().find(|r| r.starts_with(bad)).unwrap();
+    assert!(
+        b.contains(": rolled back; ") && b.contains("; build "),
+        "{b}"
+    );
+    assert!(
+        b.contains("gate failed + rollback") && b.contains("not healthy within 6s"),
+        "{b}"
+    );
+    let g = rows.iter().find(|r| r.starts_with(good)).unwrap();
+    assert!(
+        g.contains(": completed; ") && g.contains("; health ") && g.contains("; settle "),
+        "{g}"
+    );
+}
