@@ -43,6 +43,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod source;
 pub mod startup;
+pub mod timeline;
 pub mod util;
 pub mod validate;
 pub mod watch;

@@ -16,6 +16,7 @@ mod lab;
 pub mod logging;
 mod monitor;
 mod repl;
+mod report;
 mod run;
 mod validate;
 mod watch;
@@ -195,6 +196,8 @@ pub enum Command {
     Monitor(monitor::MonitorArgs),
     /// Interactive prompt: history, completion, `:help FN`, `:vars`, `:load FILE`.
     Repl(repl::ReplArgs),
+    /// Reports on a rebuild run: `report timeline -o rebuild.svg` draws it as a picture.
+    Report(report::ReportArgs),
     /// Run validation scripts (validations/ + the shipped validate-services): one table of
     /// every check, `--junit FILE`, `--json`; exit 1 if a check failed.
     Validate(validate::ValidateArgs),
@@ -295,6 +298,7 @@ pub fn main() -> i32 {
         Command::Lab(args) => lab::lab(&cli.global, args),
         Command::Monitor(args) => monitor::monitor(&cli.global, args),
         Command::Repl(args) => repl::repl(&cli.global, args),
+        Command::Report(args) => report::report(&cli.global, args),
         Command::Validate(args) => validate::validate(&cli.global, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

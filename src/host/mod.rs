@@ -31,6 +31,7 @@ pub mod influx;
 pub mod parallel;
 pub mod params;
 pub mod progress;
+pub mod report;
 pub mod reqs;
 pub mod state;
 pub mod time;
@@ -378,4 +379,5 @@ pub fn register_all(engine: &mut Engine) {
     config::register(engine);
     progress::register(engine);
     reqs::register(engine);
+    report::register(engine);
 }

@@ -106,8 +106,17 @@ pub fn once(opts: &Options) -> Result<(String, i32), MonitorError> {
     let rt = runtime()?;
     let containers = rt.block_on(containers_once(src.project()));
     rt.shutdown_background();
-    let m = src.model(containers, SystemTime::now());
-    Ok((render_text(&m), m.exit_code()))
+    let now = SystemTime::now();
+    let m = src.model(containers, now);
+    // The timeline needs the records' own times, which the dashboard's model leaves out:
+    // read them from the same journal; without them the dashboard is shown as before. Bars
+    // in flight end at the journal's last write, not now: an interrupted run's would
+    // otherwise stretch over days and squash the rest.
+    let timeline = src
+        .run
+        .as_deref()
+        .and_then(|run| crate::timeline::load(&opts.root, run, None).ok());
+    Ok((text::render_text_with(&m, timeline.as_ref()), m.exit_code()))
 }
 
 /// Puts the terminal back however the monitor ends (ratatui's panic hook covers panics).

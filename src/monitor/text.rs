@@ -3,6 +3,7 @@
 
 use super::journal::{Counts, GROUPS, Journal, Status, label};
 use super::model::{ContainerRow, ContainerView, Model};
+use crate::timeline::Timeline;
 use crate::util::{human, table};
 
 /// "14:03:12" of an RFC 3339 time (as written, UTC).
@@ -152,8 +153,18 @@ fn services_section(o: &mut String, j: &Journal) {
     }
 }
 
+/// Bar columns of the text timeline: with the name and total columns a line stays under
+/// 100 characters.
+pub const TIMELINE_WIDTH: usize = 48;
+
 /// The dashboard as plain text (no control codes), for `--once`.
 pub fn render_text(m: &Model) -> String {
+    render_text_with(m, None)
+}
+
+/// [`render_text`] with the run's compact timeline (see [`crate::timeline::text`]) after the
+/// categories: which services took long, where they queued, what ran in parallel.
+pub fn render_text_with(m: &Model, timeline: Option<&Timeline>) -> String {
     use std::fmt::Write;
     let mut o = String::new();
     let _ = writeln!(o, "dockhand monitor: {}", title_line(m));
@@ -179,6 +190,10 @@ pub fn render_text(m: &Model) -> String {
             .map(|(n, c)| category_cells(n, c))
             .collect();
         o += &table::render(&CATEGORY_HEADER, &rows, "  ");
+    }
+    if let Some(t) = timeline.filter(|t| t.rows.iter().any(|r| !r.segments.is_empty())) {
+        let _ = writeln!(o);
+        o += &crate::timeline::text::render(t, TIMELINE_WIDTH);
     }
     let _ = writeln!(o, "\nrecent activity:");
     if m.activity.is_empty() {
