@@ -7,7 +7,8 @@
 //!     └ runtime
 //!        └ engine, resolver                (the Rhai engine, module imports)
 //!           └ host                         (Rhai values in and out, nothing else)
-//!              └ docker, influx, requirements, journal, config, lab   (typed domain APIs)
+//!              └ docker, influx, requirements, journal, config, lab, timeline
+//!                                        (typed domain APIs)
 //!                 └ diagnostic, error, secrets, source, cancel, memory, startup, docs
 //!                    └ util                (leaf helpers)
 //! ```
@@ -36,6 +37,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("journal", 2),
     ("config", 2),
     ("lab", 2),
+    ("timeline", 2),
     ("host", 3),
     ("engine", 4),
     ("resolver", 4),
@@ -44,7 +46,6 @@ const LAYERS: &[(&str, u8)] = &[
     ("watch", 6),
     ("validate", 6),
     ("monitor", 6),
-    ("timeline", 6),
     ("cli", 7),
 ];
 
