@@ -225,10 +225,12 @@ pub fn bare(limits: &Limits) -> Engine {
     // `Engine::new` would build Rhai's standard library afresh; sharing one copy makes a new
     // engine cost microseconds, which matters for `dockhand run` start-up and for the REPL.
     // Building that copy is still the largest start-up cost: 2.1 M of the 4.7 M instructions
-    // of a print-only run (callgrind). Rhai's `new_lazy()` skips it, but then the first call
-    // of each function in every evaluation scans the ~800 manifest entries: measured, a
-    // print-only run drops to 3.0 M instructions while `playbooks/hello.rhai` only goes from
-    // 6.6 M to 6.2 M, and a playbook calling more distinct functions would lose. Not taken.
+    // of a print-only run (callgrind) with every integer type, less since Rhai's `only_i64`
+    // (Cargo.toml: scripts only ever see `i64`; the u8..u128 operator and conversion sets
+    // went, print-only 4.91 M -> 4.07 M). Rhai's `new_lazy()` skips the build, but then the
+    // first call of each function in every evaluation scans the manifest entries: measured,
+    // a print-only run drops to 3.0 M instructions while `playbooks/hello.rhai` only goes
+    // from 6.6 M to 6.2 M, and a playbook calling more distinct functions would lose. Not taken.
     static STD: LazyLock<rhai::Shared<rhai::Module>> = LazyLock::new(|| {
         use rhai::packages::Package;
         rhai::packages::StandardPackage::new().as_shared_module()
