@@ -118,6 +118,12 @@ fn run_option_args() -> Vec<Arg> {
             .help("Stop the run after this long")
             .help_heading("Run options")
             .value_parser(super::parse_duration),
+        Arg::new("trace")
+            .long("trace")
+            .value_name("FILE")
+            .help("Write the rebuild run(s) as a Chrome/Perfetto trace to FILE at the end")
+            .help_heading("Run options")
+            .value_parser(clap::value_parser!(std::path::PathBuf)),
         Arg::new("root")
             .long("root")
             .value_name("DIR")
@@ -283,6 +289,10 @@ fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i3
     };
     let opts = run_opts(global, &matches)?;
     let values = values(&declared, &matches)?;
+    let trace = matches.get_one::<std::path::PathBuf>("trace").map(|p| {
+        let root = opts.root.clone().unwrap_or_else(|| ".".into());
+        crate::timeline::TraceOnExit::start(root, p.clone())
+    });
     // --repl-on-failure: the REPL owns Ctrl-C (it stops the running step, not the process).
     let result = if matches.get_flag("repl-on-failure") {
         let rt = opts.runtime_builder().build()?;
@@ -294,6 +304,9 @@ fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i3
         let script = rt.compile_file(playbook)?;
         rt.run(&script, values)
     };
+    if let Some(t) = trace {
+        t.write();
+    }
     match result {
         Ok(outcome) => Ok(finish(&opts, &outcome)),
         Err(e) => Ok(super::report(&e, opts.json)),

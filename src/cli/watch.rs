@@ -101,6 +101,11 @@ fn watch_inner(
             return Ok(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if matches.contains_id("trace") && matches.get_one::<std::path::PathBuf>("trace").is_some() {
+        return Err(Error::Usage(
+            "--trace writes one run's trace: use it with `dockhand run`, not `watch`".into(),
+        ));
+    }
     let opts = super::run::run_opts(global, &matches)?;
     let mut wopts = WatchOptions::new(playbook);
     wopts.every = matches

@@ -358,6 +358,7 @@ pub const RESERVED: &[&str] = &[
     "stdlib",
     "max-operations",
     "max-memory",
+    "trace",
 ];
 
 /// The value map a script receives: given values, else defaults; `()` for optional
