@@ -362,9 +362,12 @@ fn dry_run_changes_nothing_and_builds_nothing() {
         return;
     }
     let lab = Lab::start("dhrbdry", &["weather-api", "sports-api"]);
+    // This lab's images only (Compose labels what it builds with the project): other tests
+    // and builds on the same engine add and remove their own images meanwhile.
+    let label = format!("label=com.docker.compose.project={}", lab.project);
     let images = || {
         let o = Command::new("docker")
-            .args(["images", "-qa", "--no-trunc"])
+            .args(["images", "-qa", "--no-trunc", "--filter", &label])
             .output()
             .unwrap();
         let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
@@ -376,6 +379,7 @@ fn dry_run_changes_nothing_and_builds_nothing() {
         v
     };
     let images_before = images();
+    assert!(!images_before.is_empty(), "the lab's images carry no project label");
     let (before, _) = lab.containers();
     let c = lab.rebuild(&[
         "--category",
