@@ -766,6 +766,57 @@ fn inspect(id: &str, format: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The aliases container `id` answers to on network `net` (empty when it is not on it).
+fn aliases_on(id: &str, net: &str) -> Vec<String> {
+    let f = format!(
+        "{{{{with index .NetworkSettings.Networks \"{net}\"}}}}{{{{json .Aliases}}}}{{{{end}}}}"
+    );
+    serde_json::from_str::<Option<Vec<String>>>(&inspect(id, &f))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// The service aliases a start-first container takes on promotion, from its label.
+fn promised_aliases(id: &str, net: &str) -> Vec<String> {
+    let label = inspect(
+        id,
+        "{{index .Config.Labels \"dockhand.start-first.aliases\"}}",
+    );
+    let v: Value = serde_json::from_str(&label).unwrap_or_else(|e| panic!("{e}: {label}"));
+    v[net]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {net} in {v}"))
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `docker network <args>`, which must succeed.
+fn network(args: &[&str]) {
+    let out = Command::new("docker")
+        .arg("network")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker network {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Reconnects `id` to `net` with `aliases`, as a promotion does first.
+fn reconnect_with(id: &str, net: &str, aliases: &[String]) {
+    network(&["disconnect", net, id]);
+    let mut args = vec!["connect"];
+    for a in aliases {
+        args.extend(["--alias", a.as_str()]);
+    }
+    args.extend([net, id]);
+    network(&args);
+}
+
 /// The engine's container events of one compose project, streamed from the moment it is
 /// made until it is dropped (a query for past events after the fact would only get the last
 /// 256 the engine keeps, too few on a busy engine).
@@ -1011,9 +1062,11 @@ fn start_first_failed_gate_removes_the_new_container_and_never_stops_the_old() {
 }
 
 /// `docker::recover` mends a start-first deploy interrupted between any two steps: the new
-/// container next to a running old one is removed; with the old one stopped or gone and the
-/// new one healthy, the promotion is finished; with the new one unhealthy, it is removed and
-/// the old one started again.
+/// container (on the network without the service's aliases) next to a running old one is
+/// removed; with the promotion begun (the new one off a network mid-reconnect, or on it with
+/// the aliases, the old one still connected or already off) or the old one stopped or gone,
+/// and the new one healthy, the promotion is finished; with the new one unhealthy, it is
+/// removed and the old one put back on its network with its aliases and started again.
 #[test]
 fn recover_mends_a_start_first_deploy_interrupted_at_each_step() {
     let _serial = serial();
@@ -1043,11 +1096,24 @@ fn recover_mends_a_start_first_deploy_interrupted_at_each_step() {
     };
     let wait = "docker::wait_healthy(n.next_name, #{ timeout: \"60s\" });\n";
 
-    // 1. Killed before promotion: the old container kept serving; the new one goes.
+    let net = format!("{}_default", lab.project);
+    let service_alias = |id: &str| aliases_on(id, &net).iter().any(|a| a == svc);
+
+    // 1. Killed before promotion: the old container kept serving; the new one, which joined
+    // the network without the service's aliases (DNS must not name it before it listens),
+    // goes.
     let old = current();
-    start_next("");
+    let next = start_next("");
+    assert!(
+        !service_alias(&next),
+        "{next} joined with the service alias: {:?}",
+        aliases_on(&next, &net)
+    );
+    assert!(promised_aliases(&next, &net).iter().any(|a| a == svc));
+    assert!(service_alias(&old.id));
     assert!(recover().contains("recovered: discarded"));
     assert_eq!(current().id, old.id);
+    assert!(service_alias(&old.id), "the old container lost its alias");
 
     // 2. Killed in promotion after the old one stopped: finish it.
     let next = start_next(wait);
@@ -1061,6 +1127,10 @@ fn recover_mends_a_start_first_deploy_interrupted_at_each_step() {
     assert_eq!(now.name, old.name, "not renamed to the compose name");
     assert!(now.id.starts_with(&inspect(&now.name, "{{.Id}}")[..12]));
     assert!(inspect(&next, "{{.Id}}").is_empty(), "{next} still exists");
+    assert!(
+        service_alias(&now.id),
+        "the promoted container has no alias"
+    );
 
     // 3. Killed after the old one was removed, before the rename: finish it.
     let old = now;
@@ -1073,6 +1143,52 @@ fn recover_mends_a_start_first_deploy_interrupted_at_each_step() {
     let now = current();
     assert_eq!(now.name, old.name);
     assert_eq!(now.health, "healthy");
+    assert!(service_alias(&now.id));
+
+    // 3a. Killed mid-reconnect: the new container (running, gated) is off the network it
+    // was to rejoin with the aliases; the old one still serves. Finish the promotion.
+    let old = now;
+    let next = start_next(wait);
+    network(&["disconnect", &net, &next]);
+    assert!(recover().contains("recovered: promoted"));
+    let now = current();
+    assert_ne!(now.id, old.id);
+    assert_eq!(now.name, old.name);
+    assert!(service_alias(&now.id), "{:?}", aliases_on(&now.id, &net));
+    assert!(
+        inspect(&old.id, "{{.Id}}").is_empty(),
+        "the old one is left"
+    );
+
+    // 3b. Killed with the new container on the network with the aliases while the old one
+    // is still connected (both named by DNS): finish the promotion.
+    let old = now;
+    let next = start_next(wait);
+    reconnect_with(&next, &net, &promised_aliases(&next, &net));
+    assert!(service_alias(&next) && service_alias(&old.id));
+    assert!(recover().contains("recovered: promoted"));
+    let now = current();
+    assert_ne!(now.id, old.id);
+    assert_eq!(now.name, old.name);
+    assert!(service_alias(&now.id));
+    assert!(
+        inspect(&old.id, "{{.Id}}").is_empty(),
+        "the old one is left"
+    );
+
+    // 3c. Killed after the old one left the network, before it was stopped: finish it.
+    let old = now;
+    let next = start_next(wait);
+    reconnect_with(&next, &net, &promised_aliases(&next, &net));
+    network(&["disconnect", &net, &old.id]);
+    assert!(recover().contains("recovered: promoted"));
+    let now = current();
+    assert_ne!(now.id, old.id);
+    assert_eq!(now.health, "healthy");
+    assert!(
+        inspect(&old.id, "{{.Id}}").is_empty(),
+        "the old one is left"
+    );
 
     // 4. The new one is unhealthy and the old one stopped: back to the old one.
     lab.set_build_arg(svc, "FAULT", "unhealthy");
@@ -1081,12 +1197,19 @@ fn recover_mends_a_start_first_deploy_interrupted_at_each_step() {
     ));
     assert_eq!(code, 0, "{stderr}");
     let old = now;
-    start_next("time::sleep(\"4s\");\n");
+    let next = start_next("time::sleep(\"4s\");\n");
+    // As far as a promotion gets before the stop: aliases moved, the old one off the network.
+    reconnect_with(&next, &net, &promised_aliases(&next, &net));
+    network(&["disconnect", &net, &old.id]);
     Command::new("docker")
         .args(["stop", "-t", "1", &old.id])
         .output()
         .unwrap();
     assert!(recover().contains("recovered: discarded"));
+    assert!(
+        service_alias(&old.id),
+        "the old container is not back on the network with its alias"
+    );
     let by = lab.wait_healthy(&[svc], Duration::from_secs(30));
     assert_eq!(by[svc].id, old.id, "the old container is not back");
     assert_eq!(by[svc].health, "healthy");

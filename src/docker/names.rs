@@ -12,6 +12,12 @@ pub const ASIDE: &str = "_dockhand_old_";
 /// The infix of the temporary name a start-first container has until it is promoted.
 pub const NEXT: &str = "_dockhand_next_";
 
+/// The label a start-first container carries from its start: the service's network aliases
+/// (JSON, network → aliases) it takes only on promotion. It starts without them, so the
+/// engine's DNS does not hand out its address before it listens; the label lets a promotion
+/// (or a recovery) interrupted after the old container left its networks still know them.
+pub const ALIASES_LABEL: &str = "dockhand.start-first.aliases";
+
 /// The first 12 characters of an id, as `docker ps` shows it.
 pub fn short_id(id: &str) -> String {
     id.chars().take(12).collect()

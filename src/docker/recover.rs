@@ -131,10 +131,13 @@ pub async fn recover_recreate(
     Ok(Recovered::new(RecoverAction::Restored, detail))
 }
 
-/// Mends an interrupted start-first deploy (see the module doc): `None` when there was none,
-/// else what was done. A new container is promoted only when the old one is already
-/// out of service *and* the new one runs healthy (or has no healthcheck); otherwise it is
-/// removed and the old one, if stopped, started again.
+/// Mends an interrupted start-first deploy (see the module doc of
+/// [`start_first`](super::start_first)): `None` when there was none, else what was done.
+///
+/// The new container is promoted when it runs healthy (or has no healthcheck) *and* its
+/// promotion had begun — it has the service's aliases, or lost a network mid-reconnect — or
+/// the old one is out of service anyway (stopped or gone). Otherwise it is removed and the old
+/// one put back as it served: on its networks with its aliases, running.
 pub async fn recover_start_first(
     docker: &Docker,
     project: Option<&str>,
@@ -144,37 +147,43 @@ pub async fn recover_start_first(
     let Some(n) = next.first() else {
         return Ok(None);
     };
+    let aliases = start_first::aliases_for(docker, &n.id, &current).await;
+    let begun = start_first::promotion_begun(docker, &n.id, &aliases).await?;
     let old_running = current.iter().any(|c| c.state == "running");
     let next_good = n.state == "running" && matches!(n.health.as_str(), "healthy" | "none");
-    if old_running || !next_good {
-        start_first::discard(docker, project, name).await?;
-        for c in current.iter().filter(|c| c.state != "running") {
+    if next_good && (begun || !old_running) {
+        let s = start_first::promote(docker, project, name).await?;
+        let how = if begun {
+            "had begun its promotion after a passed gate"
+        } else {
+            "had a healthy new container and no old one serving"
+        };
+        let detail = format!(
+            "an interrupted start-first deploy {how}; {} is now the new container",
+            s.name
+        );
+        return Ok(Some(Recovered::new(RecoverAction::Promoted, detail)));
+    }
+    start_first::discard(docker, project, name).await?;
+    for c in &current {
+        start_first::take_aliases(docker, &c.id, &aliases)
+            .await
+            .map_err(|e| format!("cannot put {} back on its networks: {e}", c.name))?;
+        if c.state != "running" {
             docker
                 .start_container(&c.id, None::<StartContainerOptions>)
                 .await
                 .map_err(|e| format!("cannot start {} again: {e}", c.name))?;
         }
-        let why = if old_running {
-            "had not been promoted"
-        } else {
-            "had stopped the old container but the new one is not healthy"
-        };
-        let detail = format!(
-            "an interrupted start-first deploy {why}; removed {}, the old container serves",
-            n.name
-        );
-        return Ok(Some(Recovered {
-            action: RecoverAction::Discarded,
-            detail,
-        }));
     }
-    let s = start_first::promote(docker, project, name).await?;
+    let why = if !next_good {
+        "had a new container that is not healthy"
+    } else {
+        "had not been promoted"
+    };
     let detail = format!(
-        "an interrupted start-first deploy had passed its gate; {} is now the new container",
-        s.name
+        "an interrupted start-first deploy {why}; removed {}, the old container serves",
+        n.name
     );
-    Ok(Some(Recovered {
-        action: RecoverAction::Promoted,
-        detail,
-    }))
+    Ok(Some(Recovered::new(RecoverAction::Discarded, detail)))
 }

@@ -11,7 +11,7 @@
 //! -d` afterwards sees the container as up to date (when it runs the image the compose file
 //! names).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bollard::Docker;
 use bollard::models::{
@@ -119,6 +119,37 @@ fn networks(
         .filter(|(n, _)| !builtin_network(n))
         .collect();
     (networking_config, rest)
+}
+
+/// A container's service aliases: user network → the aliases it answers to there (compose's
+/// service name and the like, less what Docker generated from the container id).
+pub type Aliases = BTreeMap<String, Vec<String>>;
+
+/// The service aliases of `old` on its user networks, as a copy of it would get them.
+pub fn service_aliases(old: &ContainerInspectResponse) -> Aliases {
+    let (first, rest) = networks(old);
+    first
+        .and_then(|n| n.endpoints_config)
+        .unwrap_or_default()
+        .into_iter()
+        .chain(rest)
+        .map(|(net, ep)| (net, ep.aliases.unwrap_or_default()))
+        .collect()
+}
+
+/// Takes the aliases out of a create body and its extra networks, so the new container joins
+/// its networks under its own name only (start-first: the aliases come on promotion).
+pub fn strip_aliases(body: &mut ContainerCreateBody, extra: &mut [(String, EndpointSettings)]) {
+    let first = body
+        .networking_config
+        .as_mut()
+        .and_then(|n| n.endpoints_config.as_mut());
+    for ep in first.into_iter().flat_map(|m| m.values_mut()) {
+        ep.aliases = None;
+    }
+    for (_, ep) in extra.iter_mut() {
+        ep.aliases = None;
+    }
 }
 
 /// The create body for a copy of `old` running `image` (whose id is `image_id`).

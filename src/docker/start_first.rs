@@ -5,36 +5,46 @@
 //! answers. Start-first turns the order around, in three steps the rebuild drives:
 //!
 //! 1. [`start_next`]: the new container is created *next to* the old one, under a temporary
-//!    name (`<name>_dockhand_next_<old id>`), with the old one's configuration (networks and
-//!    aliases included), and started. Both now answer on the service's alias: the engine's
-//!    DNS gives clients either.
+//!    name (`<name>_dockhand_next_<old id>`), with the old one's configuration, on the same
+//!    networks but **without the service's aliases** (only its own name), and started. Had it
+//!    joined with the aliases, the engine's DNS would hand out its address at once, seconds
+//!    before a real service listens, and clients would hang or be refused. The aliases are
+//!    kept in a label ([`ALIASES_LABEL`](super::names::ALIASES_LABEL)) for step 3.
 //! 2. The caller gates the new container (health, probe, settle, logs) by its own name.
-//! 3. [`promote`] on success: the old container leaves the networks first (so DNS stops
-//!    naming it), is stopped and removed, and the new one takes the compose name — with the
-//!    labels `docker compose up -d` compares, so a later `up -d` recreates nothing. Or
-//!    [`discard`] on failure: the new container is removed and the old one never stopped.
+//! 3. [`promote`] on success, in the order that measured zero failed requests: the new
+//!    container (listening by now) is reconnected to each network *with* the aliases, so DNS
+//!    names both; the old one leaves its networks, so DNS stops naming it; a short drain;
+//!    the old one is stopped and removed (stopping it while DNS still named it refused a
+//!    request); the new one takes the compose name — with the labels `docker compose up -d`
+//!    compares, so a later `up -d` recreates nothing. Or [`discard`] on failure: the new
+//!    container is removed and the old one never stopped.
 //!
 //! A crash at any point is mended by [`recover`](super::recover::recover) without the
-//! journal: a temporary container next to a *running* old one was never promoted (remove it;
-//! the old one kept serving); next to a stopped or missing old one, promotion had begun after
-//! a passed gate (finish it).
+//! journal, from what the engine shows: a temporary container without the aliases next to a
+//! running old one was never promoted (remove it; the old one kept serving); one that has
+//! the aliases (or lost a network mid-reconnect), or next to a stopped or missing old one,
+//! was being promoted after a passed gate (finish it, if it is still healthy).
 //!
 //! Not for a container that publishes host ports (two containers cannot bind one port: put
 //! the service behind something that can switch — a reverse proxy such as Traefik or nginx on
 //! the compose network, which follows DNS — and publish the proxy), nor for a writer or a
 //! stateful service that must not run twice (the config refuses both).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bollard::models::{ContainerInspectResponse, NetworkDisconnectRequest};
+use bollard::models::{
+    ContainerInspectResponse, EndpointSettings, NetworkConnectRequest, NetworkDisconnectRequest,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, StartContainerOptions, StopContainerOptions,
 };
 use serde::Serialize;
 
-use super::names::{self, is_aside, is_next, promoted_name, short_id};
-use super::replacement::{connect_networks, force, plan, rename};
+use super::names::{self, ALIASES_LABEL, is_aside, is_next, promoted_name, short_id};
+use super::replacement::{
+    Aliases, connect_networks, force, plan, rename, service_aliases, strip_aliases,
+};
 use super::{Container, containers_of};
 
 /// A new container started next to the old one.
@@ -85,7 +95,7 @@ pub async fn start_next(
     image: Option<&str>,
 ) -> Result<Started, String> {
     let start = Instant::now();
-    let p = plan(docker, project, name, image).await?;
+    let mut p = plan(docker, project, name, image).await?;
     let (old_id, cname) = (&p.old_id, &p.cname);
     if is_next(cname) {
         return Err(format!(
@@ -102,6 +112,12 @@ pub async fn start_next(
         ));
     }
     let next_name = names::next_name(cname, old_id);
+    let aliases = serde_json::to_string(&service_aliases(&p.old)).unwrap_or_default();
+    p.body
+        .labels
+        .get_or_insert_default()
+        .insert(ALIASES_LABEL.to_string(), aliases);
+    strip_aliases(&mut p.body, &mut p.extra_networks);
     let created = docker
         .create_container(
             Some(CreateContainerOptions {
@@ -164,8 +180,13 @@ pub struct Switched {
     pub ms: u64,
 }
 
-/// Step 3 after a passed gate: the old container leaves the networks, stops and goes; the new
-/// one takes the compose name. Idempotent: it finishes a promotion that was interrupted.
+/// How long the old container, off its networks, keeps running before it is stopped: what
+/// it had accepted before the switch finishes, and nothing can reach it any more by name.
+const DRAIN: Duration = Duration::from_millis(500);
+
+/// Step 3 after a passed gate: the new container takes the service's aliases, the old one
+/// leaves its networks, drains, stops and goes; the new one takes the compose name.
+/// Idempotent: it finishes a promotion that was interrupted at any point.
 pub async fn promote(
     docker: &Docker,
     project: Option<&str>,
@@ -178,6 +199,17 @@ pub async fn promote(
     };
     let (next_id, next_name) = (n.id.clone(), n.name.clone());
     let cname = promoted_name(&next_name).unwrap_or(name).to_string();
+    let aliases = aliases_for(docker, &next_id, &current).await;
+    take_aliases(docker, &next_id, &aliases)
+        .await
+        .map_err(|e| format!("{next_name}: {e}"))?;
+    let mut left = false;
+    for c in &current {
+        left |= leave_networks(docker, &c.id).await;
+    }
+    if left {
+        tokio::time::sleep(DRAIN).await;
+    }
     for c in &current {
         retire(docker, &c.id).await?;
     }
@@ -191,25 +223,126 @@ pub async fn promote(
     })
 }
 
-/// Takes the old container out of service: off its networks first, so the engine's DNS stops
-/// handing out its address, then stopped (gracefully) and removed.
-async fn retire(docker: &Docker, id: &str) -> Result<(), String> {
-    if let Ok(c) = docker.inspect_container(id, None).await {
-        let nets = c
-            .network_settings
-            .and_then(|n| n.networks)
-            .unwrap_or_default();
-        for net in nets
-            .keys()
-            .filter(|n| !matches!(n.as_str(), "bridge" | "host" | "none"))
-        {
+/// The service aliases the start-first container `next_id` is to take: from its label, or
+/// (a container started before the label existed) from a current container's networks.
+pub(super) async fn aliases_for(docker: &Docker, next_id: &str, current: &[Container]) -> Aliases {
+    let labelled = docker
+        .inspect_container(next_id, None)
+        .await
+        .ok()
+        .and_then(|c| c.config?.labels?.remove(ALIASES_LABEL))
+        .and_then(|l| serde_json::from_str::<Aliases>(&l).ok());
+    if let Some(a) = labelled {
+        return a;
+    }
+    for c in current {
+        if let Ok(old) = docker.inspect_container(&c.id, None).await {
+            return service_aliases(&old);
+        }
+    }
+    Aliases::new()
+}
+
+/// The user networks `c` is on, with its endpoint there.
+fn endpoints(c: &ContainerInspectResponse) -> Endpoints {
+    c.network_settings
+        .as_ref()
+        .and_then(|n| n.networks.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(n, _)| !matches!(n.as_str(), "bridge" | "host" | "none"))
+        .collect()
+}
+
+type Endpoints = std::collections::BTreeMap<String, EndpointSettings>;
+
+/// Whether a promotion of the start-first container `next_id` had begun: it answers to one
+/// of the service's aliases, or (running, so [`start_next`] had connected it everywhere) it
+/// is missing one of the networks, disconnected to be reconnected with the aliases.
+pub(super) async fn promotion_begun(
+    docker: &Docker,
+    next_id: &str,
+    aliases: &Aliases,
+) -> Result<bool, String> {
+    let c = docker
+        .inspect_container(next_id, None)
+        .await
+        .map_err(|e| format!("cannot inspect {next_id}: {e}"))?;
+    let running = c.state.as_ref().and_then(|s| s.running).unwrap_or(false);
+    let on = endpoints(&c);
+    Ok(aliases.iter().any(|(net, want)| match on.get(net) {
+        None => running,
+        Some(ep) => {
+            let have = ep.aliases.clone().unwrap_or_default();
+            !want.is_empty() && want.iter().all(|a| have.contains(a))
+        }
+    }))
+}
+
+/// Connects container `id` to each network of `aliases` with those aliases (disconnecting it
+/// first where it is on the network without them; the engine takes aliases only on connect).
+/// Where it has them already, nothing changes: a promotion and a recovery both call it.
+pub(super) async fn take_aliases(
+    docker: &Docker,
+    id: &str,
+    aliases: &Aliases,
+) -> Result<(), String> {
+    let c = docker
+        .inspect_container(id, None)
+        .await
+        .map_err(|e| format!("cannot inspect {id}: {e}"))?;
+    let on = endpoints(&c);
+    for (net, want) in aliases {
+        let mut ep = EndpointSettings::default();
+        if let Some(have) = on.get(net) {
+            let got = have.aliases.clone().unwrap_or_default();
+            if want.iter().all(|a| got.contains(a)) {
+                continue;
+            }
             let req = NetworkDisconnectRequest {
                 container: id.to_string(),
                 force: Some(true),
             };
-            let _ = docker.disconnect_network(net, req).await;
+            docker
+                .disconnect_network(net, req)
+                .await
+                .map_err(|e| format!("cannot disconnect from network {net}: {e}"))?;
+            ep.links = have.links.clone();
+            ep.ipam_config = have.ipam_config.clone();
+            ep.driver_opts = have.driver_opts.clone();
         }
+        ep.aliases = Some(want.clone());
+        let req = NetworkConnectRequest {
+            container: id.to_string(),
+            endpoint_config: Some(ep),
+        };
+        docker
+            .connect_network(net, req)
+            .await
+            .map_err(|e| format!("cannot connect to network {net} with its aliases: {e}"))?;
     }
+    Ok(())
+}
+
+/// Takes container `id` off its user networks, so the engine's DNS stops handing out its
+/// address. Whether it was on any.
+async fn leave_networks(docker: &Docker, id: &str) -> bool {
+    let Ok(c) = docker.inspect_container(id, None).await else {
+        return false;
+    };
+    let nets = endpoints(&c);
+    for net in nets.keys() {
+        let req = NetworkDisconnectRequest {
+            container: id.to_string(),
+            force: Some(true),
+        };
+        let _ = docker.disconnect_network(net, req).await;
+    }
+    !nets.is_empty()
+}
+
+/// Stops the old container (gracefully) and removes it; it is off its networks by now.
+async fn retire(docker: &Docker, id: &str) -> Result<(), String> {
     let stop = StopContainerOptions {
         t: Some(10),
         ..Default::default()

@@ -57,7 +57,8 @@ pub mod deploy_api {
 
     /// Start-first, step 1: creates and starts the new container for `name` on the image it
     /// was created with (after a rebuild: the new build) next to the old one, under a
-    /// temporary name, with the old one's configuration, networks and aliases. Returns
+    /// temporary name, with the old one's configuration and networks but not yet the
+    /// service's aliases (so DNS does not name it before it listens). Returns
     /// `#{name, next_name, next_id, old_id, old_image_id, new_image_id, ms}`; gate the new
     /// container by `next_name`, then `docker::promote` or `docker::discard`. Refused for a
     /// container that publishes host ports (two containers cannot share them).
@@ -72,8 +73,9 @@ pub mod deploy_api {
         )
     }
 
-    /// Start-first, step 3 after a passed gate: the old container leaves its networks, is
-    /// stopped and removed, and the new one takes the compose name. Returns `#{name, id, ms}`.
+    /// Start-first, step 3 after a passed gate: the new container takes the service's aliases,
+    /// the old one leaves its networks, drains briefly, is stopped and removed, and the new one
+    /// takes the compose name. Returns `#{name, id, ms}`.
     #[rhai_fn(return_raw)]
     pub fn promote(ctx: NativeCallContext, name: &str) -> Result<Map, Box<EvalAltResult>> {
         step(
