@@ -379,7 +379,10 @@ fn dry_run_changes_nothing_and_builds_nothing() {
         v
     };
     let images_before = images();
-    assert!(!images_before.is_empty(), "the lab's images carry no project label");
+    assert!(
+        !images_before.is_empty(),
+        "the lab's images carry no project label"
+    );
     let (before, _) = lab.containers();
     let c = lab.rebuild(&[
         "--category",
