@@ -19,6 +19,19 @@ use serde_json::{Map, Value};
 /// Where journals live, relative to the workspace root.
 pub const STATE_DIR: &str = ".dockhand/state";
 
+/// The services of a run in the order it took them: its `_run` record's `services` (empty
+/// when the record or the list is missing, as in a journal from before it was written).
+pub fn run_services(run: Option<&Value>) -> Vec<String> {
+    run.and_then(|m| m.get("services"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Where one service's rebuild stands. The stop-first path is pending → backed-up → building
 /// → built → recreating → recreated → completed; start-first replaces the last three with
 /// starting-next → next-started → promoting; a failure ends in rolling-back → rolled-back,

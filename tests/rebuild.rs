@@ -1148,20 +1148,27 @@ fn recover_mends_a_start_first_deploy_interrupted_at_each_step() {
     assert_eq!(now.health, "healthy");
     assert!(service_alias(&now.id));
 
+    // What each "finish the promotion" case below ends with: the new container under the
+    // compose name, with the service's alias, and the old one gone.
+    let promoted = |old: &Ctr| {
+        assert!(recover().contains("recovered: promoted"));
+        let now = current();
+        assert_ne!(now.id, old.id);
+        assert_eq!(now.name, old.name);
+        assert!(service_alias(&now.id), "{:?}", aliases_on(&now.id, &net));
+        assert!(
+            inspect(&old.id, "{{.Id}}").is_empty(),
+            "the old one is left"
+        );
+        now
+    };
+
     // 3a. Killed mid-reconnect: the new container (running, gated) is off the network it
     // was to rejoin with the aliases; the old one still serves. Finish the promotion.
     let old = now;
     let next = start_next(wait);
     network(&["disconnect", &net, &next]);
-    assert!(recover().contains("recovered: promoted"));
-    let now = current();
-    assert_ne!(now.id, old.id);
-    assert_eq!(now.name, old.name);
-    assert!(service_alias(&now.id), "{:?}", aliases_on(&now.id, &net));
-    assert!(
-        inspect(&old.id, "{{.Id}}").is_empty(),
-        "the old one is left"
-    );
+    let now = promoted(&old);
 
     // 3b. Killed with the new container on the network with the aliases while the old one
     // is still connected (both named by DNS): finish the promotion.
@@ -1169,29 +1176,15 @@ fn recover_mends_a_start_first_deploy_interrupted_at_each_step() {
     let next = start_next(wait);
     reconnect_with(&next, &net, &promised_aliases(&next, &net));
     assert!(service_alias(&next) && service_alias(&old.id));
-    assert!(recover().contains("recovered: promoted"));
-    let now = current();
-    assert_ne!(now.id, old.id);
-    assert_eq!(now.name, old.name);
-    assert!(service_alias(&now.id));
-    assert!(
-        inspect(&old.id, "{{.Id}}").is_empty(),
-        "the old one is left"
-    );
+    let now = promoted(&old);
 
     // 3c. Killed after the old one left the network, before it was stopped: finish it.
     let old = now;
     let next = start_next(wait);
     reconnect_with(&next, &net, &promised_aliases(&next, &net));
     network(&["disconnect", &net, &old.id]);
-    assert!(recover().contains("recovered: promoted"));
-    let now = current();
-    assert_ne!(now.id, old.id);
+    let now = promoted(&old);
     assert_eq!(now.health, "healthy");
-    assert!(
-        inspect(&old.id, "{{.Id}}").is_empty(),
-        "the old one is left"
-    );
 
     // 4. The new one is unhealthy and the old one stopped: back to the old one.
     lab.set_build_arg(svc, "FAULT", "unhealthy");

@@ -141,15 +141,7 @@ impl Journal {
                 ..Default::default()
             },
         };
-        let order: Vec<String> = meta
-            .and_then(|m| m.get("services"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let order = crate::journal::run_services(meta);
         let rec = |name: &str, r: &Value| ServiceRec {
             name: name.to_string(),
             category: str_of(r, "category").unwrap_or_else(|| "-".into()),

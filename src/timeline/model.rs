@@ -45,22 +45,15 @@ impl Step {
         Step::Promote,
     ];
 
-    /// Every step, in legend order.
-    pub const ALL: [Step; 13] = [
-        Step::Queued,
-        Step::Build,
-        Step::DeployQueued,
-        Step::Recreate,
-        Step::StartNext,
-        Step::Health,
-        Step::Probe,
-        Step::Settle,
-        Step::Promote,
-        Step::Rollback,
-        Step::Failure,
-        Step::InFlight,
-        Step::Untimed,
-    ];
+    /// Every step, in legend order: the timed ones, then the ones a row ends with.
+    pub fn all() -> impl Iterator<Item = Step> {
+        Step::TIMED.into_iter().chain([
+            Step::Rollback,
+            Step::Failure,
+            Step::InFlight,
+            Step::Untimed,
+        ])
+    }
 
     /// The `phase_ms` key (or a name for the others).
     pub fn key(self) -> &'static str {
@@ -205,6 +198,19 @@ pub struct Timeline {
     pub critical: Vec<usize>,
 }
 
+impl Timeline {
+    /// The steps some row has a bar for, in legend order (what a legend lists).
+    pub fn steps_used(&self) -> Vec<Step> {
+        Step::all()
+            .filter(|s| {
+                self.rows
+                    .iter()
+                    .any(|r| r.segments.iter().any(|g| g.step == *s))
+            })
+            .collect()
+    }
+}
+
 fn epoch_ms_of(v: &Value, k: &str) -> Option<f64> {
     let t = humantime::parse_rfc3339_weak(v.get(k)?.as_str()?).ok()?;
     Some(t.duration_since(UNIX_EPOCH).ok()?.as_secs_f64() * 1000.0)
@@ -274,16 +280,7 @@ fn segments(r: &Value, outcome: Outcome, zero: f64, open_end: Option<f64>) -> Ve
 
 /// Record names in the run's order (`_run.services`), then the others by name.
 fn order(records: &serde_json::Map<String, Value>) -> Vec<String> {
-    let mut names: Vec<String> = records
-        .get("_run")
-        .and_then(|m| m.get("services"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut names = crate::journal::run_services(records.get("_run"));
     let mut seen: HashSet<String> = names.iter().cloned().collect();
     let mut rest: Vec<&String> = records
         .iter()

@@ -252,14 +252,7 @@ fn reason(o: &mut String, r: &Row, sc: &Scale, y: f64, colour: &str, why: &str) 
 }
 
 fn legend(o: &mut String, t: &Timeline, y: f64) {
-    let used: Vec<Step> = Step::ALL
-        .into_iter()
-        .filter(|s| {
-            t.rows
-                .iter()
-                .any(|r| r.segments.iter().any(|g| g.step == *s))
-        })
-        .collect();
+    let used = t.steps_used();
     let mut x = CAT_X;
     let mut y = y;
     for s in used {

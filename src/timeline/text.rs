@@ -110,13 +110,9 @@ pub fn render(t: &Timeline, width: usize) -> String {
         );
         let _ = writeln!(o, "{}", line.trim_end());
     }
-    let legend: Vec<String> = Step::ALL
+    let legend: Vec<String> = t
+        .steps_used()
         .into_iter()
-        .filter(|s| {
-            t.rows
-                .iter()
-                .any(|r| r.segments.iter().any(|g| g.step == *s))
-        })
         .map(|s| format!("{} {}", step_char(s), s.label()))
         .collect();
     if !legend.is_empty() {
