@@ -350,19 +350,14 @@ fn repl_on_failure_continue_skips_and_abort_fails() {
 
 #[test]
 fn repl_on_failure_without_a_terminal_aborts() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("pb.rhai"), FAILING_PLAYBOOK).unwrap();
-    let out = common::dockhand()
-        .args(["run", "pb.rhai", "--repl-on-failure"])
-        .current_dir(dir.path())
-        .env("DOCKHAND_HISTORY", dir.path().join("h"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("error: bad target broken"), "{stderr}");
-    assert!(!stderr.contains("reached the end"), "{stderr}");
+    common::Test::new()
+        .file("pb.rhai", FAILING_PLAYBOOK)
+        .args(&["run", "pb.rhai", "--repl-on-failure"])
+        .env("DOCKHAND_HISTORY", "h")
+        .status(1)
+        .stderr_has("error: bad target broken")
+        .stderr_lacks("reached the end")
+        .run();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -480,21 +475,12 @@ fn repl_timeout_is_reported_as_run_reports_it() {
 
 #[test]
 fn repl_on_failure_times_out_as_run_does() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("pb.rhai"),
-        "let x = 1;\ntime::sleep(\"30s\");\n",
-    )
-    .unwrap();
-    let out = common::dockhand()
-        .args(["run", "pb.rhai", "--repl-on-failure", "--timeout", "300ms"])
-        .current_dir(dir.path())
-        .env("DOCKHAND_HISTORY", dir.path().join("h"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("timed out after 300ms"), "{stderr}");
-    assert!(!stderr.contains("failed>"), "{stderr}");
+    common::Test::new()
+        .file("pb.rhai", "let x = 1;\ntime::sleep(\"30s\");\n")
+        .args(&["run", "pb.rhai", "--repl-on-failure", "--timeout", "300ms"])
+        .env("DOCKHAND_HISTORY", "h")
+        .status(1)
+        .stderr_has("timed out after 300ms")
+        .stderr_lacks("failed>")
+        .run();
 }
