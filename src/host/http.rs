@@ -28,6 +28,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, Map};
 
 use super::time::{human, to_duration};
 use super::{HostCtx, HostResult, fail, invalid, with_host};
+use crate::util::root_cause;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -89,18 +90,6 @@ fn declared_safe(opts: &Map) -> HostResult<bool> {
             .as_bool()
             .map_err(|_| invalid("option 'safe' must be true or false")),
     }
-}
-
-/// The innermost cause of an error ("Connection refused (os error 111)"), which says more
-/// than reqwest's outer "error sending request".
-pub(super) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut root = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        root = s.to_string();
-        src = s.source();
-    }
-    root
 }
 
 fn describe_error(

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::error::snippet;
 use super::settings::{Settings, Version};
 use super::{Error, Options};
+use crate::util::root_cause;
 
 /// A connection to one InfluxDB server. Cheap to share behind an `Arc`; sends nothing until
 /// asked.
@@ -257,15 +258,6 @@ impl Client {
             message: self.settings.redact(message),
         }
     }
-}
-
-/// The innermost cause of an error ("Connection refused (os error 111)"), which says more
-/// than reqwest's outer "error sending request".
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    std::iter::successors(Some(e), |e| e.source())
-        .last()
-        .map(ToString::to_string)
-        .unwrap_or_default()
 }
 
 /// Used by the unit tests of this module's siblings.

@@ -11,6 +11,15 @@ pub mod yaml;
 
 pub use lock::lock;
 
+/// The innermost cause of an error ("Connection refused (os error 111)"), which says more
+/// than an HTTP client's outer "error sending request".
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(e), |e| e.source())
+        .last()
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     /// The sources of this module, as compiled.
