@@ -153,16 +153,7 @@ fn once_follows_a_real_rebuild_while_it_runs_and_after_it_ends() {
     }
     let services = ["weather-api", "sports-api"];
     let lab = Lab::start("monitor", &services);
-    let mut child = lab.spawn_rebuild(&[
-        "--service",
-        services[0],
-        "--service",
-        services[1],
-        "--build-arg",
-        "VERSION=2",
-        "--run",
-        "mon1",
-    ]);
+    let mut child = lab.spawn_rebuild(&common::rebuild_args(&services, "VERSION=2", "mon1"));
     // Drain the rebuild's output so a full pipe never blocks it.
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();

@@ -7,30 +7,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::containers::Ctr;
 use common::{BIN, Lab};
 use serde_json::Value;
-
-/// These tests each run a lab and time health gates; run them one at a time so a loaded
-/// 2-core CI machine does not turn a healthy service into a timed-out one.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// One container of the lab, from `docker inspect`.
-#[derive(Debug, Clone)]
-struct Ctr {
-    name: String,
-    id: String,
-    image: String,
-    health: String,
-}
 
 impl Lab {
     /// Adds a build arg to one service in the compose file (a "bad upgrade").
@@ -41,44 +24,6 @@ impl Lab {
         assert!(text.contains(&anchor), "no build args for {service}");
         let text = text.replacen(&anchor, &format!("{anchor}        {key}: \"{value}\"\n"), 1);
         std::fs::write(f, text).unwrap();
-    }
-
-    /// Every container of the project (running or not), keyed by compose service; a
-    /// service with two containers (a recreate left half done) appears twice in `all`.
-    fn containers(&self) -> (BTreeMap<String, Ctr>, Vec<Ctr>) {
-        let mut by_service = BTreeMap::new();
-        let mut all = Vec::new();
-        for c in &self.inspect_all() {
-            let ctr = Ctr {
-                name: c["Name"].as_str().unwrap().trim_start_matches('/').into(),
-                id: c["Id"].as_str().unwrap().into(),
-                image: c["Image"].as_str().unwrap().into(),
-                health: c["State"]["Health"]["Status"]
-                    .as_str()
-                    .unwrap_or("none")
-                    .into(),
-            };
-            let svc = c["Config"]["Labels"]["com.docker.compose.service"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            by_service.insert(svc, ctr.clone());
-            all.push(ctr);
-        }
-        (by_service, all)
-    }
-
-    /// Waits until `services` are healthy (a just-restored container needs a moment).
-    fn wait_healthy(&self, services: &[&str], within: Duration) -> BTreeMap<String, Ctr> {
-        common::poll_until(
-            within,
-            || self.containers().0,
-            |by| {
-                services
-                    .iter()
-                    .all(|s| by.get(*s).is_some_and(|c| c.health == "healthy"))
-            },
-        )
     }
 }
 
@@ -105,25 +50,15 @@ fn fault_case(
     extra: &[&str],
     reason_has: &str,
 ) {
-    let _serial = serial();
-    if !common::docker_lab_ready("rebuild test") {
+    let Some(_turn) = common::lab_turn("rebuild test") else {
         return;
-    }
+    };
     let lab = Lab::start(&format!("dhrb{tag}"), &[svc, neighbour]);
-    let (before, _) = lab.containers();
+    let before = lab.containers();
     for (k, v) in bad {
         lab.set_build_arg(svc, k, v);
     }
-    let mut args = vec![
-        "--service",
-        svc,
-        "--service",
-        neighbour,
-        "--build-arg",
-        "VERSION=2",
-        "--run",
-        "r1",
-    ];
+    let mut args = common::rebuild_args(&[svc, neighbour], "VERSION=2", "r1");
     args.extend_from_slice(extra);
     let (code, stdout, stderr) = output(lab.rebuild(&args));
     let show = format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
@@ -301,13 +236,12 @@ fn fault_error_lines_in_logs_are_rolled_back() {
 /// the policy must stop the others before they touch anything, whatever the order.
 #[test]
 fn category_stop_policy_leaves_the_rest_of_the_category_untouched() {
-    let _serial = serial();
-    if !common::docker_lab_ready("rebuild test") {
+    let Some(_turn) = common::lab_turn("rebuild test") else {
         return;
-    }
+    };
     let core = ["data-api", "websocket-ingestion", "admin-api"];
     let lab = Lab::start("dhrbstop", &core);
-    let (before, _) = lab.containers();
+    let before = lab.containers();
     for svc in core {
         lab.set_build_arg(svc, "FAIL_BUILD", "1");
     }
@@ -338,7 +272,7 @@ fn category_stop_policy_leaves_the_rest_of_the_category_untouched() {
     }
     assert_eq!(failed.len(), 1, "exactly one build ran: {failed:?}\n{show}");
     assert_eq!(stopped.len(), 2, "{stopped:?}\n{show}");
-    let (after, _) = lab.containers();
+    let after = lab.containers();
     for svc in core {
         assert_eq!(
             after[svc].id, before[svc].id,
@@ -357,10 +291,9 @@ fn category_stop_policy_leaves_the_rest_of_the_category_untouched() {
 
 #[test]
 fn dry_run_changes_nothing_and_builds_nothing() {
-    let _serial = serial();
-    if !common::docker_lab_ready("rebuild test") {
+    let Some(_turn) = common::lab_turn("rebuild test") else {
         return;
-    }
+    };
     let lab = Lab::start("dhrbdry", &["weather-api", "sports-api"]);
     // This lab's images only (Compose labels what it builds with the project): other tests
     // and builds on the same engine add and remove their own images meanwhile.
@@ -383,7 +316,7 @@ fn dry_run_changes_nothing_and_builds_nothing() {
         !images_before.is_empty(),
         "the lab's images carry no project label"
     );
-    let (before, _) = lab.containers();
+    let before = lab.containers();
     let c = lab.rebuild(&[
         "--category",
         "integration",
@@ -422,7 +355,7 @@ fn dry_run_changes_nothing_and_builds_nothing() {
         "{actions:?}"
     );
     assert!(stderr.contains("then gate"), "{stderr}");
-    let (after, _) = lab.containers();
+    let after = lab.containers();
     for (svc, c) in &before {
         assert_eq!(after[svc].id, c.id, "{svc}: container changed");
         assert_eq!(after[svc].image, c.image, "{svc}: image changed");
@@ -440,12 +373,11 @@ fn dry_run_changes_nothing_and_builds_nothing() {
 
 #[test]
 fn recover_puts_back_a_container_left_aside_by_a_killed_recreate() {
-    let _serial = serial();
-    if !common::docker_lab_ready("rebuild test") {
+    let Some(_turn) = common::lab_turn("rebuild test") else {
         return;
-    }
+    };
     let lab = Lab::start("dhrbrec", &["weather-api"]);
-    let (before, _) = lab.containers();
+    let before = lab.containers();
     let c = &before["weather-api"];
     // What a SIGKILL between "rename aside" and "create" leaves behind.
     let aside = format!("{}_dockhand_old_{}", c.name, &c.id[..12]);
@@ -471,7 +403,8 @@ fn recover_puts_back_a_container_left_aside_by_a_killed_recreate() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("restored:"), "{stderr}");
     assert!(stderr.contains("again: none"), "{stderr}");
-    let (after, all) = lab.containers();
+    let all = lab.all_containers();
+    let after = common::containers::by_service(&all);
     assert_eq!(after["weather-api"].name, c.name, "name not restored");
     assert_eq!(after["weather-api"].id, c.id);
     assert_eq!(all.len(), before.len(), "{all:?}");
@@ -483,15 +416,14 @@ fn recover_puts_back_a_container_left_aside_by_a_killed_recreate() {
 /// valid with each service completed or rolled back.
 #[test]
 fn killed_at_any_point_continue_ends_all_healthy() {
-    let _serial = serial();
-    if !common::docker_lab_ready("rebuild test") {
+    let Some(_turn) = common::lab_turn("rebuild test") else {
         return;
-    }
+    };
     let good = ["weather-api", "sports-api"];
     let bad = "carbon-intensity";
     let lab = Lab::start("dhrbkill", &["weather-api", "sports-api", bad]);
     lab.set_build_arg(bad, "FAULT", "unhealthy");
-    let (start, _) = lab.containers();
+    let start = lab.containers();
     let n_containers = start.len();
 
     // (line to wait for, how many of them, extra delay): each kill point. Completions are
@@ -516,20 +448,8 @@ fn killed_at_any_point_continue_ends_all_healthy() {
         let run = format!("k{i}");
         // Never built before (BuildKit would answer an earlier run's build from its cache).
         let version = format!("VERSION={}-{}", i + 2, std::process::id());
-        let args = [
-            "--service",
-            "weather-api",
-            "--service",
-            "sports-api",
-            "--service",
-            bad,
-            "--build-arg",
-            &version,
-            "--health-timeout",
-            "8s",
-            "--run",
-            &run,
-        ];
+        let mut args = common::rebuild_args(&["weather-api", "sports-api", bad], &version, &run);
+        args.extend(["--health-timeout", "8s"]);
         let mut c = lab.rebuild(&args);
         let mut child = c
             .stdin(std::process::Stdio::null())
@@ -569,7 +489,7 @@ fn killed_at_any_point_continue_ends_all_healthy() {
 
         let j = lab.journal(&run);
         let by = lab.wait_healthy(&["weather-api", "sports-api", bad], Duration::from_secs(20));
-        let (_, all) = lab.containers();
+        let all = lab.all_containers();
         assert_eq!(
             all.len(),
             n_containers,
@@ -604,12 +524,11 @@ fn killed_at_any_point_continue_ends_all_healthy() {
 // with `--build-arg VERSION=2` (infrastructure untouched). Takes ~8 minutes on 2 cores.
 #[test]
 fn full_lab_rebuild_ends_all_healthy_with_timings() {
-    let _serial = serial();
-    if !common::docker_lab_ready("rebuild test") {
+    let Some(_turn) = common::lab_turn("rebuild test") else {
         return;
-    }
+    };
     let lab = Lab::start("dhrbfull", &[]);
-    let (before, _) = lab.containers();
+    let before = lab.containers();
     assert_eq!(before.len(), 45, "the whole lab: {:?}", before.keys());
     let (code, stdout, stderr) =
         output(lab.rebuild(&["--all", "--build-arg", "VERSION=2", "--run", "full1"]));
@@ -618,7 +537,7 @@ fn full_lab_rebuild_ends_all_healthy_with_timings() {
     let records = j["records"].as_object().unwrap();
     let services: Vec<&String> = records.keys().filter(|k| !k.starts_with('_')).collect();
     assert_eq!(services.len(), 44, "{services:?}");
-    let (after, _) = lab.containers();
+    let after = lab.containers();
     for svc in services {
         let r = &records[svc];
         assert_eq!(r["status"], "completed", "{svc}: {r}");
@@ -649,12 +568,11 @@ fn full_lab_rebuild_ends_all_healthy_with_timings() {
 /// and a second rebuild finds the cache the first one filled.
 #[test]
 fn integration_rebuild_with_a_buildkit_cache_mount_completes() {
-    let _serial = serial();
-    if !common::docker_lab_ready("rebuild test") {
+    let Some(_turn) = common::lab_turn("rebuild test") else {
         return;
-    }
+    };
     let lab = Lab::start("dhrbbkcache", &["weather-api"]);
-    let (before, _) = lab.containers();
+    let before = lab.containers();
     // A pip-style service: same knobs as the lab's service image, plus a cached install.
     let src = std::fs::read_to_string(lab.dir().join("service/Dockerfile")).unwrap();
     let pip = src.replacen(
@@ -874,24 +792,18 @@ impl Drop for Events {
 /// later `docker compose up -d` recreates nothing. The stop-first neighbour still works.
 #[test]
 fn start_first_deploy_stops_the_old_container_only_after_the_new_one_is_healthy() {
-    let _serial = serial();
-    if !common::docker_lab_ready("rebuild test") {
+    let Some(_turn) = common::lab_turn("rebuild test") else {
         return;
-    }
+    };
     let lab = Lab::start("dhrbsf", &["weather-api", "sports-api"]);
     lab.set_order("weather-api", "start-first");
-    let (before, _) = lab.containers();
+    let before = lab.containers();
     let events = Events::watch(&lab.project);
-    let (code, stdout, stderr) = output(lab.rebuild(&[
-        "--service",
-        "weather-api",
-        "--service",
-        "sports-api",
-        "--build-arg",
+    let (code, stdout, stderr) = output(lab.rebuild(&common::rebuild_args(
+        &["weather-api", "sports-api"],
         "VERSION=2",
-        "--run",
         "sf1",
-    ]));
+    )));
     let show = format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
     assert_eq!(code, 0, "{show}");
     let j = lab.journal("sf1");
@@ -941,7 +853,8 @@ fn start_first_deploy_stops_the_old_container_only_after_the_new_one_is_healthy(
             .unwrap()
             > 0.0
     );
-    let (after, all) = lab.containers();
+    let all = lab.all_containers();
+    let after = common::containers::by_service(&all);
     assert_eq!(
         all.len(),
         before.len(),
@@ -994,7 +907,7 @@ fn start_first_deploy_stops_the_old_container_only_after_the_new_one_is_healthy(
         "{}",
         String::from_utf8_lossy(&up.stderr)
     );
-    let (again, _) = lab.containers();
+    let again = lab.containers();
     assert_eq!(
         again["weather-api"].id, new.id,
         "docker compose up -d recreated it"
@@ -1006,33 +919,26 @@ fn start_first_deploy_stops_the_old_container_only_after_the_new_one_is_healthy(
 /// compose image name points back at what runs.
 #[test]
 fn start_first_failed_gate_removes_the_new_container_and_never_stops_the_old() {
-    let _serial = serial();
-    if !common::docker_lab_ready("rebuild test") {
+    let Some(_turn) = common::lab_turn("rebuild test") else {
         return;
-    }
+    };
     let lab = Lab::start("dhrbsfbad", &["weather-api"]);
     lab.set_order("weather-api", "start-first");
     lab.set_build_arg("weather-api", "FAULT", "unhealthy");
-    let (before, _) = lab.containers();
+    let before = lab.containers();
     let old = &before["weather-api"];
     let started_at = inspect(&old.id, "{{.State.StartedAt}}");
-    let (code, stdout, stderr) = output(lab.rebuild(&[
-        "--service",
-        "weather-api",
-        "--build-arg",
-        "VERSION=2",
-        "--health-timeout",
-        "8s",
-        "--run",
-        "sfb",
-    ]));
+    let mut args = common::rebuild_args(&["weather-api"], "VERSION=2", "sfb");
+    args.extend(["--health-timeout", "8s"]);
+    let (code, stdout, stderr) = output(lab.rebuild(&args));
     let show = format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
     assert_eq!(code, 1, "{show}");
     let j = lab.journal("sfb");
     let r = record(&j, "weather-api");
     assert_eq!(r["status"], "rolled-back", "{r}\n{show}");
     assert_eq!(r["order"], "start-first");
-    let (after, all) = lab.containers();
+    let all = lab.all_containers();
+    let after = common::containers::by_service(&all);
     assert!(
         all.iter().all(|c| !c.name.contains("_dockhand_next_")),
         "the new container was left behind: {all:?}"
@@ -1072,13 +978,12 @@ fn start_first_failed_gate_removes_the_new_container_and_never_stops_the_old() {
 /// removed and the old one put back on its network with its aliases and started again.
 #[test]
 fn recover_mends_a_start_first_deploy_interrupted_at_each_step() {
-    let _serial = serial();
-    if !common::docker_lab_ready("rebuild test") {
+    let Some(_turn) = common::lab_turn("rebuild test") else {
         return;
-    }
+    };
     let lab = Lab::start("dhrbsfrec", &["weather-api"]);
     let svc = "weather-api";
-    let current = || lab.containers().0[svc].clone();
+    let current = || lab.containers()[svc].clone();
     let start_next = |then: &str| {
         let (code, _, stderr) = lab.script(&format!(
             "let n = docker::start_next(\"{svc}\");\nprint(`next: ${{n.next_name}}`);\n{then}"
@@ -1209,7 +1114,7 @@ fn recover_mends_a_start_first_deploy_interrupted_at_each_step() {
     let by = lab.wait_healthy(&[svc], Duration::from_secs(30));
     assert_eq!(by[svc].id, old.id, "the old container is not back");
     assert_eq!(by[svc].health, "healthy");
-    let (_, all) = lab.containers();
+    let all = lab.all_containers();
     assert!(
         all.iter().all(|c| !c.name.contains("_dockhand_next_")),
         "{all:?}"

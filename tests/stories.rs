@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
+use common::containers::Ctr;
 use common::{BIN, Lab};
 use serde_json::Value;
 
@@ -28,24 +29,13 @@ const PLAYBOOKS: [&str; 8] = [
     "rollback.rhai",
 ];
 
-/// The lab tests run one at a time: each times health gates on a 2-core machine.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// One container of the lab, from `docker inspect`.
-#[derive(Debug, Clone)]
-struct Ctr {
-    id: String,
-    image: String,
-    health: String,
-    started_at: String,
-    version: String,
-}
-
-/// The lab and the playbooks in a fresh workspace, InfluxDB plus `only` up.
-fn lab_up(tag: &str, only: &[&str]) -> Lab {
+/// A story test's start: its turn ([`common::lab_turn`]), then the lab and the playbooks
+/// in a fresh workspace, InfluxDB plus `only` up. `None`: skip the test.
+fn lab_up(tag: &str, only: &[&str]) -> Option<(std::sync::MutexGuard<'static, ()>, Lab)> {
+    let turn = common::lab_turn("story test")?;
     let lab = Lab::new(&format!("dhst{tag}")).with_playbooks();
     lab.up(only, &[]);
-    lab
+    Some((turn, lab))
 }
 
 impl Lab {
@@ -67,52 +57,7 @@ impl Lab {
             .current_dir(self.ws.path())
             .output()
             .unwrap();
-        Played {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// Every container of the project, keyed by compose service.
-    fn containers(&self) -> BTreeMap<String, Ctr> {
-        let mut by_service = BTreeMap::new();
-        for c in &self.inspect_all() {
-            let svc = c["Config"]["Labels"]["com.docker.compose.service"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            by_service.insert(
-                svc,
-                Ctr {
-                    id: c["Id"].as_str().unwrap().into(),
-                    image: c["Image"].as_str().unwrap().into(),
-                    health: c["State"]["Health"]["Status"]
-                        .as_str()
-                        .unwrap_or("none")
-                        .into(),
-                    started_at: c["State"]["StartedAt"].as_str().unwrap_or("").into(),
-                    version: c["Config"]["Labels"]["homeiq.version"]
-                        .as_str()
-                        .unwrap_or("")
-                        .into(),
-                },
-            );
-        }
-        by_service
-    }
-
-    /// Waits until `services` are healthy; returns the containers as last seen.
-    fn wait_healthy(&self, services: &[&str], within: Duration) -> BTreeMap<String, Ctr> {
-        common::poll_until(
-            within,
-            || self.containers(),
-            |by| {
-                services
-                    .iter()
-                    .all(|s| by.get(*s).is_some_and(|c| c.health == "healthy"))
-            },
-        )
+        Played::from(out)
     }
 
     /// Runs a small script in the workspace (with the lab's project in use).
@@ -129,11 +74,24 @@ impl Lab {
             .env("NO_COLOR", "1")
             .output()
             .unwrap();
-        Played {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Played::from(out)
+    }
+}
+
+type Containers = BTreeMap<String, Ctr>;
+type Rebuilt = (Played, Value, Containers, Containers);
+
+impl Lab {
+    /// Runs a story playbook over `set` (already up) with `--build-arg VERSION=2 --run
+    /// RUN`, which must succeed. Returns what is left to check: its output, its journal,
+    /// and the containers before it and after it (once the set is healthy again).
+    fn rebuild_story(&self, playbook: &str, run: &str, set: &[&str]) -> Rebuilt {
+        let before = self.containers();
+        let r = self.play(playbook, &["--build-arg", "VERSION=2", "--run", run]);
+        assert_eq!(r.code, 0, "{}", r.show());
+        let j = self.journal(run);
+        let after = self.wait_healthy(set, Duration::from_secs(20));
+        (r, j, before, after)
     }
 }
 
@@ -141,6 +99,16 @@ struct Played {
     code: i32,
     stdout: String,
     stderr: String,
+}
+
+impl From<std::process::Output> for Played {
+    fn from(out: std::process::Output) -> Played {
+        Played {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
 }
 
 impl Played {
@@ -222,11 +190,9 @@ fn story_playbooks_compile_and_declare_their_options() {
 
 #[test]
 fn story3_restarts_influxdb_without_losing_points() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !common::docker_lab_ready("story test") {
+    let Some((_turn, lab)) = lab_up("s3", &["websocket-ingestion"]) else {
         return;
-    }
-    let lab = lab_up("s3", &["websocket-ingestion"]);
+    };
     // Let the writer put a few points in first, so "no data loss" has something to lose.
     let warm = lab.script(
         r#"import "playbooks/lib/stories" as stories;
@@ -286,25 +252,16 @@ print(`points: ${stories::influx_count(db)}`);"#,
 
 #[test]
 fn story4_rebuilds_the_core_services_in_order_with_data_flowing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !common::docker_lab_ready("story test") {
-        return;
-    }
     let core = [
         "data-api",
         "websocket-ingestion",
         "admin-api",
         "data-retention",
     ];
-    let lab = lab_up("s4", &core);
-    let before = lab.containers();
-    let r = lab.play(
-        "story-04-core-services.rhai",
-        &["--build-arg", "VERSION=2", "--run", "s4"],
-    );
-    assert_eq!(r.code, 0, "{}", r.show());
-    let j = lab.journal("s4");
-    let after = lab.wait_healthy(&core, Duration::from_secs(20));
+    let Some((_turn, lab)) = lab_up("s4", &core) else {
+        return;
+    };
+    let (r, j, before, after) = lab.rebuild_story("story-04-core-services.rhai", "s4", &core);
     let mut previous_end = String::new();
     for svc in core {
         let rec = record(&j, svc);
@@ -359,18 +316,8 @@ fn story4_rebuilds_the_core_services_in_order_with_data_flowing() {
         ),
     )
     .unwrap();
-    let args = [
-        "--service",
-        "admin-api",
-        "--service",
-        "data-retention",
-        "--build-arg",
-        "VERSION=3",
-        "--health-timeout",
-        "5s",
-        "--run",
-        "s4bad",
-    ];
+    let mut args = common::rebuild_args(&["admin-api", "data-retention"], "VERSION=3", "s4bad");
+    args.extend(["--health-timeout", "5s"]);
     let r = lab.play("story-04-core-services.rhai", &args);
     assert_eq!(r.code, 1, "{}", r.show());
     let j = lab.journal("s4bad");
@@ -431,20 +378,11 @@ fn story4_rebuilds_the_core_services_in_order_with_data_flowing() {
 
 #[test]
 fn story9_rebuilds_its_pair_in_parallel_and_checks_endpoints() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !common::docker_lab_ready("story test") {
-        return;
-    }
     let set = ["energy-correlator", "rule-recommendation-ml"];
-    let lab = lab_up("s9", &set);
-    let before = lab.containers();
-    let r = lab.play(
-        "story-09-analytics.rhai",
-        &["--build-arg", "VERSION=2", "--run", "s9"],
-    );
-    assert_eq!(r.code, 0, "{}", r.show());
-    let j = lab.journal("s9");
-    let after = lab.wait_healthy(&set, Duration::from_secs(20));
+    let Some((_turn, lab)) = lab_up("s9", &set) else {
+        return;
+    };
+    let (r, j, before, after) = lab.rebuild_story("story-09-analytics.rhai", "s9", &set);
     for svc in set {
         let rec = record(&j, svc);
         assert_eq!(rec["status"], "completed", "{svc}: {rec}\n{}", r.show());
@@ -470,25 +408,14 @@ fn story9_rebuilds_its_pair_in_parallel_and_checks_endpoints() {
 
 #[test]
 fn rollback_restores_the_pre_run_images_of_a_batch_rebuild() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !common::docker_lab_ready("story test") {
-        return;
-    }
     let set = ["weather-api", "sports-api"];
-    let lab = lab_up("rb", &set);
+    let Some((_turn, lab)) = lab_up("rb", &set) else {
+        return;
+    };
     let before = lab.containers();
     let r = lab.play(
         "batch-rebuild.rhai",
-        &[
-            "--service",
-            "weather-api",
-            "--service",
-            "sports-api",
-            "--build-arg",
-            "VERSION=2",
-            "--run",
-            "b1",
-        ],
+        &common::rebuild_args(&set, "VERSION=2", "b1"),
     );
     assert_eq!(r.code, 0, "batch rebuild: {}", r.show());
     let rebuilt = lab.wait_healthy(&set, Duration::from_secs(20));

@@ -286,9 +286,6 @@ fn story_12_report_renders_every_section_from_a_journal_and_validation_results()
 
 // ------------------------------------------------------------------------------ the lab
 
-/// The lab tests run one at a time: each brings up containers on a 2-core machine.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 impl Lab {
     /// `dockhand validate --json` (the shipped validation) with script options.
     /// `validate-services.rhai` with `opts`, words split on spaces ("--window 3s").
@@ -363,10 +360,9 @@ fn docker(args: &[&str]) {
 
 #[test]
 fn validate_services_passes_on_a_healthy_lab_and_names_each_injected_fault() {
-    if !common::docker_lab_ready("validate lab test") {
+    let Some(_turn) = common::lab_turn("validate lab test") else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let lab = Lab::new("validatesvc");
     let only = ["websocket-ingestion", "weather-api", "sports-api"];
     lab.up(&only, &[]);

@@ -137,20 +137,7 @@ pub enum Command {
     /// Run a playbook. Options after the playbook name are the playbook's own (see
     /// `dockhand run PLAYBOOK --help`).
     #[command(disable_help_flag = true)]
-    Run {
-        /// Print help (of the playbook, when one is named).
-        #[arg(short, long)]
-        help: bool,
-        /// The playbook file (.rhai).
-        playbook: Option<PathBuf>,
-        /// The playbook's options, e.g. --batch-size 8.
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "OPTIONS"
-        )]
-        args: Vec<String>,
-    },
+    Run(PlaybookArgs),
     /// Compile playbooks without running them: syntax, parameter declarations, imports.
     Check {
         /// Files to check.
@@ -170,24 +157,14 @@ pub enum Command {
     /// config file (`--every 5m`: also periodically). Options as for `run`; Ctrl-C stops.
     #[command(disable_help_flag = true)]
     Watch {
-        /// Print help (of the playbook, when one is named).
-        #[arg(short, long)]
-        help: bool,
         /// Also run every DURATION (e.g. 5m); a save runs it at once.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         every: Option<Duration>,
         /// Wait this long for a save's file events to settle [default: 30ms].
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         debounce: Option<Duration>,
-        /// The playbook file (.rhai).
-        playbook: Option<PathBuf>,
-        /// The playbook's options, e.g. --config services.yaml.
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "OPTIONS"
-        )]
-        args: Vec<String>,
+        #[command(flatten)]
+        target: PlaybookArgs,
     },
     /// The HomeIQ lab fleet: build it from nothing, inspect it, take it down.
     Lab(lab::LabArgs),
@@ -203,6 +180,41 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
+}
+
+/// What `run` and `watch` take: a playbook and the playbook's own options. Their `--help`
+/// is the playbook's (its parameter declarations), so it is passed on, not handled by clap.
+#[derive(Debug, Args)]
+pub struct PlaybookArgs {
+    /// Print help (of the playbook, when one is named).
+    #[arg(short, long)]
+    help: bool,
+    /// The playbook file (.rhai).
+    playbook: Option<PathBuf>,
+    /// The playbook's options, e.g. --batch-size 8 or --config services.yaml.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "OPTIONS"
+    )]
+    args: Vec<String>,
+}
+
+impl PlaybookArgs {
+    /// The playbook and its options (`--help` passed on to it), or, when no playbook is
+    /// named, the exit code after printing the `subcommand`'s own help (0 if asked for).
+    fn resolve(self, subcommand: &str) -> Result<(PathBuf, Vec<String>), i32> {
+        let Some(playbook) = self.playbook else {
+            let mut cmd = Cli::command();
+            let _ = cmd.find_subcommand_mut(subcommand).map(|c| c.print_help());
+            return Err(if self.help { 0 } else { 2 });
+        };
+        let mut args = self.args;
+        if self.help {
+            args.push("--help".into());
+        }
+        Ok((playbook, args))
+    }
 }
 
 /// Writes an output file the user named (`--junit FILE`, `docs -o FILE`), with an error
@@ -265,50 +277,24 @@ pub fn main() -> i32 {
     };
     crate::startup::mark("cli-parsed");
     let mut log_opts = cli.global.clone();
-    if let Command::Run { args, .. } | Command::Watch { args, .. } = &cli.command {
-        run::logging_overrides(&mut log_opts, args);
+    if let Command::Run(target) | Command::Watch { target, .. } = &cli.command {
+        run::logging_overrides(&mut log_opts, &target.args);
     }
     logging::init(&log_opts);
     crate::startup::mark("logging-ready");
     let result = match cli.command {
-        Command::Run {
-            help,
-            playbook,
-            mut args,
-        } => match playbook {
-            Some(p) => {
-                if help {
-                    args.push("--help".into());
-                }
-                run::run(&cli.global, &p, &args)
-            }
-            None => {
-                let mut cmd = Cli::command();
-                let _ = cmd.find_subcommand_mut("run").map(|c| c.print_help());
-                Ok(if help { 0 } else { 2 })
-            }
+        Command::Run(target) => match target.resolve("run") {
+            Ok((p, args)) => run::run(&cli.global, &p, &args),
+            Err(code) => Ok(code),
         },
         Command::Watch {
-            help,
             every,
             debounce,
-            playbook: Some(p),
-            mut args,
-        } => {
-            if help {
-                args.push("--help".into());
-            }
-            watch::watch(&cli.global, &p, &args, every, debounce)
-        }
-        Command::Watch {
-            playbook: None,
-            help,
-            ..
-        } => {
-            let mut cmd = Cli::command();
-            let _ = cmd.find_subcommand_mut("watch").map(|c| c.print_help());
-            Ok(if help { 0 } else { 2 })
-        }
+            target,
+        } => match target.resolve("watch") {
+            Ok((p, args)) => watch::watch(&cli.global, &p, &args, every, debounce),
+            Err(code) => Ok(code),
+        },
         Command::Check { files } => check::check(&cli.global, &files),
         Command::Docs {
             definitions,

@@ -215,35 +215,37 @@ pub struct Infrastructure {
     pub health_timeout_s: Option<u64>,
 }
 
+/// A category's settings. Every key may be left out (the default below), so the struct
+/// takes its defaults as a whole rather than field by field.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Category {
-    #[serde(default)]
     pub description: String,
-    #[serde(default = "low")]
     pub risk: Risk,
-    #[serde(default)]
     pub batch_size: Option<u64>,
-    #[serde(default = "continue_")]
     pub on_failure: OnFailure,
-    #[serde(default)]
     pub max_failures: Option<u64>,
     /// Whether `batch-rebuild` includes it (the core services have their own story).
-    #[serde(default = "yes")]
     pub batch_rebuild: bool,
-    #[serde(default)]
     pub latency_budget_ms: Option<u64>,
-    #[serde(default)]
     pub health_timeout_s: Option<u64>,
-    #[serde(default)]
     pub order: Option<DeployOrder>,
 }
 
-fn low() -> Risk {
-    Risk::Low
-}
-fn continue_() -> OnFailure {
-    OnFailure::Continue
+impl Default for Category {
+    fn default() -> Self {
+        Category {
+            description: String::new(),
+            risk: Risk::Low,
+            batch_size: None,
+            on_failure: OnFailure::Continue,
+            max_failures: None,
+            batch_rebuild: true,
+            latency_budget_ms: None,
+            health_timeout_s: None,
+            order: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -2,6 +2,7 @@
 //! workspace, run the real `dockhand` binary there, and assert on status, stdout and stderr.
 
 #![allow(dead_code)]
+pub mod containers;
 pub mod influx;
 
 use std::io::{BufRead, BufReader, Write};
@@ -319,6 +320,26 @@ pub fn docker_lab_ready(what: &str) -> bool {
             false
         }
     }
+}
+
+/// The rebuild options most lab tests pass: `--service` for each of `services`, one
+/// `--build-arg` (`"VERSION=2"`) and `--run RUN`; a test adds its own after them.
+pub fn rebuild_args<'a>(services: &[&'a str], build_arg: &'a str, run: &'a str) -> Vec<&'a str> {
+    let mut args = Vec::with_capacity(services.len() * 2 + 4);
+    for svc in services {
+        args.extend(["--service", svc]);
+    }
+    args.extend(["--build-arg", build_arg, "--run", run]);
+    args
+}
+
+/// The start of a lab test: its turn (the lab tests of one binary run one at a time; each
+/// times health gates on a 2-core machine), or `None` when [`docker_lab_ready`] says to
+/// skip it. Hold the guard for the whole test: `let Some(_turn) = lab_turn("…") else { return };`
+pub fn lab_turn(what: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    docker_lab_ready(what).then_some(turn)
 }
 
 /// Copies a directory tree (a lab or the playbooks into a test's workspace).
