@@ -153,8 +153,23 @@ impl FailureKind {
 }
 
 /// Classifies a failed build from what the builder printed (BuildKit or classic).
+///
+/// The builder's own machinery failing under a step wins over the step's words: with many
+/// solves at once (44 in the all-at-once rebuild bench), engine 20.10's BuildKit failed
+/// steps that had not run with `executor failed running [...]: flightcontrol: exceeded
+/// retry timeout` — no exit code, nothing the Dockerfile did, and gone on a retry. A step
+/// that really failed ends with its exit code instead.
 pub fn classify(output: &str) -> FailureKind {
     let o = output.to_lowercase();
+    let engine = [
+        "flightcontrol:",
+        "rpc error: code = unavailable",
+        "transport is closing",
+        "connection reset by peer",
+    ];
+    if engine.iter().any(|s| o.contains(s)) {
+        return FailureKind::Engine;
+    }
     let step = [
         "did not complete successfully",
         "executor failed running",
@@ -395,6 +410,13 @@ mod tests {
             FailureKind::Step
         );
         assert_eq!(classify("error during connect: EOF"), FailureKind::Engine);
+        // Seen in the all-at-once rebuild bench: BuildKit's contention, not the step.
+        assert_eq!(
+            classify(
+                "failed to solve: executor failed running [/bin/sh -c if [ \"$FAIL_BUILD\" = 1 ]; then exit 1; fi]: flightcontrol: exceeded retry timeout"
+            ),
+            FailureKind::Engine
+        );
     }
 
     #[test]
