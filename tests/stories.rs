@@ -38,6 +38,9 @@ fn lab_up(tag: &str, only: &[&str]) -> Option<(std::sync::MutexGuard<'static, ()
     Some((turn, lab))
 }
 
+type Containers = BTreeMap<String, Ctr>;
+type Rebuilt = (Played, Value, Containers, Containers);
+
 impl Lab {
     /// `dockhand run playbooks/<playbook> --json` in this workspace, on this lab.
     fn play(&self, playbook: &str, args: &[&str]) -> Played {
@@ -76,12 +79,7 @@ impl Lab {
             .unwrap();
         Played::from(out)
     }
-}
 
-type Containers = BTreeMap<String, Ctr>;
-type Rebuilt = (Played, Value, Containers, Containers);
-
-impl Lab {
     /// Runs a story playbook over `set` (already up) with `--build-arg VERSION=2 --run
     /// RUN`, which must succeed. Returns what is left to check: its output, its journal,
     /// and the containers before it and after it (once the set is healthy again).

@@ -25,12 +25,18 @@ pub struct Ctr {
 
 impl Ctr {
     fn from_inspect(c: &Value) -> Ctr {
+        // Name, id and image every container has: a missing one is a broken reading, not
+        // an empty value two readings could agree on.
+        let must = |key: &str| match c[key].as_str() {
+            Some(v) => v.to_string(),
+            None => panic!("docker inspect gave no {key}: {c}"),
+        };
         let text = |v: &Value| v.as_str().unwrap_or("").to_string();
         Ctr {
             service: text(&c["Config"]["Labels"]["com.docker.compose.service"]),
-            name: text(&c["Name"]).trim_start_matches('/').into(),
-            id: text(&c["Id"]),
-            image: text(&c["Image"]),
+            name: must("Name").trim_start_matches('/').into(),
+            id: must("Id"),
+            image: must("Image"),
             health: c["State"]["Health"]["Status"]
                 .as_str()
                 .unwrap_or("none")
