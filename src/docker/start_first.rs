@@ -299,12 +299,7 @@ pub(super) async fn take_aliases(
             if want.iter().all(|a| got.contains(a)) {
                 continue;
             }
-            let req = NetworkDisconnectRequest {
-                container: id.to_string(),
-                force: Some(true),
-            };
-            docker
-                .disconnect_network(net, req)
+            disconnect(docker, net, id)
                 .await
                 .map_err(|e| format!("cannot disconnect from network {net}: {e}"))?;
             ep.links = have.links.clone();
@@ -332,13 +327,18 @@ async fn leave_networks(docker: &Docker, id: &str) -> bool {
     };
     let nets = endpoints(&c);
     for net in nets.keys() {
-        let req = NetworkDisconnectRequest {
-            container: id.to_string(),
-            force: Some(true),
-        };
-        let _ = docker.disconnect_network(net, req).await;
+        let _ = disconnect(docker, net, id).await;
     }
     !nets.is_empty()
+}
+
+/// Takes container `id` off network `net` (forced: it is running).
+async fn disconnect(docker: &Docker, net: &str, id: &str) -> Result<(), bollard::errors::Error> {
+    let req = NetworkDisconnectRequest {
+        container: id.to_string(),
+        force: Some(true),
+    };
+    docker.disconnect_network(net, req).await
 }
 
 /// Stops the old container (gracefully) and removes it; it is off its networks by now.
