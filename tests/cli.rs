@@ -619,3 +619,15 @@ fn a_run_needs_nothing_from_the_environment() {
         .stderr_has("cannot reach Docker at unix:///nonexistent/docker.sock")
         .run();
 }
+
+#[test]
+fn watch_refuses_trace_before_anything_runs() {
+    let r = Test::new()
+        .file("main.rhai", PARAMS)
+        .args(&["watch", "main.rhai", "--trace", "t.json"])
+        .status(2)
+        .stderr_has("--trace writes one run's trace: use it with `dockhand run`, not `watch`")
+        .run();
+    assert!(!r.path("ran.txt").exists());
+    assert!(!r.path("t.json").exists());
+}

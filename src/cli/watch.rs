@@ -101,7 +101,7 @@ fn watch_inner(
             return Ok(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    if matches.contains_id("trace") && matches.get_one::<std::path::PathBuf>("trace").is_some() {
+    if matches.get_one::<std::path::PathBuf>("trace").is_some() {
         return Err(Error::Usage(
             "--trace writes one run's trace: use it with `dockhand run`, not `watch`".into(),
         ));
