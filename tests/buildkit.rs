@@ -503,3 +503,78 @@ fn a_build_past_its_timeout_is_stopped() {
         .unwrap();
     assert!(!exists.status.success(), "a stopped build tagged {tag}");
 }
+
+/// `batch: true`: builds asked for together go to BuildKit as one solve, and a solve that
+/// fails is built again service by service, so the good services still get their images and
+/// the bad one its own step failure.
+#[test]
+fn batched_builds_share_a_solve_and_a_failure_stays_with_its_service() {
+    if !ready() {
+        return;
+    }
+    let project = format!("dhbkbatch{}", std::process::id());
+    let tag = |s: &str| format!("{project}-dh-{s}:latest");
+    let _images = Images(["a", "b", "c", "bad"].iter().map(|s| tag(s)).collect());
+    let mut compose = String::from("services:\n");
+    for s in ["a", "b", "c", "bad"] {
+        compose += &format!("  {s}:\n    build: ./{s}\n");
+    }
+    let file = |s: &str| {
+        format!(
+            "FROM {BASE}\nRUN echo {s}-{} > /built\n",
+            std::process::id()
+        )
+    };
+    let script = format!(
+        r#"
+fn build_one(s) {{
+    let b = docker::build(#{{ compose_file: "compose.yml", service: s, project: "{project}",
+        tag: `{project}-dh-${{s}}:latest`, batch: true, log: `logs/${{s}}.log` }});
+    #{{ service: s, together: b.together, image: b.image_id }}
+}}
+let good = parallel(["a", "b", "c"], 3, Fn("build_one"));
+for r in good {{ print(`ok ${{r.service}} together=${{r.together}} image=${{r.image}}`); }}
+print(`max together=${{good.map(|r| r.together).reduce(|a, b| if a > b {{ a }} else {{ b }})}}`);
+let mixed = parallel(["a", "bad"], 2, Fn("build_one"));
+print(`a after a failed solve: ${{if is_error(mixed[0]) {{ mixed[0].message }} else {{ "built" }}}}`);
+print(`bad: ${{mixed[1].message}}`);
+"#
+    );
+    let out = Test::new()
+        .file("compose.yml", &compose)
+        .file("a/Dockerfile", &file("a"))
+        .file("b/Dockerfile", &file("b"))
+        .file("c/Dockerfile", &file("c"))
+        .file(
+            "bad/Dockerfile",
+            &format!("FROM {BASE}\nRUN echo failing-on-purpose && exit 3\n"),
+        )
+        .script(&script)
+        .stderr_has("ok a together=")
+        .stderr_has("ok c together=")
+        .stderr_has("max together=")
+        .stderr_has("a after a failed solve: built")
+        .stderr_has("[build step failed]")
+        .run();
+    let printed = out.stderr();
+    let max: usize = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("max together="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("max together line");
+    assert!(
+        max >= 2,
+        "three builds asked for at once were never solved together:\n{printed}"
+    );
+    for s in ["a", "b", "c"] {
+        let ok = Command::new("docker")
+            .args(["image", "inspect", &tag(s)])
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "no image {} after the batch", tag(s));
+    }
+    assert!(
+        !printed.contains("image=()"),
+        "a batched build returned no image id:\n{printed}"
+    );
+}

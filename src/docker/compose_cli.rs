@@ -7,7 +7,7 @@
 //! (no secrets, no ssh, no progress stream), and a hand-written session would be a second
 //! BuildKit client to keep in step with Docker's. Compose v2 *is* the tool whose output we
 //! promise to match (`docker compose build`), it ships as one static binary, and it builds one
-//! service per call with every `build:` key. So a compose service is built by
+//! service per call with every `build:` key (or several: `build/batch.rs`). So a compose service is built by
 //! `docker compose -p P -f FILE build SERVICE` — the result is by construction the image
 //! `docker compose build` makes — and a build that is not a compose service (a script's
 //! `docker::build(#{context: ...})`) by the same command on a one-service compose file
@@ -124,7 +124,8 @@ pub struct ComposeBuild {
     pub project_dir: PathBuf,
     /// A compose file given on standard input after `files` (an override or the whole file).
     pub stdin_file: Option<String>,
-    pub service: String,
+    /// The services to build: one, or several built in one BuildKit solve (`batch.rs`).
+    pub services: Vec<String>,
     pub build_args: Vec<(String, String)>,
     pub no_cache: bool,
 }
@@ -260,7 +261,7 @@ pub async fn run_build(
     for (k, v) in &b.build_args {
         cmd.arg("--build-arg").arg(format!("{k}={v}"));
     }
-    cmd.arg("--").arg(&b.service);
+    cmd.arg("--").args(&b.services);
     // Its own process group: `docker compose` runs the plugin as a child process, so stopping
     // the build (cancel, time-out) must stop the whole group, not just `docker`.
     cmd.stdin(Stdio::piped())

@@ -305,7 +305,15 @@ pub mod docker_api {
     /// duration: the builder is stopped after it) and `log` (file for the builder's output,
     /// default `logs/builds/<tag>.log`).
     ///
-    /// Returns `#{image_id, tag, ms, log, builder}` (`builder` is "buildkit" or "classic"). A
+    /// `batch: true` (compose services, BuildKit): builds asked for at the same time from the
+    /// same compose file with the same `build_args` and `no_cache` are done as one BuildKit
+    /// solve, as `docker compose build A B C` does (what arrives while a solve runs goes in
+    /// the next one); a failed solve is built again service by service, so each call still
+    /// gets its own verdict. The rebuild batches its builds this way.
+    ///
+    /// Returns `#{image_id, tag, ms, queued_ms, together, log, builder}` (`builder` is
+    /// "buildkit" or "classic"; `together` is how many builds the solve made, `queued_ms` how
+    /// long a batched build waited for the solve before its own to end). A
     /// failed build fails with the builder's error line, and the message ends with its kind:
     /// `[build step failed]` or `[build config invalid]` (deterministic: retrying will not
     /// help) or `[engine error]`; `docker::failure_kind(e)` reads that kind from the caught

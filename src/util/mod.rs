@@ -1,11 +1,12 @@
 //! Leaf helpers every layer may use: poison-tolerant locks, durations and sizes for humans,
-//! plain-text tables, the YAML nesting guard.
+//! plain-text tables, the YAML nesting guard, the host's free memory.
 //!
 //! Nothing here names another module of the crate, so any module can depend on it without
 //! making a cycle; the test below keeps it that way.
 
 pub mod human;
 pub mod lock;
+pub mod meminfo;
 pub mod table;
 pub mod yaml;
 
@@ -23,10 +24,11 @@ pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     /// The sources of this module, as compiled.
-    const SOURCES: [(&str, &str); 5] = [
+    const SOURCES: [(&str, &str); 6] = [
         ("mod.rs", include_str!("mod.rs")),
         ("human.rs", include_str!("human.rs")),
         ("lock.rs", include_str!("lock.rs")),
+        ("meminfo.rs", include_str!("meminfo.rs")),
         ("table.rs", include_str!("table.rs")),
         ("yaml.rs", include_str!("yaml.rs")),
     ];

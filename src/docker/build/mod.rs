@@ -26,8 +26,10 @@ use serde::Serialize;
 pub use super::compose_cli::FailureKind;
 use super::compose_cli::{self, ComposeBuild, ComposeCli, yaml_str};
 
+mod batch;
 mod context;
 mod request;
+pub use batch::build_batched;
 pub use context::{DockerIgnore, pack_context, pack_context_for};
 use context::{INLINE_DOCKERFILE, with_inline_dockerfile};
 pub use request::{compose_spec, default_log, describe};
@@ -131,7 +133,12 @@ pub struct BuildSpec {
 pub struct Built {
     pub image_id: String,
     pub tag: String,
+    /// The build's own time (for a batched build: its solve's).
     pub ms: u64,
+    /// How long a batched build waited for the solve before it to end (0 otherwise).
+    pub queued_ms: u64,
+    /// How many builds its solve made (1 unless batched).
+    pub together: usize,
     /// Number of output lines the builder printed.
     pub lines: usize,
     /// `buildkit` or `classic`.
@@ -198,19 +205,30 @@ pub async fn build(
         image_id,
         tag: spec.tag.clone(),
         ms: start.elapsed().as_millis() as u64,
+        queued_ms: 0,
+        together: 1,
         lines,
         builder: builder.into(),
     })
 }
 
-/// [`build`], stopped after `timeout`: dropping the build kills the builder process with it.
+/// [`build`] (or [`build_batched`] when `batch`), stopped after `timeout`: dropping the build
+/// kills the builder process with it.
 pub async fn build_within(
     docker: &Docker,
     spec: &BuildSpec,
     log: Option<&Path>,
     timeout: std::time::Duration,
+    batch: bool,
 ) -> Result<Built, BuildError> {
-    match tokio::time::timeout(timeout, build(docker, spec, log)).await {
+    let work = async {
+        if batch {
+            build_batched(docker, spec, log).await
+        } else {
+            build(docker, spec, log).await
+        }
+    };
+    match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
         Err(_) => Err(BuildError::failed(
             FailureKind::Engine,
@@ -326,13 +344,30 @@ async fn build_buildkit(
     log_file: Option<&mut std::fs::File>,
     log: Option<&Path>,
 ) -> Result<usize, BuildError> {
+    let (ok, lines) = compose_cli::run_build(cli, &compose_job(spec), log_file).await?;
+    if ok {
+        return Ok(lines.len());
+    }
+    Err(buildkit_failure(spec, &lines, log))
+}
+
+/// The failure of `spec`'s BuildKit build, from what compose printed.
+fn buildkit_failure(spec: &BuildSpec, lines: &[String], log: Option<&Path>) -> BuildError {
+    let (culprit, verdict) = compose_cli::culprit(lines);
+    let kind = compose_cli::classify(&lines.join("\n"));
+    failure(&spec.tag, &culprit, &verdict, kind, log)
+}
+
+/// The compose build that makes `spec`: its service, with the image name the caller chose
+/// (given on standard input over the project's files), or a one-service file of its own.
+fn compose_job(spec: &BuildSpec) -> ComposeBuild {
     let mut args: Vec<(String, String)> = spec
         .args
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     args.sort();
-    let job = match &spec.compose {
+    match &spec.compose {
         Some(src) => ComposeBuild {
             project: src.project.clone(),
             files: src.files.iter().map(|f| compose_cli::absolute(f)).collect(),
@@ -343,12 +378,8 @@ async fn build_buildkit(
                     .unwrap_or(Path::new(".")),
             ),
             // The image name is the caller's (the rebuild tags what the container runs).
-            stdin_file: Some(format!(
-                "services:\n  {}:\n    image: {}\n",
-                yaml_str(&src.service),
-                yaml_str(&spec.tag)
-            )),
-            service: src.service.clone(),
+            stdin_file: Some(format!("services:\n{}", image_override(src, spec))),
+            services: vec![src.service.clone()],
             build_args: args,
             no_cache: spec.no_cache,
         },
@@ -357,18 +388,20 @@ async fn build_buildkit(
             files: Vec::new(),
             project_dir: compose_cli::absolute(&spec.context),
             stdin_file: Some(adhoc_compose_file(spec)),
-            service: "build".into(),
+            services: vec!["build".into()],
             build_args: args,
             no_cache: spec.no_cache,
         },
-    };
-    let (ok, lines) = compose_cli::run_build(cli, &job, log_file).await?;
-    if ok {
-        return Ok(lines.len());
     }
-    let (culprit, verdict) = compose_cli::culprit(&lines);
-    let kind = compose_cli::classify(&lines.join("\n"));
-    Err(failure(&spec.tag, &culprit, &verdict, kind, log))
+}
+
+/// `  SERVICE:\n    image: TAG\n`, one service's entry in the override file.
+fn image_override(src: &ComposeSource, spec: &BuildSpec) -> String {
+    format!(
+        "  {}:\n    image: {}\n",
+        yaml_str(&src.service),
+        yaml_str(&spec.tag)
+    )
 }
 
 /// The classic builder's options for `spec`.

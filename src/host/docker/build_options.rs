@@ -21,9 +21,11 @@ struct BuildRequest {
     detail: String,
     /// Give up (and stop the builder) after this long.
     timeout: Option<Duration>,
+    /// Share a solve with the builds asked for at the same time (`build::build_batched`).
+    batch: bool,
 }
 
-const BUILD_COMMON: &[&str] = &["tag", "build_args", "no_cache", "log", "timeout"];
+const BUILD_COMMON: &[&str] = &["tag", "build_args", "no_cache", "log", "timeout", "batch"];
 const BUILD_FROM_COMPOSE: &[&str] = &["service", "compose_file", "project"];
 const BUILD_FROM_DIR: &[&str] = &[
     "context",
@@ -93,6 +95,7 @@ fn build_request(h: &HostCtx, opts: &Map) -> HostResult<BuildRequest> {
         log_rel,
         detail: build::describe(&spec, &from),
         timeout: opts.get("timeout").map(to_duration).transpose()?,
+        batch: opt_flag(opts, "batch")?,
         spec,
     })
 }
@@ -164,11 +167,16 @@ pub(super) fn build(h: &HostCtx, opts: &Map) -> HostResult<Map> {
     let (spec, log_path, log_rel) = (req.spec, req.log_path, req.log_rel);
     let abs_log = log_path.to_string_lossy().into_owned();
     let timeout = req.timeout.unwrap_or(Duration::MAX);
+    let batch = req.batch;
     let built = h
-        .block_on(async move { build::build_within(&d, &spec, Some(&log_path), timeout).await })?
+        .block_on(
+            async move { build::build_within(&d, &spec, Some(&log_path), timeout, batch).await },
+        )?
         .map_err(|e| build_failure(e.map_message(|m| m.replace(&abs_log, &log_rel))))?;
     out.insert("image_id".into(), built.image_id.into());
     out.insert("ms".into(), (built.ms as INT).into());
+    out.insert("queued_ms".into(), (built.queued_ms as INT).into());
+    out.insert("together".into(), (built.together as INT).into());
     out.insert("builder".into(), built.builder.into());
     Ok(out)
 }

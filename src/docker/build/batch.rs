@@ -1,0 +1,270 @@
+//! Builds that arrive together, done as one BuildKit solve.
+//!
+//! **Why.** `docker compose build` hands BuildKit every service of the project in one solve:
+//! one compose process, one BuildKit session, the shared base stages resolved once, and
+//! BuildKit schedules the steps itself. A rebuild that builds each service by its own
+//! `docker compose build SERVICE` pays a compose process, a project load and a session per
+//! service, and on a 2-core host those builds compete with each other for the CPU the
+//! solves need: measured here, 12 services as 12 compose builds at once took 1.2–2.2× the
+//! wall time of the same 12 in one `docker compose build`.
+//!
+//! **How.** Like a database's group commit. A build asked for with `batch` joins the queue
+//! of its compose project (same files, same build args, same `--no-cache`). If no solve of
+//! that queue is running, one starts after a short gathering pause with everything queued;
+//! builds that arrive while it runs wait and go together in the next one. So the batch size
+//! follows the caller's own concurrency (the rebuild's build slots) and there is no fixed
+//! wait: a lone build starts at once, a burst becomes one solve.
+//!
+//! **Memory.** A solve does not start while the host is short of memory (`wait_for_memory`):
+//! a build count that suits one machine can exhaust another, and the waiting shows up as the
+//! builds' queue time, not as an OOM-killed engine.
+//!
+//! **Failures stay per service.** A solve that fails says little about which target failed
+//! and stops the rest, so a failed batch is built again one service at a time (concurrently):
+//! each caller gets its own verdict, its own failure kind and its own log, and the services
+//! that were fine come out of BuildKit's cache in a moment. A caller that stops waiting
+//! (time-out, cancel) leaves the solve to the others; when every caller of a solve is gone
+//! the compose process is killed.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use tokio::sync::oneshot;
+
+use super::{BuildError, BuildSpec, Built, FailureKind, compose_cli, open_log};
+
+/// How long the first build of a burst waits for the others before its solve starts: the
+/// rebuild's workers take their build slots within microseconds of each other.
+const GATHER: Duration = Duration::from_millis(30);
+
+/// What builds can share a solve: the same project, files, args and cache setting.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    project: String,
+    files: Vec<PathBuf>,
+    args: Vec<(String, String)>,
+    no_cache: bool,
+}
+
+/// One caller's build waiting in a queue.
+struct Job {
+    spec: BuildSpec,
+    log: Option<PathBuf>,
+    asked: Instant,
+    reply: oneshot::Sender<Result<Built, BuildError>>,
+}
+
+/// The queues, by key. A key is present while its driver task runs.
+static QUEUES: LazyLock<Mutex<HashMap<Key, Vec<Job>>>> = LazyLock::new(Default::default);
+
+fn queues() -> std::sync::MutexGuard<'static, HashMap<Key, Vec<Job>>> {
+    QUEUES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Builds `spec` (a compose service's build) in one solve with the other batched builds of
+/// its project that are waiting at the same time. Anything else — not a compose service, or
+/// no Compose v2 to solve with — is built on its own by [`super::build`].
+pub async fn build_batched(
+    docker: &Docker,
+    spec: &BuildSpec,
+    log: Option<&std::path::Path>,
+) -> Result<Built, BuildError> {
+    let (Some(src), Some(_)) = (&spec.compose, compose_cli::buildkit()) else {
+        return super::build(docker, spec, log).await;
+    };
+    let mut args: Vec<(String, String)> = spec.args.clone().into_iter().collect();
+    args.sort();
+    let key = Key {
+        project: src.project.clone(),
+        files: src.files.clone(),
+        args,
+        no_cache: spec.no_cache,
+    };
+    let (reply, answer) = oneshot::channel();
+    let job = Job {
+        spec: spec.clone(),
+        log: log.map(PathBuf::from),
+        asked: Instant::now(),
+        reply,
+    };
+    let start_driver = {
+        let mut q = queues();
+        let first = !q.contains_key(&key);
+        q.entry(key.clone()).or_default().push(job);
+        first
+    };
+    if start_driver {
+        tokio::spawn(drive(key, docker.clone()));
+    }
+    answer.await.unwrap_or_else(|_| {
+        Err(BuildError::failed(
+            FailureKind::Engine,
+            format!("the batched build of {} ended without an answer", spec.tag),
+        ))
+    })
+}
+
+/// Runs the solves of one queue until it is empty, then removes it (under the same lock a
+/// new caller checks, so no job is left without a driver).
+async fn drive(key: Key, docker: Docker) {
+    tokio::time::sleep(GATHER).await;
+    loop {
+        let jobs = {
+            let mut q = queues();
+            let jobs = q.get_mut(&key).map(std::mem::take).unwrap_or_default();
+            if jobs.is_empty() {
+                q.remove(&key);
+                return;
+            }
+            jobs
+        };
+        solve(&docker, jobs).await;
+    }
+}
+
+/// A solve does not start while the host has less than this much memory available...
+const MIN_FREE_BYTES: u64 = 512 << 20;
+/// ...or less than this percentage of its memory.
+const MIN_FREE_PERCENT: u64 = 5;
+/// How long a solve waits for memory before it starts anyway (and says so).
+const MEMORY_WAIT: Duration = Duration::from_secs(300);
+
+/// Waits while the host is short of memory (see the constants above): the builds are the
+/// part of a rebuild that can exhaust it, and the fixed build count cannot know the host.
+async fn wait_for_memory(n: usize) {
+    let since = Instant::now();
+    let mut said = false;
+    while let Some(m) = crate::util::meminfo::Memory::read() {
+        if !m.below(MIN_FREE_BYTES, MIN_FREE_PERCENT) {
+            return;
+        }
+        if since.elapsed() > MEMORY_WAIT {
+            tracing::warn!("starting {n} build(s) anyway after {MEMORY_WAIT:?} of low memory");
+            return;
+        }
+        if !said {
+            tracing::warn!(
+                "{n} build(s) wait: {} MiB of {} MiB available, under the build floor",
+                m.available >> 20,
+                m.total >> 20
+            );
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One solve of `jobs`, each caller answered.
+async fn solve(docker: &Docker, jobs: Vec<Job>) {
+    wait_for_memory(jobs.len()).await;
+    let started = Instant::now();
+    let cli = compose_cli::buildkit();
+    let (Some(cli), true) = (cli, jobs.len() > 1) else {
+        return one_by_one(docker, jobs).await;
+    };
+    let names: Vec<String> = jobs.iter().map(|j| j.spec.tag.clone()).collect();
+    let job = together(&jobs);
+    let outcome = tokio::select! {
+        r = compose_cli::run_build(cli, &job, None) => Some(r),
+        () = abandoned(&jobs) => None,
+    };
+    let Some(outcome) = outcome else { return };
+    let (ok, lines) = match outcome {
+        Ok(r) => r,
+        Err(e) => (false, vec![e]),
+    };
+    write_logs(&jobs, &names, &lines);
+    if !ok {
+        tracing::info!(
+            "the solve of {} builds together failed; building each alone to find which",
+            jobs.len()
+        );
+        return one_by_one(docker, jobs).await;
+    }
+    let ms = started.elapsed().as_millis() as u64;
+    for j in jobs {
+        let r = inspect(docker, &j.spec.tag).await.map(|image_id| Built {
+            image_id,
+            tag: j.spec.tag.clone(),
+            ms,
+            queued_ms: started.duration_since(j.asked).as_millis() as u64,
+            together: names.len(),
+            lines: lines.len(),
+            builder: "buildkit".into(),
+        });
+        let _ = j.reply.send(r);
+    }
+}
+
+/// The compose build of every job's service in one call, each with its caller's image name.
+fn together(jobs: &[Job]) -> compose_cli::ComposeBuild {
+    let mut job = super::compose_job(&jobs[0].spec);
+    let mut over = String::from("services:\n");
+    job.services.clear();
+    for j in jobs {
+        if let Some(src) = &j.spec.compose {
+            over += &super::image_override(src, &j.spec);
+            job.services.push(src.service.clone());
+        }
+    }
+    job.stdin_file = Some(over);
+    job
+}
+
+/// Each job built on its own, all at once; each caller gets its own answer.
+async fn one_by_one(docker: &Docker, jobs: Vec<Job>) {
+    let builds = jobs.into_iter().map(|j| async move {
+        if j.reply.is_closed() {
+            return;
+        }
+        let r = super::build(docker, &j.spec, j.log.as_deref()).await;
+        let _ = j.reply.send(r);
+    });
+    futures_util::future::join_all(builds).await;
+}
+
+/// Resolves once every caller of `jobs` has stopped waiting (timed out, cancelled).
+async fn abandoned(jobs: &[Job]) {
+    loop {
+        if jobs.iter().all(|j| j.reply.is_closed()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The solve's output in each job's build log, after a line naming the services it built.
+fn write_logs(jobs: &[Job], tags: &[String], lines: &[String]) {
+    for j in jobs {
+        let Ok(Some(mut f)) = open_log(j.log.as_deref()) else {
+            continue;
+        };
+        let _ = writeln!(
+            f,
+            "dockhand: {} built in one BuildKit solve with {} others: {}",
+            j.spec.tag,
+            tags.len() - 1,
+            tags.join(", ")
+        );
+        for l in lines {
+            let _ = writeln!(f, "{l}");
+        }
+    }
+}
+
+async fn inspect(docker: &Docker, tag: &str) -> Result<String, BuildError> {
+    docker
+        .inspect_image(tag)
+        .await
+        .ok()
+        .and_then(|i| i.id)
+        .ok_or_else(|| {
+            let what =
+                format!("the build of {tag} reported success but the engine has no image {tag}");
+            BuildError::failed(FailureKind::Engine, what)
+        })
+}
