@@ -124,6 +124,14 @@ fn run_option_args() -> Vec<Arg> {
             .help("Write the rebuild run(s) as a Chrome/Perfetto trace to FILE at the end")
             .help_heading("Run options")
             .value_parser(clap::value_parser!(std::path::PathBuf)),
+        Arg::new("otlp")
+            .long("otlp")
+            .value_name("URL")
+            .help(
+                "Send the rebuild run(s) as OpenTelemetry spans (OTLP/HTTP) to URL at the end, \
+                 e.g. http://localhost:4318 [default: $OTEL_EXPORTER_OTLP_ENDPOINT]",
+            )
+            .help_heading("Run options"),
         Arg::new("root")
             .long("root")
             .value_name("DIR")
@@ -293,6 +301,14 @@ fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i3
         let root = opts.root.clone().unwrap_or_else(|| ".".into());
         crate::timeline::TraceOnExit::start(root, p.clone())
     });
+    let otlp = crate::timeline::otlp::endpoint(
+        matches.get_one::<String>("otlp").map(String::as_str),
+        |k| std::env::var(k).ok(),
+    )
+    .map(|url| {
+        let root = opts.root.clone().unwrap_or_else(|| ".".into());
+        crate::timeline::OtlpOnExit::start(root, url)
+    });
     // --repl-on-failure: the REPL owns Ctrl-C (it stops the running step, not the process).
     let result = if matches.get_flag("repl-on-failure") {
         let rt = opts.runtime_builder().build()?;
@@ -306,6 +322,9 @@ fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i3
     };
     if let Some(t) = trace {
         t.write();
+    }
+    if let Some(o) = otlp {
+        o.export();
     }
     match result {
         Ok(outcome) => Ok(finish(&opts, &outcome)),
