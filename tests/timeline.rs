@@ -319,6 +319,13 @@ fn run_otlp_sends_the_run_as_a_tree_of_spans() {
         .stderr_has("exported run tl-2 as 11 span(s)")
         .run();
     assert_eq!(rx.spans().len(), 22);
+    // A run stopped by --timeout still exports what its journal holds.
+    fixture_run("loop { time::sleep(\"50ms\"); }")
+        .args(&["--otlp", &rx.url, "--timeout", "1s"])
+        .status(1)
+        .stderr_has("exported run tl-2 as 11 span(s)")
+        .run();
+    assert_eq!(rx.spans().len(), 33);
 }
 
 /// A collector that is not there (a closed port) costs a warning, never the exit code.
