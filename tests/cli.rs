@@ -630,4 +630,11 @@ fn watch_refuses_trace_before_anything_runs() {
         .run();
     assert!(!r.path("ran.txt").exists());
     assert!(!r.path("t.json").exists());
+    let r = Test::new()
+        .file("main.rhai", PARAMS)
+        .args(&["watch", "main.rhai", "--otlp", "http://127.0.0.1:1"])
+        .status(2)
+        .stderr_has("--otlp exports one run's spans: use it with `dockhand run`, not `watch`")
+        .run();
+    assert!(!r.path("ran.txt").exists());
 }

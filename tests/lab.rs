@@ -56,9 +56,19 @@ fn compose_files_and_service_config_agree() {
         );
         *by_category.entry(category.to_string()).or_default() += 1;
     }
+    // Infrastructure (InfluxDB, the Jaeger stand-in) is in both files, under its own key.
+    let infra = config["infrastructure"]
+        .as_object()
+        .expect("infrastructure");
+    for name in infra.keys() {
+        let c = compose_services
+            .get(name)
+            .unwrap_or_else(|| panic!("infrastructure {name} is not in docker-compose.yml"));
+        assert_eq!(c["labels"]["homeiq.category"], "infrastructure", "{name}");
+    }
     let compose_names: BTreeSet<&String> = compose_services
         .keys()
-        .filter(|n| n.as_str() != "influxdb")
+        .filter(|n| !infra.contains_key(n.as_str()))
         .collect();
     let config_names: BTreeSet<&String> = config_services.keys().collect();
     assert_eq!(compose_names, config_names, "service sets differ");
@@ -140,7 +150,7 @@ fn lab_up_from_nothing_with_a_fault_data_flowing_then_down() {
             "3m",
         ])
         .stderr_has("building homeiq-base")
-        .stderr_has("3/4 healthy")
+        .stderr_has("4/5 healthy")
         .run();
     let v = r.json();
     let states = v.as_array().expect("array of services");
@@ -151,6 +161,7 @@ fn lab_up_from_nothing_with_a_fault_data_flowing_then_down() {
             .map(|s| s["status"].as_str().unwrap_or("").to_string())
     };
     assert_eq!(status("influxdb").as_deref(), Some("healthy"));
+    assert_eq!(status("jaeger").as_deref(), Some("healthy"));
     assert_eq!(status("data-api").as_deref(), Some("healthy"));
     assert_eq!(status("websocket-ingestion").as_deref(), Some("healthy"));
     assert_eq!(

@@ -186,11 +186,67 @@ fn story_playbooks_compile_and_declare_their_options() {
     );
 }
 
+/// The IP of `service`'s container on the lab's network.
+fn ip_of(lab: &Lab, service: &str) -> String {
+    let c = &lab.containers()[service];
+    let out = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &c.id,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The OTLP bodies the Jaeger stand-in keeps in its volume, copied out and decoded.
+fn stand_in_spans(lab: &Lab) -> Vec<Value> {
+    let c = &lab.containers()["jaeger"];
+    let to = lab.ws.path().join("jaeger-bodies");
+    let _ = std::fs::remove_dir_all(&to);
+    let ok = Command::new("docker")
+        .args(["cp", &format!("{}:/data/bodies", c.id)])
+        .arg(&to)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "docker cp of the stand-in's bodies failed");
+    let mut files: Vec<_> = std::fs::read_dir(&to)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pb"))
+        .collect();
+    files.sort();
+    common::otlp::decode(&files)
+}
+
 #[test]
-fn story3_restarts_influxdb_without_losing_points() {
+fn story3_restarts_influxdb_and_jaeger_without_losing_points_or_spans() {
     let Some((_turn, lab)) = lab_up("s3", &["websocket-ingestion"]) else {
         return;
     };
+    let decode = common::otlp::python_ready("story 3's span decoding");
+    // A real rebuild exports its spans to the Jaeger stand-in first, so "no span lost" has
+    // something to lose.
+    let otlp = format!("http://{}:4318", ip_of(&lab, "jaeger"));
+    let rb = lab
+        .rebuild(&common::rebuild_args(
+            &["websocket-ingestion"],
+            "VERSION=2",
+            "s3-rb",
+        ))
+        .args(["--all", "--otlp", &otlp])
+        .output()
+        .unwrap();
+    let rb = Played::from(rb);
+    assert_eq!(rb.code, 0, "{}", rb.show());
+    assert!(
+        rb.stderr.contains("exported run s3-rb as "),
+        "{}",
+        rb.show()
+    );
     // Let the writer put a few points in first, so "no data loss" has something to lose.
     let warm = lab.script(
         r#"import "playbooks/lib/stories" as stories;
@@ -215,30 +271,59 @@ print(`points: ${stories::influx_count(db)}`);"#,
     );
     assert!(row["new_points"].as_i64().unwrap() >= 1, "{}", r.show());
     assert!(row["healthy_ms"].as_i64().unwrap() < 120_000);
+    let jrow = &v["value"]["services"][1];
+    assert_eq!(jrow["service"], "jaeger", "{}", r.show());
+    let bodies_before = jrow["before"].as_i64().expect("OTLP bodies before");
+    assert!(bodies_before >= 1, "{}", r.show());
+    assert!(
+        jrow["after"].as_i64().unwrap() >= bodies_before,
+        "{}",
+        r.show()
+    );
+    assert!(jrow["new_points"].as_i64().unwrap() >= 1, "{}", r.show());
     for name in [
         "influxdb healthy within",
         "influxdb /ping answers",
         "influxdb kept its points",
         "influxdb receives new points",
+        "jaeger healthy within",
+        "jaeger / answers",
+        "jaeger kept its spans",
+        "jaeger receives new spans",
     ] {
         assert!(r.check(name).0, "{name}\n{}", r.show());
     }
 
     // Really restarted (same container, started again), and healthy.
     let after = lab.wait_healthy(
-        &["influxdb", "websocket-ingestion"],
+        &["influxdb", "jaeger", "websocket-ingestion"],
         Duration::from_secs(20),
     );
-    assert_eq!(after["influxdb"].id, before["influxdb"].id, "not a restart");
-    assert_ne!(
-        after["influxdb"].started_at, before["influxdb"].started_at,
-        "influxdb was not restarted"
-    );
-    assert_eq!(after["influxdb"].health, "healthy");
+    for infra in ["influxdb", "jaeger"] {
+        assert_eq!(after[infra].id, before[infra].id, "{infra}: not a restart");
+        assert_ne!(
+            after[infra].started_at, before[infra].started_at,
+            "{infra} was not restarted"
+        );
+        assert_eq!(after[infra].health, "healthy");
+    }
+    // The spans sent before the restart are still there, whole: the rebuild's tree decodes.
+    if decode {
+        let spans = stand_in_spans(&lab);
+        let (services, phases) = common::otlp::check_tree(&spans, "s3-rb");
+        assert_eq!(services.len(), 1, "{services:#?}");
+        assert_eq!(services[0]["name"], "websocket-ingestion");
+        assert!(!phases.is_empty());
+        eprintln!(
+            "story 3: the stand-in kept {} span(s) across its restart",
+            spans.len()
+        );
+    }
     // The restart is in the journal, for monitoring.
     let j = lab.journal("s3");
     let rec = record(&j, "influxdb");
     assert_eq!(rec["status"], "completed", "{rec}");
+    assert_eq!(record(&j, "jaeger")["status"], "completed");
     assert_eq!(rec["points_before"].as_i64(), Some(points_before));
     assert!(rec["restarted_at"].is_string(), "{rec}");
     assert_eq!(j["records"]["_run"]["status"], "completed");

@@ -1,7 +1,8 @@
 //! `dockhand report timeline` and the monitor's text timeline through the real binary, on
 //! journal fixtures (`tests/fixtures/timeline`, made by its `generate.py`): the SVG parses
 //! as XML with a row for every service, hostile service names stay text, the Chrome trace
-//! is JSON with the right events.
+//! is JSON with the right events; `run --otlp` sends OpenTelemetry spans a receiver decodes
+//! with the official protobuf definitions (`tests/otlp_receiver.py`).
 
 mod common;
 
@@ -281,14 +282,81 @@ fn run_trace_writes_the_rebuild_the_playbook_ran() {
         .run();
 }
 
+/// A script that writes the two-service fixture as its run's journal, then ends as `end`.
+fn fixture_run(end: &str) -> Test {
+    Test::new().file("fixture.json", TWO).script(&format!(
+        r#"fs::write(".dockhand/state/tl-2.json", fs::read("fixture.json")); {end}"#
+    ))
+}
+
+/// `run --otlp URL` and `OTEL_EXPORTER_OTLP_ENDPOINT`: the run's journal arrives as a
+/// run -> service -> phase tree, decoded by the official definitions; the exit code stays
+/// the playbook's.
+#[test]
+fn run_otlp_sends_the_run_as_a_tree_of_spans() {
+    if !common::otlp::python_ready("OTLP receiver test") {
+        return;
+    }
+    let rx = common::otlp::Receiver::start();
+    fixture_run(r#"throw "the rebuild failed";"#)
+        .args(&["--otlp", &rx.url])
+        .status(1)
+        .stderr_has("exported run tl-2 as 11 span(s) to http://127.0.0.1:")
+        .run();
+    let spans = rx.spans();
+    assert_eq!(spans.len(), 11, "{spans:#?}");
+    let (services, phases) = common::otlp::check_tree(&spans, "tl-2");
+    assert_eq!(services.len(), 2);
+    assert_eq!(phases.len(), 8);
+    let api = services.iter().find(|s| s["name"] == "api").unwrap();
+    assert_eq!(api["attributes"]["dockhand.outcome"], "rolled back");
+    assert_eq!(api["events"][0]["name"], "rollback");
+    assert_eq!(api["status_code"], 2, "an error status: {api}");
+    assert_eq!(spans[0]["resource"]["service.name"], "dockhand");
+    // The standard variable, when --otlp is not given (a base URL: /v1/traces is added).
+    fixture_run(r#"print("done");"#)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.url)
+        .stderr_has("exported run tl-2 as 11 span(s)")
+        .run();
+    assert_eq!(rx.spans().len(), 22);
+    // A run stopped by --timeout still exports what its journal holds.
+    fixture_run("loop { time::sleep(\"50ms\"); }")
+        .args(&["--otlp", &rx.url, "--timeout", "1s"])
+        .status(1)
+        .stderr_has("exported run tl-2 as 11 span(s)")
+        .run();
+    assert_eq!(rx.spans().len(), 33);
+}
+
+/// A collector that is not there (a closed port) costs a warning, never the exit code.
+#[test]
+fn an_unreachable_collector_is_a_warning_and_the_exit_code_stays() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let started = std::time::Instant::now();
+    for (end, code) in [(r#"throw "the rebuild failed";"#, 1), ("print(1);", 0)] {
+        fixture_run(end)
+            .args(&["--otlp", &url])
+            .status(code)
+            .stderr_has(&format!("warning: OTLP export to {url}/v1/traces failed"))
+            .stderr_has("the run's result is unchanged")
+            .run();
+    }
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+}
+
 /// A real lab rebuild (Docker): one service made unhealthy is rolled back, its neighbour
-/// completes; the timeline shows both, with timed phases from the real journal. Skipped with
-/// a printed reason without an engine, failing when `DOCKHAND_REQUIRE_DOCKER=1`.
+/// completes; the timeline shows both, with timed phases from the real journal, and the
+/// run's spans (`--otlp`) reach a receiver as a run -> service -> phase tree. Skipped with a
+/// printed reason without an engine, failing when `DOCKHAND_REQUIRE_DOCKER=1`.
 #[test]
 fn a_real_lab_rebuild_with_a_rollback_is_drawn_row_for_row() {
     if !common::docker_lab_ready("timeline lab test") {
         return;
     }
+    let rx = common::otlp::python_ready("the OTLP part of the timeline lab test")
+        .then(common::otlp::Receiver::start);
     let (bad, good) = ("carbon-intensity", "electricity-pricing");
     let lab = common::Lab::start("dhtl", &[bad, good]);
     let f = lab.dir().join("docker-compose.yml");
@@ -309,11 +377,12 @@ fn a_real_lab_rebuild_with_a_rollback_is_drawn_row_for_row() {
         "--build-arg",
         "VERSION=2",
     ];
-    let out = lab
-        .rebuild(&args)
-        .args(["--run", "r1", "--health-timeout", "6s"])
-        .output()
-        .unwrap();
+    let mut rebuild = lab.rebuild(&args);
+    rebuild.args(["--run", "r1", "--health-timeout", "6s"]);
+    if let Some(rx) = &rx {
+        rebuild.args(["--otlp", &rx.url]);
+    }
+    let out = rebuild.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
@@ -345,5 +414,57 @@ fn a_real_lab_rebuild_with_a_rollback_is_drawn_row_for_row() {
     assert!(
         g.contains(": completed; ") && g.contains("; health ") && g.contains("; settle "),
         "{g}"
+    );
+    if let Some(rx) = rx {
+        check_lab_spans(&rx.spans(), bad, good);
+    }
+}
+
+/// The lab run's spans: both services, each with its timed phases; the rolled-back one
+/// with its image ids, the failed gate, the reason and a rollback event.
+fn check_lab_spans(spans: &[serde_json::Value], bad: &str, good: &str) {
+    let (services, phases) = common::otlp::check_tree(spans, "r1");
+    assert_eq!(services.len(), 2, "{services:#?}");
+    let of = |name: &str| services.iter().find(|s| s["name"] == name).unwrap();
+    let (b, g) = (of(bad), of(good));
+    let phases_of = |s: &serde_json::Value| -> Vec<String> {
+        phases
+            .iter()
+            .filter(|p| p["parent_span_id"] == s["span_id"])
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (bp, gp) = (phases_of(b), phases_of(g));
+    assert!(
+        bp.contains(&"build".into()) && bp.contains(&"gate_rollback".into()),
+        "{bp:?}"
+    );
+    assert!(
+        gp.contains(&"health".into()) && gp.contains(&"settle".into()),
+        "{gp:?}"
+    );
+    assert_eq!(b["attributes"]["dockhand.gate.result"], "failed", "{b}");
+    assert_eq!(b["attributes"]["dockhand.failure.kind"], "unhealthy", "{b}");
+    let reason = b["attributes"]["dockhand.failure.reason"].as_str().unwrap();
+    assert!(reason.contains("not healthy within 6s"), "{reason}");
+    assert!(
+        b["attributes"]["dockhand.image.new_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert!(
+        b["attributes"]["dockhand.image.old_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_eq!(b["events"][0]["name"], "rollback", "{b}");
+    assert_eq!(g["attributes"]["dockhand.gate.result"], "passed", "{g}");
+    eprintln!(
+        "OTLP: {} span(s): 1 run, {} services, {} phases",
+        spans.len(),
+        services.len(),
+        phases.len()
     );
 }

@@ -373,7 +373,7 @@ fn validate_services_passes_on_a_healthy_lab_and_names_each_injected_fault() {
     assert_eq!(code, 0, "healthy lab failed validation:\n{out}");
     let c = checks(&v);
     assert!(
-        c["containers healthy"].1.contains("4 container(s) healthy"),
+        c["containers healthy"].1.contains("5 container(s) healthy"),
         "{c:?}"
     );
     assert!(

@@ -13,10 +13,12 @@ use crate::lab::{self, LabOptions};
 pub enum LabCommand {
     /// Build the lab images from nothing and start the fleet, waiting until it is healthy.
     Up {
-        /// Start only the first N services of services.yaml (InfluxDB always starts).
+        /// Start only the first N services of services.yaml (the infrastructure, InfluxDB and
+        /// the Jaeger stand-in, always starts).
         #[arg(long, value_name = "N")]
         services: Option<usize>,
-        /// Start only these services (comma-separated or repeated; InfluxDB always starts).
+        /// Start only these services (comma-separated or repeated; the infrastructure always
+        /// starts).
         #[arg(long, value_name = "SERVICE", value_delimiter = ',')]
         only: Vec<String>,
         /// Inject a fault: SERVICE=KIND, KIND one of none, unhealthy, crash-loop,

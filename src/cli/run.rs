@@ -92,6 +92,27 @@ fn param_arg(p: &Param) -> Arg {
     arg
 }
 
+/// `--trace FILE` and `--otlp URL`: the rebuild run(s) the playbook wrote, exported when
+/// the run ends (see `timeline::TraceOnExit` and `timeline::OtlpOnExit`).
+fn export_args() -> [Arg; 2] {
+    [
+        Arg::new("trace")
+            .long("trace")
+            .value_name("FILE")
+            .help("Write the rebuild run(s) as a Chrome/Perfetto trace to FILE at the end")
+            .help_heading("Run options")
+            .value_parser(clap::value_parser!(std::path::PathBuf)),
+        Arg::new("otlp")
+            .long("otlp")
+            .value_name("URL")
+            .help(
+                "Send the rebuild run(s) as OpenTelemetry spans (OTLP/HTTP) to URL at the end, \
+                 e.g. http://localhost:4318 [default: $OTEL_EXPORTER_OTLP_ENDPOINT]",
+            )
+            .help_heading("Run options"),
+    ]
+}
+
 fn run_option_args() -> Vec<Arg> {
     let flag = |name: &'static str, help: &'static str| {
         Arg::new(name)
@@ -118,12 +139,6 @@ fn run_option_args() -> Vec<Arg> {
             .help("Stop the run after this long")
             .help_heading("Run options")
             .value_parser(super::parse_duration),
-        Arg::new("trace")
-            .long("trace")
-            .value_name("FILE")
-            .help("Write the rebuild run(s) as a Chrome/Perfetto trace to FILE at the end")
-            .help_heading("Run options")
-            .value_parser(clap::value_parser!(std::path::PathBuf)),
         Arg::new("root")
             .long("root")
             .value_name("DIR")
@@ -169,6 +184,9 @@ fn run_option_args() -> Vec<Arg> {
             .help_heading("Run options")
             .value_parser(["text", "json"]),
     ]
+    .into_iter()
+    .chain(export_args())
+    .collect()
 }
 
 /// `-q`, `-v` and `--log-format` given after the playbook name, applied to `opts` before
@@ -293,6 +311,14 @@ fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i3
         let root = opts.root.clone().unwrap_or_else(|| ".".into());
         crate::timeline::TraceOnExit::start(root, p.clone())
     });
+    let otlp = crate::timeline::otlp::endpoint(
+        matches.get_one::<String>("otlp").map(String::as_str),
+        |k| std::env::var(k).ok(),
+    )
+    .map(|url| {
+        let root = opts.root.clone().unwrap_or_else(|| ".".into());
+        crate::timeline::OtlpOnExit::start(root, url)
+    });
     // --repl-on-failure: the REPL owns Ctrl-C (it stops the running step, not the process).
     let result = if matches.get_flag("repl-on-failure") {
         let rt = opts.runtime_builder().build()?;
@@ -306,6 +332,9 @@ fn run_inner(global: &GlobalOpts, playbook: &Path, args: &[String]) -> Result<i3
     };
     if let Some(t) = trace {
         t.write();
+    }
+    if let Some(o) = otlp {
+        o.export();
     }
     match result {
         Ok(outcome) => Ok(finish(&opts, &outcome)),

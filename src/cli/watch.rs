@@ -70,6 +70,23 @@ pub fn watch(
 }
 
 /// `defaults`: the `--every` and `--debounce` given before the playbook name.
+/// `--trace` and `--otlp` export the runs one `dockhand run` wrote; a watch runs the
+/// playbook again and again, so it refuses them before anything runs rather than ignoring
+/// them.
+fn refuse_run_exports(matches: &clap::ArgMatches) -> Result<()> {
+    if matches.get_one::<std::path::PathBuf>("trace").is_some() {
+        return Err(Error::Usage(
+            "--trace writes one run's trace: use it with `dockhand run`, not `watch`".into(),
+        ));
+    }
+    if matches.get_one::<String>("otlp").is_some() {
+        return Err(Error::Usage(
+            "--otlp exports one run's spans: use it with `dockhand run`, not `watch`".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn watch_inner(
     global: &GlobalOpts,
     playbook: &Path,
@@ -101,11 +118,7 @@ fn watch_inner(
             return Ok(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    if matches.get_one::<std::path::PathBuf>("trace").is_some() {
-        return Err(Error::Usage(
-            "--trace writes one run's trace: use it with `dockhand run`, not `watch`".into(),
-        ));
-    }
+    refuse_run_exports(&matches)?;
     let opts = super::run::run_opts(global, &matches)?;
     let mut wopts = WatchOptions::new(playbook);
     wopts.every = matches

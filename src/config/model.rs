@@ -213,6 +213,10 @@ pub struct Infrastructure {
     pub writer: Option<String>,
     #[serde(default)]
     pub health_timeout_s: Option<u64>,
+    /// Its OTLP/HTTP port, for a trace store (Jaeger, a collector): story 3 counts the
+    /// bodies it kept across its restart, and `run --otlp` can be pointed at it.
+    #[serde(default)]
+    pub otlp_port: Option<u16>,
 }
 
 /// A category's settings. Every key may be left out (the default below), so the struct

@@ -183,6 +183,7 @@ const NULLABLE: &[&str] = &[
     "measurement",
     "writer",
     "health_timeout_s",
+    "otlp_port",
     "batch_size",
     "max_failures",
     "latency_budget_ms",

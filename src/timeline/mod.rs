@@ -1,7 +1,7 @@
 //! A rebuild run as a timeline: one row per service, a bar per phase on the run's shared
 //! time axis, the outcome of each service and the run's critical path — drawn as a
 //! self-contained SVG ([`svg`]), a compact text chart for the monitor ([`text`]) and a
-//! Chrome / Perfetto trace ([`trace`]).
+//! Chrome / Perfetto trace ([`trace`]) — and sent as OpenTelemetry spans ([`otlp`]).
 //!
 //! A 40-service rebuild leaves a 40-row table and a journal; what an operator wants at a
 //! glance is which services took long, where builds queued, which gate failed when and what
@@ -22,12 +22,14 @@
 
 pub mod critical;
 pub mod model;
+pub mod otlp;
 pub mod source;
 pub mod svg;
 pub mod text;
 pub mod trace;
 
 pub use model::{Outcome, Row, Segment, Step, Timeline};
+pub use otlp::OtlpOnExit;
 pub use source::{TraceOnExit, load, runs_since, write_trace_since};
 
 /// What can stop a timeline from being drawn.
@@ -46,6 +48,8 @@ pub enum TimelineError {
     },
     #[error("journal {0}: no \"records\" object (is this a dockhand journal?)")]
     NotJournal(std::path::PathBuf),
+    #[error("OTLP export to {endpoint} failed: {reason}")]
+    Export { endpoint: String, reason: String },
     #[error("cannot write {path}: {source}")]
     Write {
         path: std::path::PathBuf,

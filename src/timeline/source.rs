@@ -30,9 +30,26 @@ pub fn journal_path(root: &Path, run: &str) -> PathBuf {
 /// The timeline of `run`'s journal; a service in flight ends at `now` when given, else at
 /// the journal's last write.
 pub fn load(root: &Path, run: &str, now: Option<SystemTime>) -> Result<Timeline, TimelineError> {
+    load_at(root, run, now).map(|(t, _)| t)
+}
+
+/// The finished timeline of `run` and its journal document (the OTLP export reads fields
+/// the timeline does not keep, such as image ids).
+pub fn load_with_doc(root: &Path, run: &str) -> Result<(Timeline, Value), TimelineError> {
+    load_at(root, run, None)
+}
+
+fn load_at(
+    root: &Path,
+    run: &str,
+    now: Option<SystemTime>,
+) -> Result<(Timeline, Value), TimelineError> {
     let path = journal_path(root, run);
     let doc = read(&path)?;
-    Timeline::from_journal(run, &doc, now).ok_or(TimelineError::NotJournal(path))
+    match Timeline::from_journal(run, &doc, now) {
+        Some(t) => Ok((t, doc)),
+        None => Err(TimelineError::NotJournal(path)),
+    }
 }
 
 /// The run journals (files with a `_run` record) written at or after `since`, oldest run

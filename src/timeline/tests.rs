@@ -227,3 +227,120 @@ fn trace_on_exit_writes_the_runs_written_since_it_started() {
     let spans = v["traceEvents"].as_array().unwrap();
     assert_eq!(spans.iter().filter(|e| e["ph"] == "X").count(), 8);
 }
+
+mod otlp_spans {
+    use super::*;
+    use crate::timeline::otlp;
+    use opentelemetry::trace::{SpanId, Status};
+    use opentelemetry_sdk::trace::RandomIdGenerator;
+
+    fn spans_of(text: &str) -> Vec<opentelemetry_sdk::trace::SpanData> {
+        let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        let t = Timeline::from_journal("fixture", &doc, None).unwrap();
+        otlp::spans(&t, &doc, &RandomIdGenerator::default())
+    }
+
+    fn attr(s: &opentelemetry_sdk::trace::SpanData, key: &str) -> Option<String> {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    }
+
+    #[test]
+    fn a_run_is_a_root_a_child_per_service_and_a_grandchild_per_phase() {
+        let spans = spans_of(TWO);
+        let root = &spans[0];
+        assert_eq!(root.parent_span_id, SpanId::INVALID);
+        assert_eq!(root.name, "dockhand run tl-2");
+        let trace = root.span_context.trace_id();
+        assert!(spans.iter().all(|s| s.span_context.trace_id() == trace));
+        let by_id = |id: SpanId| spans.iter().find(|s| s.span_context.span_id() == id);
+        let services: Vec<_> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == root.span_context.span_id())
+            .collect();
+        assert_eq!(
+            services.iter().map(|s| &*s.name).collect::<Vec<_>>(),
+            ["web", "api"]
+        );
+        for s in &spans[1..] {
+            let parent = by_id(s.parent_span_id).expect("every parent is in the batch");
+            assert!(s.start_time >= parent.start_time && s.end_time <= parent.end_time);
+            assert!(s.start_time <= s.end_time);
+        }
+        // 2 services + their 8 timed phases + api's gate-failed-and-rollback stretch
+        assert_eq!(spans.len(), 1 + 2 + 8);
+        let api = services.iter().find(|s| s.name == "api").unwrap();
+        assert_eq!(
+            attr(api, "dockhand.outcome").as_deref(),
+            Some("rolled back")
+        );
+        assert_eq!(attr(api, "dockhand.gate.result").as_deref(), Some("failed"));
+        assert!(attr(api, "dockhand.image.old_id").is_some());
+        assert!(attr(api, "dockhand.failure.reason").is_some());
+        assert!(matches!(api.status, Status::Error { .. }));
+        assert_eq!(api.events.events.len(), 1);
+        assert_eq!(api.events.events[0].name, "rollback");
+        let web = services.iter().find(|s| s.name == "web").unwrap();
+        assert_eq!(attr(web, "dockhand.gate.result").as_deref(), Some("passed"));
+        assert_eq!(web.status, Status::Ok);
+    }
+
+    #[test]
+    fn hostile_text_is_cut_and_a_pending_service_still_has_a_span() {
+        let long = "x".repeat(otlp::MAX_TEXT * 3);
+        let doc = serde_json::json!({ "records": {
+            "_run": { "run": "r", "started_at": "2026-02-04T15:00:00Z", "services": ["a", "b"] },
+            "a": { "status": "failed", "reason": long, "started_at": "2026-02-04T15:00:01Z",
+                   "finished_at": "2026-02-04T15:00:03Z", "phase_ms": { "build": -5 } },
+            "b": { "status": "pending" },
+        }});
+        let t = Timeline::from_journal("r", &doc, None).unwrap();
+        let spans = otlp::spans(&t, &doc, &RandomIdGenerator::default());
+        let a = spans.iter().find(|s| s.name == "a").unwrap();
+        let reason = attr(a, "dockhand.failure.reason").unwrap();
+        assert!(reason.len() <= otlp::MAX_TEXT + 4, "{}", reason.len());
+        let b = spans.iter().find(|s| s.name == "b").unwrap();
+        assert_eq!(b.start_time, b.end_time);
+        assert_eq!(
+            attr(b, "dockhand.gate.result").as_deref(),
+            Some("not-reached")
+        );
+    }
+
+    #[test]
+    fn the_endpoint_is_the_flag_then_the_traces_variable_then_the_base_variable() {
+        let none = |_: &str| None;
+        assert_eq!(otlp::endpoint(None, none), None);
+        assert_eq!(
+            otlp::endpoint(Some("http://h:4318/"), none).as_deref(),
+            Some("http://h:4318/v1/traces")
+        );
+        assert_eq!(
+            otlp::endpoint(Some("http://h:4318/v1/traces"), none).as_deref(),
+            Some("http://h:4318/v1/traces")
+        );
+        let env = |k: &str| match k {
+            otlp::ENV_ENDPOINT => Some("http://base:4318".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            otlp::endpoint(None, env).as_deref(),
+            Some("http://base:4318/v1/traces")
+        );
+        assert_eq!(
+            otlp::endpoint(Some("http://flag:1"), env).as_deref(),
+            Some("http://flag:1/v1/traces")
+        );
+        let traces = |k: &str| match k {
+            otlp::ENV_TRACES_ENDPOINT => Some("http://t:9/custom".to_string()),
+            _ => Some("http://base:4318".to_string()),
+        };
+        assert_eq!(
+            otlp::endpoint(None, traces).as_deref(),
+            Some("http://t:9/custom")
+        );
+        assert_eq!(otlp::endpoint(Some("  "), none), None);
+    }
+}

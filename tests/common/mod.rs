@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 pub mod containers;
 pub mod influx;
+pub mod otlp;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
