@@ -92,8 +92,8 @@ pub struct HostCtx {
     plan: Mutex<Vec<PlannedAction>>,
     pub(crate) journals: state::Journals,
     pub(crate) params: params::ParamValues,
-    pub(crate) docker: OnceLock<bollard::Docker>,
-    pub(crate) docker_table: OnceLock<crate::docker::table::Table>,
+    /// The default and the named Docker engines (`docker::use_engine`).
+    pub(crate) engines: docker::engines::Engines,
     pub(crate) docker_project: Mutex<Option<String>>,
     waiting: Waiting,
 }
@@ -160,8 +160,7 @@ impl HostCtx {
             plan: Mutex::new(Vec::new()),
             journals: state::Journals::default(),
             params: params::ParamValues::default(),
-            docker: OnceLock::new(),
-            docker_table: OnceLock::new(),
+            engines: docker::engines::Engines::default(),
             docker_project: Mutex::new(None),
             waiting: Waiting::default(),
         }

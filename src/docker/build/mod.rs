@@ -124,6 +124,9 @@ pub struct BuildSpec {
     pub buildkit_only: Vec<String>,
     /// Set when this is a compose service's build.
     pub compose: Option<ComposeSource>,
+    /// The engine's address for the compose CLI (`DOCKER_HOST`), when it is not the
+    /// environment's: a named engine, or the local end of an ssh tunnel.
+    pub docker_host: Option<String>,
 }
 
 /// A finished build.
@@ -351,6 +354,7 @@ async fn build_buildkit(
             service: src.service.clone(),
             build_args: args,
             no_cache: spec.no_cache,
+            docker_host: spec.docker_host.clone(),
         },
         None => ComposeBuild {
             project: "dockhand-build".into(),
@@ -360,6 +364,7 @@ async fn build_buildkit(
             service: "build".into(),
             build_args: args,
             no_cache: spec.no_cache,
+            docker_host: spec.docker_host.clone(),
         },
     };
     let (ok, lines) = compose_cli::run_build(cli, &job, log_file).await?;
