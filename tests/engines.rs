@@ -176,7 +176,8 @@ fn run_rebuild(lab: &Lab, mut c: Command, run: &str) -> serde_json::Value {
 }
 
 /// The acceptance line: the same rebuild of a small compose fleet completes with the engine
-/// reached through `DOCKER_HOST=ssh://` (a local sshd).
+/// reached through `DOCKER_HOST=ssh://` (a local sshd), and then with the service placed on a
+/// named ssh engine by the fleet config while its neighbour stays on the default engine.
 #[test]
 fn rebuild_completes_through_an_ssh_engine() {
     if !ssh_ready("ssh engine rebuild") {
@@ -203,6 +204,40 @@ fn rebuild_completes_through_an_ssh_engine() {
     );
     assert_no_tunnel_left(sshd.port);
 
+    // The config places weather-api on engine `edge` (ssh); sports-api stays on the default.
+    let cfg = lab.dir().join("services.yaml");
+    let text = read(&cfg)
+        .replacen(
+            "  weather-api:\n    category: integration\n",
+            "  weather-api:\n    category: integration\n    engine: edge\n",
+            1,
+        )
+        .replacen(
+            "\ndefaults:\n",
+            &format!("\nengines:\n  edge: \"{}\"\n\ndefaults:\n", sshd.url()),
+            1,
+        );
+    assert!(text.contains("engine: edge") && text.contains("engines:"));
+    std::fs::write(&cfg, text).unwrap();
+    let logins = sshd.logins();
+    let mut c = lab.rebuild(&common::rebuild_args(
+        &["weather-api", "sports-api"],
+        "VERSION=3",
+        "ssh2",
+    ));
+    c.env_remove("DOCKER_HOST").env("PATH", sshd.path());
+    let j = run_rebuild(&lab, c, "ssh2");
+    for svc in ["weather-api", "sports-api"] {
+        assert_eq!(j["records"][svc]["status"], "completed", "{svc}: {j}");
+    }
+    let after = lab.containers();
+    assert_eq!(after["weather-api"].version, "3");
+    assert_eq!(after["sports-api"].version, "3");
+    assert!(
+        sshd.logins() > logins,
+        "engine edge was not reached through sshd"
+    );
+    assert_no_tunnel_left(sshd.port);
 }
 
 /// An engine that cannot be reached fails at once with the host and ssh's reason: a closed
@@ -258,6 +293,38 @@ fn hostile_ssh_addresses_are_refused_before_ssh_runs() {
         .status(1)
         .stderr_has("a password in the address is not supported")
         .stderr_lacks("hunter2")
+        .run();
+}
+
+const FLEET: &str = "project: p\ncategories:\n  api:\n    engine: edge\nservices:\n  \
+                     a:\n    category: api\n    port: 8001\n";
+
+/// Config errors name the key and its line: an engine nobody declared, an address that is
+/// not one, a name that is not a name.
+#[test]
+fn engine_config_errors_name_the_key_and_line() {
+    let load = "config::load(\"services.yaml\");";
+    Test::new()
+        .file("services.yaml", FLEET)
+        .script(load)
+        .status(2)
+        .stderr_has("services.yaml:4: categories.api.engine: unknown engine 'edge'")
+        .run();
+    let bad_address = format!("{FLEET}engines:\n  edge: \"ssh://-oProxyCommand=x\"\n");
+    Test::new()
+        .file("services.yaml", &bad_address)
+        .script(load)
+        .status(2)
+        .stderr_has("services.yaml:10: engines.edge: engine address")
+        .stderr_has("is not a host name")
+        .run();
+    let service_engine = FLEET.replace("    engine: edge\n", "    risk: low\n")
+        + "    engine: far\nengines:\n  edge: \"ssh://root@10.1.2.3\"\n";
+    Test::new()
+        .file("services.yaml", &service_engine)
+        .script(load)
+        .status(2)
+        .stderr_has("services.yaml:9: services.a.engine: unknown engine 'far' (declared: edge)")
         .run();
 }
 
