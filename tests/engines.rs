@@ -240,6 +240,32 @@ fn rebuild_completes_through_an_ssh_engine() {
     assert_no_tunnel_left(sshd.port);
 }
 
+/// The everyday calls answer through a named ssh engine: `ping` reports that engine's
+/// address, `ps` answers from its own event-fed table.
+#[test]
+fn ping_and_ps_answer_through_a_named_ssh_engine() {
+    if !ssh_ready("ssh engine ping") || !common::docker_lab_ready("ssh engine ping") {
+        return;
+    }
+    let sshd = Sshd::start();
+    let script = format!(
+        r#"docker::add_engine("edge", "{}");
+        docker::use_engine("edge");
+        let p = docker::ping();
+        print(`host ${{p.host}} api ${{p.api_version}}`);
+        print(`ps ${{type_of(docker::ps(#{{ project: "" }}))}}`);"#,
+        sshd.url()
+    );
+    Test::new()
+        .script(&script)
+        .env("PATH", &sshd.path())
+        .stderr_has(&format!("host {} api 1.", sshd.url()))
+        .stderr_has("ps array")
+        .run();
+    assert!(sshd.logins() >= 1, "no login through sshd");
+    assert_no_tunnel_left(sshd.port);
+}
+
 /// An engine that cannot be reached fails at once with the host and ssh's reason: a closed
 /// port ("Connection refused") in well under a second, a host that accepts the connection
 /// but never speaks within ssh's bounded connect timeout — never a hang.

@@ -144,8 +144,10 @@ pub mod docker_api {
     #[rhai_fn(return_raw)]
     pub fn ping(ctx: NativeCallContext) -> Result<Map, Box<EvalAltResult>> {
         with_host(&ctx, |h| {
-            let v = on_engine(h, |d, _| async move { ops::version(&d).await })?
+            let mut v = on_engine(h, |d, _| async move { ops::version(&d).await })?
                 .map_err(|e| fail(e.to_string()))?;
+            // The engine this thread uses (`docker::use_engine`), not only DOCKER_HOST.
+            v.host = engines::engine(h)?.conn.url.clone();
             to_map(&v, "ping")
         })
     }
