@@ -3,7 +3,7 @@
 //! config, a throwaway key, host key and `authorized_keys` in a temp dir) whose logins reach
 //! this machine's engine — so "the remote engine" is the local one, seen through ssh.
 //!
-//! The ssh client is pointed at the test's key by a two-line `ssh` wrapper first in `PATH`
+//! The ssh client is pointed at the test's key by a small `ssh` wrapper first in `PATH`
 //! (`ssh -F <test config> "$@"`): dockhand runs the system `ssh` as a user would, and a user's
 //! keys and host options live in `~/.ssh/config`, which a test cannot borrow.
 //!
@@ -87,8 +87,10 @@ impl Sshd {
         );
         std::fs::write(d.join("ssh_config"), client).unwrap();
         std::fs::create_dir_all(d.join("bin")).unwrap();
+        // It also notes every invocation, so a test can tell who ran ssh for what.
         let wrapper = format!(
-            "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
+            "#!/bin/sh\necho \"$*\" >> {}\nexec /usr/bin/ssh -F {} \"$@\"\n",
+            p("ssh_calls.log"),
             p("ssh_config")
         );
         std::fs::write(d.join("bin/ssh"), wrapper).unwrap();
@@ -141,6 +143,11 @@ impl Sshd {
 
     fn url(&self) -> String {
         format!("ssh://root@127.0.0.1:{}", self.port)
+    }
+
+    /// The command lines `ssh` was run with so far (one a line).
+    fn calls(&self) -> String {
+        read(&self.dir.path().join("ssh_calls.log"))
     }
 
     /// How many logins sshd accepted so far.
@@ -202,6 +209,14 @@ fn rebuild_completes_through_an_ssh_engine() {
         sshd.logins() >= 1,
         "the rebuild never logged in through sshd"
     );
+    // One tunnel, and the build went through it: compose was handed the tunnel's socket, not
+    // the ssh:// address (with which the docker CLI would run its own `ssh ... dial-stdio`).
+    let calls = sshd.calls();
+    assert_eq!(calls.lines().count(), 1, "ssh runs: {calls}");
+    assert!(
+        calls.contains(" -L ") && !calls.contains("dial-stdio"),
+        "{calls}"
+    );
     assert_no_tunnel_left(sshd.port);
 
     // The config places weather-api on engine `edge` (ssh); sports-api stays on the default.
@@ -237,6 +252,7 @@ fn rebuild_completes_through_an_ssh_engine() {
         sshd.logins() > logins,
         "engine edge was not reached through sshd"
     );
+    assert!(!sshd.calls().contains("dial-stdio"), "{}", sshd.calls());
     assert_no_tunnel_left(sshd.port);
 }
 
