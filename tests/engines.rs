@@ -211,12 +211,15 @@ fn rebuild_completes_through_an_ssh_engine() {
     );
     // One tunnel, and the build went through it: compose was handed the tunnel's socket, not
     // the ssh:// address (with which the docker CLI would run its own `ssh ... dial-stdio`).
+    // The gate's probe went through the tunnel too (a forward to the container's port).
     let calls = sshd.calls();
-    assert_eq!(calls.lines().count(), 1, "ssh runs: {calls}");
-    assert!(
-        calls.contains(" -L ") && !calls.contains("dial-stdio"),
-        "{calls}"
-    );
+    let tunnels = calls
+        .lines()
+        .filter(|l| l.contains("ControlMaster=yes"))
+        .count();
+    assert_eq!(tunnels, 1, "ssh runs: {calls}");
+    assert!(!calls.contains("dial-stdio"), "{calls}");
+    assert!(calls.contains("-O forward -L 127.0.0.1:"), "{calls}");
     assert_no_tunnel_left(sshd.port);
 
     // The config places weather-api on engine `edge` (ssh); sports-api stays on the default.

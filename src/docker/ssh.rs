@@ -20,6 +20,7 @@
 //! killed — the pipe closes, `cat` ends, and so does `ssh`. No ssh is left behind.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,10 @@ const READY_WITHIN: Duration = Duration::from_secs(20);
 pub struct Tunnel {
     /// The local end: bollard and the compose CLI connect here.
     pub socket: PathBuf,
+    /// The ssh control socket (ControlMaster): [`forward`] adds port forwards through it.
+    ctl: PathBuf,
+    /// Container ports forwarded so far: (address, port) → local port.
+    forwards: Mutex<HashMap<(IpAddr, u16), u16>>,
     child: Mutex<tokio::process::Child>,
     /// What ssh printed on stderr (the last 4 KiB): the reason when something fails.
     stderr: Arc<Mutex<String>>,
@@ -128,10 +133,63 @@ pub fn close_all() {
     }
 }
 
+/// A loopback address of this machine that reaches `ip:port` *on the remote machine* (a
+/// container's address on the engine's bridge network, which only that machine routes):
+/// `ssh -O forward -L 127.0.0.1:P:ip:port` through the tunnel's control socket, once per
+/// address for the life of the tunnel. Why: the rebuild's gate probes the new container's
+/// HTTP health endpoint by its IP; for a remote engine that IP is not reachable from here.
+/// The forward listens on loopback only and reaches that one port.
+pub async fn forward(target: &SshTarget, ip: IpAddr, port: u16) -> Result<SocketAddr, String> {
+    let t = tunnel(target).await?;
+    let loopback = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    if let Some(p) = crate::util::lock(&t.forwards).get(&(ip, port)) {
+        return Ok(loopback(*p));
+    }
+    let to = match ip {
+        IpAddr::V4(v4) => format!("{v4}:{port}"),
+        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+    };
+    let mut why = String::new();
+    // The free port is picked here (ssh's mux does not report one it would pick), so another
+    // process may take it in between: try a few.
+    for _ in 0..3 {
+        let local = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("cannot find a free loopback port: {e}"))?
+            .port();
+        let run = tokio::process::Command::new("ssh")
+            .arg("-S")
+            .arg(&t.ctl)
+            .args(["-O", "forward", "-L"])
+            .arg(format!("127.0.0.1:{local}:{to}"))
+            .arg("--")
+            .arg(&target.host)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        match tokio::time::timeout(CONNECT_TIMEOUT, run).await {
+            Ok(Ok(out)) if out.status.success() => {
+                crate::util::lock(&t.forwards).insert((ip, port), local);
+                return Ok(loopback(local));
+            }
+            Ok(Ok(out)) => why = String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            Ok(Err(e)) => why = format!("cannot run ssh: {e}"),
+            Err(_) => why = format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+        }
+    }
+    Err(format!(
+        "cannot reach {to} on the machine of {target} through its ssh tunnel: {why}"
+    ))
+}
+
 /// The `ssh` command line for `target`, forwarding `socket`.
 fn command(target: &SshTarget, socket: &std::path::Path) -> tokio::process::Command {
     let mut c = tokio::process::Command::new("ssh");
     c.arg("-T");
+    // A control socket next to the forwarded one (private directory), for [`forward`].
+    let mut ctl = std::ffi::OsString::from("ControlPath=");
+    ctl.push(socket.with_extension("ctl"));
+    c.args(["-o", "ControlMaster=yes", "-o"]).arg(ctl);
     for o in [
         // Never prompt: there is no one to answer (an unknown host key, a password).
         "BatchMode=yes".to_string(),
@@ -197,6 +255,8 @@ async fn start(target: &SshTarget, socket: PathBuf) -> Result<Tunnel, String> {
     loop {
         if tokio::net::UnixStream::connect(&socket).await.is_ok() {
             return Ok(Tunnel {
+                ctl: socket.with_extension("ctl"),
+                forwards: Mutex::new(HashMap::new()),
                 socket,
                 child: Mutex::new(child),
                 stderr,

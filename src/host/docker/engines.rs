@@ -165,6 +165,31 @@ fn name_arg(name: &rhai::Dynamic) -> HostResult<Option<String>> {
     Ok((!s.is_empty()).then(|| s.to_string()))
 }
 
+/// `docker::reach`: `ip:port` itself on a local engine; through the tunnel on an ssh engine.
+fn reach(h: &HostCtx, ip: &str, port: rhai::INT) -> HostResult<String> {
+    let addr: std::net::IpAddr = ip.parse().map_err(|_| {
+        invalid(format!(
+            "docker::reach: '{}' is not an IP address (give a container's address, like \
+             the IPAddress of its network in docker::inspect)",
+            ip.escape_default()
+        ))
+    })?;
+    let port = u16::try_from(port)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| invalid(format!("docker::reach: {port} is not a port (1–65535)")))?;
+    let e = engine(h)?;
+    match dk::address::Address::parse(&e.conn.url) {
+        Ok(dk::address::Address::Ssh(target)) => {
+            let at = h
+                .block_on(async move { dk::ssh::forward(&target, addr, port).await })?
+                .map_err(fail)?;
+            Ok(at.to_string())
+        }
+        _ => Ok(std::net::SocketAddr::new(addr, port).to_string()),
+    }
+}
+
 #[rhai::plugin::export_module]
 pub mod engines_api {
     use rhai::plugin::*;
@@ -201,6 +226,19 @@ pub mod engines_api {
                 .declare(name, address)
                 .map_err(crate::host::invalid)
         })
+    }
+
+    /// `"host:port"` at which this machine reaches port `port` of a container whose address
+    /// is `ip` on this thread's engine: `ip:port` itself on a local engine; on an ssh engine,
+    /// a loopback port forwarded through its tunnel (a remote bridge network is not routed
+    /// here). The rebuild's gate probes `http://${docker::reach(ip, port)}/health`.
+    #[rhai_fn(return_raw)]
+    pub fn reach(
+        ctx: NativeCallContext,
+        ip: &str,
+        port: rhai::INT,
+    ) -> Result<String, Box<EvalAltResult>> {
+        with_host(&ctx, |h| super::reach(h, ip, port))
     }
 
     /// This thread's engine: `#{name, address}` (`name` is `()` for the default engine).
