@@ -87,23 +87,26 @@ pub async fn connect_to(url: &str) -> Result<Connection, String> {
     let unreachable = |e: &dyn std::fmt::Display| {
         format!("cannot reach Docker at {url}: {e}; is the daemon running (and {setting} right)?")
     };
-    let addr = address::Address::parse(url)?;
+    // DOCKER_HOST itself, unless ssh: bollard's own reading of the environment, as before
+    // (it also takes schemes and TLS settings that named engines do not).
+    let addr = if url == docker_host() && !url.starts_with("ssh://") {
+        None
+    } else {
+        Some(address::Address::parse(url)?)
+    };
     let (docker, cli_host, tunnel) = match &addr {
-        // DOCKER_HOST itself: bollard's own reading of the environment, as before.
-        address::Address::Unix(_) | address::Address::Tcp(_) if url == docker_host() => {
-            (Docker::connect_with_defaults(), url.to_string(), None)
-        }
-        address::Address::Unix(path) => (
+        None => (Docker::connect_with_defaults(), url.to_string(), None),
+        Some(address::Address::Unix(path)) => (
             Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION),
             url.to_string(),
             None,
         ),
-        address::Address::Tcp(_) => (
+        Some(address::Address::Tcp(_)) => (
             Docker::connect_with_http(url, 120, bollard::API_DEFAULT_VERSION),
             url.to_string(),
             None,
         ),
-        address::Address::Ssh(target) => {
+        Some(address::Address::Ssh(target)) => {
             let t = ssh::tunnel(target).await?;
             let path = t.socket.to_string_lossy().into_owned();
             let d = Docker::connect_with_unix(&path, 120, bollard::API_DEFAULT_VERSION);
@@ -113,7 +116,7 @@ pub async fn connect_to(url: &str) -> Result<Connection, String> {
     let docker = docker.map_err(|e| unreachable(&e))?;
     let ssh_said = || tunnel.as_ref().map(|t| t.said()).unwrap_or_default();
     let why = |e: &dyn std::fmt::Display| match (&addr, ssh_said()) {
-        (address::Address::Ssh(t), s) => format!(
+        (Some(address::Address::Ssh(t)), s) => format!(
             "cannot reach Docker at {url}: ssh logged in, but the engine did not answer through \
              the tunnel ({e}{}{s}); is the engine's socket at {} on that machine, and may the \
              login use it (root, or a member of the docker group)?",
