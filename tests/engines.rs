@@ -396,3 +396,24 @@ fn use_engine_is_per_thread_and_inherited_by_workers() {
         .stderr_has("unknown engine 'nowhere' (declared: edge)")
         .run();
 }
+
+/// A run starts on the default engine: an engine an earlier run on the same thread chose
+/// (`dockhand watch` re-runs, an embedder's runtimes) does not carry over.
+#[test]
+fn each_run_starts_on_the_default_engine() {
+    let ws = tempfile::tempdir().unwrap();
+    let rt = dockhand::Runtime::builder()
+        .root(ws.path())
+        .build()
+        .unwrap();
+    let first = rt
+        .eval(
+            r#"docker::add_engine("edge", "ssh://root@127.0.0.1:1");
+               docker::use_engine("edge");
+               docker::engine().name"#,
+        )
+        .unwrap();
+    assert_eq!(first.to_string(), "edge");
+    let second = rt.eval("docker::engine().name").unwrap();
+    assert!(second.is_unit(), "still on {second}");
+}

@@ -171,8 +171,11 @@ impl HostCtx {
         lock(&self.cancel).clone()
     }
 
-    /// Starts a fresh run: new cancellation, empty checks and plan.
+    /// Starts a fresh run: new cancellation, empty checks and plan, and the calling (script)
+    /// thread back on the default engine — an engine an earlier run of this thread chose
+    /// with `docker::use_engine` must not carry over into the next (`watch`, embedders).
     pub fn reset_run(&self) -> RunCancel {
+        docker::engines::set_current(None);
         let fresh = RunCancel::new();
         *lock(&self.cancel) = fresh.clone();
         lock(&self.checks).clear();
