@@ -103,6 +103,14 @@ pub async fn tunnel(target: &SshTarget) -> Result<Arc<Tunnel>, String> {
             .prefix("dockhand-ssh-")
             .tempdir()
             .map_err(|e| format!("cannot create a directory for ssh tunnels: {e}"))?;
+        // The path goes into `ssh -L local:remote`: a ':' or a space would change the spec.
+        let p = dir.path().to_string_lossy();
+        if p.contains(':') || p.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "the temporary directory {p} has a ':' or a space, which ssh -L cannot take; \
+                 set TMPDIR to a plain path"
+            ));
+        }
         t.dir = Some(dir);
     }
     let n = t.open.len();
@@ -178,7 +186,8 @@ pub async fn forward(target: &SshTarget, ip: IpAddr, port: u16) -> Result<Socket
         }
     }
     Err(format!(
-        "cannot reach {to} on the machine of {target} through its ssh tunnel: {why}"
+        "cannot reach {to} on the machine of {target} through its ssh tunnel: {why}; is TCP \
+         forwarding allowed there (AllowTcpForwarding in its sshd_config)?"
     ))
 }
 
