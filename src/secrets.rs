@@ -130,7 +130,9 @@ pub fn redact(text: &str, secret: &str) -> String {
 }
 
 /// `url` with the password of its userinfo and the values of credential query parameters
-/// replaced by `***`. Text that is not a URL comes back unchanged.
+/// replaced by `***`. Text that is not a URL comes back unchanged. The userinfo of an
+/// `ssh://` URL without a password is a login name, not a token, and is kept: an engine
+/// address `ssh://root@edge` must read as such in an error.
 pub fn mask_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
@@ -138,7 +140,10 @@ pub fn mask_url(url: &str) -> String {
     let (head, rest) = url.split_at(scheme_end + 3);
     let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(auth_end);
+    let login_only =
+        |at: usize| head.eq_ignore_ascii_case("ssh://") && !authority[..at].contains(':');
     let authority = match authority.rfind('@') {
+        Some(at) if login_only(at) => authority.to_string(),
         Some(at) => {
             let userinfo = &authority[..at];
             let user = userinfo.split(':').next().unwrap_or("");
@@ -245,5 +250,8 @@ mod tests {
             "GET http://u:***@h/x failed; see https://h/?access_token=***"
         );
         assert_eq!(mask_url("not a url"), "not a url");
+        assert_eq!(mask_url("ssh://root@edge:22"), "ssh://root@edge:22");
+        assert_eq!(mask_url("ssh://root:pw@edge"), "ssh://root:***@edge");
+        assert_eq!(mask_url("ssh://u@h/?token=t"), "ssh://u@h/?token=***");
     }
 }

@@ -311,6 +311,8 @@ pub fn main() -> i32 {
             Ok(0)
         }
     };
+    // ssh tunnels to engines (`DOCKER_HOST=ssh://`, `engines:`) end with the command.
+    crate::docker::ssh::close_all();
     match result {
         Ok(code) => code,
         Err(e) => report(&e, cli.global.json),

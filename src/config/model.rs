@@ -18,6 +18,10 @@ pub struct FleetConfig {
     pub infrastructure: IndexMap<String, Infrastructure>,
     pub categories: IndexMap<String, Category>,
     pub services: IndexMap<String, Service>,
+    /// Named Docker engines (`edge: "ssh://root@10.0.0.7"`) that categories and services
+    /// pick with `engine:`; the rest run on the default engine (`DOCKER_HOST`).
+    #[serde(default)]
+    pub engines: IndexMap<String, String>,
 }
 
 fn default_compose_file() -> String {
@@ -234,6 +238,8 @@ pub struct Category {
     pub latency_budget_ms: Option<u64>,
     pub health_timeout_s: Option<u64>,
     pub order: Option<DeployOrder>,
+    /// The engine (a name under `engines:`) the category's services run on.
+    pub engine: Option<String>,
 }
 
 impl Default for Category {
@@ -248,6 +254,7 @@ impl Default for Category {
             latency_budget_ms: None,
             health_timeout_s: None,
             order: None,
+            engine: None,
         }
     }
 }
@@ -269,6 +276,9 @@ pub struct Service {
     pub health_timeout_s: Option<u64>,
     #[serde(default)]
     pub order: Option<DeployOrder>,
+    /// The engine (a name under `engines:`) it runs on, over its category's.
+    #[serde(default)]
+    pub engine: Option<String>,
 }
 
 /// One service with every setting resolved (service over category over defaults).
@@ -290,6 +300,8 @@ pub struct ResolvedService {
     pub risk: Risk,
     /// stop-first or start-first (service over category over defaults).
     pub order: DeployOrder,
+    /// The engine name (service over category); `None`: the default engine (`DOCKER_HOST`).
+    pub engine: Option<String>,
 }
 
 /// Most builds or deploys one batch may run at once.

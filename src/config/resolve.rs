@@ -35,6 +35,7 @@ impl FleetConfig {
                     max_failures: c.max_failures,
                     risk: c.risk,
                     order: s.order.or(c.order).unwrap_or(d.order),
+                    engine: s.engine.clone().or_else(|| c.engine.clone()),
                 }
             })
             .collect()

@@ -128,6 +128,8 @@ pub struct ComposeBuild {
     pub services: Vec<String>,
     pub build_args: Vec<(String, String)>,
     pub no_cache: bool,
+    /// The engine to build on, as `DOCKER_HOST` (`None`: the environment's).
+    pub docker_host: Option<String>,
 }
 
 /// How a build ended when it did not succeed.
@@ -262,6 +264,10 @@ pub async fn run_build(
         cmd.arg("--build-arg").arg(format!("{k}={v}"));
     }
     cmd.arg("--").args(&b.services);
+    if let Some(host) = &b.docker_host {
+        // This engine, whatever docker context the environment names.
+        cmd.env("DOCKER_HOST", host).env_remove("DOCKER_CONTEXT");
+    }
     // Its own process group: `docker compose` runs the plugin as a child process, so stopping
     // the build (cancel, time-out) must stop the whole group, not just `docker`.
     cmd.stdin(Stdio::piped())

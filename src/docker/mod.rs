@@ -21,6 +21,7 @@
 //! (compose), and the deploys: `names.rs` (temporary names), `replacement.rs` (the new
 //! container's configuration), `recreate.rs` (stop-first), `start_first.rs`, `recover.rs`.
 
+pub mod address;
 pub mod build;
 pub mod compose_cli;
 pub mod compose_file;
@@ -33,6 +34,7 @@ pub mod names;
 pub mod recover;
 pub mod recreate;
 pub mod replacement;
+pub mod ssh;
 pub mod start_first;
 pub mod table;
 pub mod usage;
@@ -55,19 +57,82 @@ pub fn docker_host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string())
 }
 
-/// Connects and negotiates the API version (so a 20.10 engine speaking 1.41 works with a
-/// client generated for a newer API).
+/// Connects to `DOCKER_HOST` (or the local socket) and negotiates the API version (so a
+/// 20.10 engine speaking 1.41 works with a client generated for a newer API).
 pub async fn connect() -> Result<Docker, String> {
-    let host = docker_host();
-    let unreachable = |e: &dyn std::fmt::Display| {
-        format!(
-            "cannot reach Docker at {host}: {e}; is the daemon running (and DOCKER_HOST right)?"
-        )
+    connect_to(&docker_host()).await.map(|c| c.docker)
+}
+
+/// A connected engine: the client, and how the docker / compose CLI reaches the same engine.
+#[derive(Clone)]
+pub struct Connection {
+    pub docker: Docker,
+    /// The address as given (`ssh://root@edge`), for messages.
+    pub url: String,
+    /// The `DOCKER_HOST` for the compose CLI: the tunnel's local socket for an ssh engine.
+    pub cli_host: String,
+    /// The ssh tunnel behind it, if any (kept alive by the process; see [`ssh`]).
+    pub tunnel: Option<std::sync::Arc<ssh::Tunnel>>,
+}
+
+/// Connects to the engine at `url` (`unix://`, `tcp://`, `ssh://`; see [`address`]) and
+/// negotiates the API version. An ssh engine is reached through a tunnel of the system `ssh`
+/// client ([`ssh`]); the error then carries ssh's own reason.
+pub async fn connect_to(url: &str) -> Result<Connection, String> {
+    let setting = if url == docker_host() {
+        "DOCKER_HOST"
+    } else {
+        "the engine's address"
     };
-    let docker = Docker::connect_with_defaults().map_err(|e| unreachable(&e))?;
+    let unreachable = |e: &dyn std::fmt::Display| {
+        format!("cannot reach Docker at {url}: {e}; is the daemon running (and {setting} right)?")
+    };
+    // DOCKER_HOST itself, unless ssh: bollard's own reading of the environment, as before
+    // (it also takes schemes and TLS settings that named engines do not).
+    let addr = if url == docker_host() && !url.starts_with("ssh://") {
+        None
+    } else {
+        Some(address::Address::parse(url)?)
+    };
+    let (docker, cli_host, tunnel) = match &addr {
+        None => (Docker::connect_with_defaults(), url.to_string(), None),
+        Some(address::Address::Unix(path)) => (
+            Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION),
+            url.to_string(),
+            None,
+        ),
+        Some(address::Address::Tcp(_)) => (
+            Docker::connect_with_http(url, 120, bollard::API_DEFAULT_VERSION),
+            url.to_string(),
+            None,
+        ),
+        Some(address::Address::Ssh(target)) => {
+            let t = ssh::tunnel(target).await?;
+            let path = t.socket.to_string_lossy().into_owned();
+            let d = Docker::connect_with_unix(&path, 120, bollard::API_DEFAULT_VERSION);
+            (d, format!("unix://{path}"), Some(t))
+        }
+    };
+    let docker = docker.map_err(|e| unreachable(&e))?;
+    let ssh_said = || tunnel.as_ref().map(|t| t.said()).unwrap_or_default();
+    let why = |e: &dyn std::fmt::Display| match (&addr, ssh_said()) {
+        (Some(address::Address::Ssh(t)), s) => format!(
+            "cannot reach Docker at {url}: ssh logged in, but the engine did not answer through \
+             the tunnel ({e}{}{s}); is the engine's socket at {} on that machine, and may the \
+             login use it (root, or a member of the docker group)?",
+            if s.is_empty() { "" } else { "; ssh: " },
+            t.socket
+        ),
+        _ => unreachable(e),
+    };
     match tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version()).await {
-        Ok(Ok(d)) => Ok(d),
-        Ok(Err(e)) => Err(unreachable(&e)),
-        Err(_) => Err(unreachable(&"no answer within 5 s")),
+        Ok(Ok(docker)) => Ok(Connection {
+            docker,
+            url: url.to_string(),
+            cli_host,
+            tunnel,
+        }),
+        Ok(Err(e)) => Err(why(&e)),
+        Err(_) => Err(why(&"no answer within 5 s")),
     }
 }

@@ -27,8 +27,10 @@ pub mod config_api {
     /// compose_file, dir, defaults, infrastructure, categories, services}` where `services`
     /// is an array, in file order, of `#{name, category, port, health_path, endpoints,
     /// story, latency_budget_ms, health_timeout_s, settle_s, batch_rebuild, on_failure,
-    /// max_failures, risk}` with category and default settings applied; `compose_file` is
-    /// relative to the workspace. An unknown key or a bad value fails with its file and line.
+    /// max_failures, risk, order, engine}` with category and default settings applied
+    /// (`engine` is `()` for the default engine); `compose_file` is relative to the
+    /// workspace. The config's `engines:` are declared for `docker::use_engine`. An unknown
+    /// key or a bad value fails with its file and line.
     #[rhai_fn(return_raw)]
     pub fn load(ctx: NativeCallContext, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
         with_host(&ctx, |h| {
@@ -37,6 +39,11 @@ pub mod config_api {
                 e.file = path.to_string();
                 config_error(e.to_string())
             })?;
+            for (name, url) in &cfg.engines {
+                h.engines
+                    .declare(name, url)
+                    .map_err(|e| config_error(format!("{path}: engines.{name}: {e}")))?;
+            }
             let dir = std::path::Path::new(path)
                 .parent()
                 .map(|p| p.to_string_lossy().into_owned())

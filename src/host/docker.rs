@@ -38,6 +38,7 @@ use crate::docker::usage::{self, Usage};
 /// `docker::build`'s options (the longest list of any call) and its result.
 mod build_options;
 pub(super) mod conn;
+pub mod engines;
 mod failure;
 mod options;
 
@@ -143,8 +144,10 @@ pub mod docker_api {
     #[rhai_fn(return_raw)]
     pub fn ping(ctx: NativeCallContext) -> Result<Map, Box<EvalAltResult>> {
         with_host(&ctx, |h| {
-            let v = on_engine(h, |d, _| async move { ops::version(&d).await })?
+            let mut v = on_engine(h, |d, _| async move { ops::version(&d).await })?
                 .map_err(|e| fail(e.to_string()))?;
+            // The engine this thread uses (`docker::use_engine`), not only DOCKER_HOST.
+            v.host = engines::engine(h)?.conn.url.clone();
             to_map(&v, "ping")
         })
     }
@@ -165,9 +168,10 @@ pub mod docker_api {
     pub fn ps_with(ctx: NativeCallContext, opts: Map) -> Result<Array, Box<EvalAltResult>> {
         with_host(&ctx, |h| {
             let f = ps_filter(h, &opts)?;
-            let d = client(h)?;
-            let table = h
-                .docker_table
+            let e = engines::engine(h)?;
+            let d = e.conn.docker.clone();
+            let table = e
+                .table
                 .get_or_init(|| dk::table::Table::start(&h.handle, d.clone()))
                 .clone();
             let list = h
@@ -528,6 +532,7 @@ pub mod docker_api {
 static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> = std::sync::LazyLock::new(|| {
     let mut m = exported_module!(docker_api);
     m.combine_flatten(super::deploy::module());
+    m.combine_flatten(engines::module());
     m.into()
 });
 

@@ -92,8 +92,8 @@ pub struct HostCtx {
     plan: Mutex<Vec<PlannedAction>>,
     pub(crate) journals: state::Journals,
     pub(crate) params: params::ParamValues,
-    pub(crate) docker: OnceLock<bollard::Docker>,
-    pub(crate) docker_table: OnceLock<crate::docker::table::Table>,
+    /// The default and the named Docker engines (`docker::use_engine`).
+    pub(crate) engines: docker::engines::Engines,
     pub(crate) docker_project: Mutex<Option<String>>,
     waiting: Waiting,
 }
@@ -160,8 +160,7 @@ impl HostCtx {
             plan: Mutex::new(Vec::new()),
             journals: state::Journals::default(),
             params: params::ParamValues::default(),
-            docker: OnceLock::new(),
-            docker_table: OnceLock::new(),
+            engines: docker::engines::Engines::default(),
             docker_project: Mutex::new(None),
             waiting: Waiting::default(),
         }
@@ -172,8 +171,11 @@ impl HostCtx {
         lock(&self.cancel).clone()
     }
 
-    /// Starts a fresh run: new cancellation, empty checks and plan.
+    /// Starts a fresh run: new cancellation, empty checks and plan, and the calling (script)
+    /// thread back on the default engine — an engine an earlier run of this thread chose
+    /// with `docker::use_engine` must not carry over into the next (`watch`, embedders).
     pub fn reset_run(&self) -> RunCancel {
+        docker::engines::set_current(None);
         let fresh = RunCancel::new();
         *lock(&self.cancel) = fresh.clone();
         lock(&self.checks).clear();

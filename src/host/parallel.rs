@@ -195,8 +195,11 @@ pub mod parallel_api {
             let engine = ctx.engine();
             let next = AtomicUsize::new(0);
             let results: Vec<Slot> = items.iter().map(|_| Mutex::new(None)).collect();
+            // Workers start on the caller's engine (`docker::use_engine`).
+            let engine_name = crate::host::docker::engines::current_name();
             let work = || {
                 let _current = cancel::enter(token.clone());
+                let _engine = crate::host::docker::engines::enter(engine_name.clone());
                 #[allow(deprecated)]
                 let call_ctx = store.create_context(engine);
                 loop {

@@ -9,7 +9,7 @@
 //! wall time of the same 12 in one `docker compose build`.
 //!
 //! **How.** Like a database's group commit. A build asked for with `batch` joins the queue
-//! of its compose project (same files, same build args, same `--no-cache`). If no solve of
+//! of its compose project (same engine, same files, same build args, same `--no-cache`). If no solve of
 //! that queue is running, one starts after a short gathering pause with everything queued;
 //! builds that arrive while it runs wait and go together in the next one. So the batch size
 //! follows the caller's own concurrency (the rebuild's build slots) and there is no fixed
@@ -41,9 +41,10 @@ use super::{BuildError, BuildSpec, Built, FailureKind, compose_cli, open_log};
 /// rebuild's workers take their build slots within microseconds of each other.
 const GATHER: Duration = Duration::from_millis(30);
 
-/// What builds can share a solve: the same project, files, args and cache setting.
+/// What builds can share a solve: the same engine, project, files, args and cache setting.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
+    docker_host: Option<String>,
     project: String,
     files: Vec<PathBuf>,
     args: Vec<(String, String)>,
@@ -79,6 +80,7 @@ pub async fn build_batched(
     let mut args: Vec<(String, String)> = spec.args.clone().into_iter().collect();
     args.sort();
     let key = Key {
+        docker_host: spec.docker_host.clone(),
         project: src.project.clone(),
         files: src.files.clone(),
         args,

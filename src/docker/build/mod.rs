@@ -126,6 +126,9 @@ pub struct BuildSpec {
     pub buildkit_only: Vec<String>,
     /// Set when this is a compose service's build.
     pub compose: Option<ComposeSource>,
+    /// The engine's address for the compose CLI (`DOCKER_HOST`), when it is not the
+    /// environment's: a named engine, or the local end of an ssh tunnel.
+    pub docker_host: Option<String>,
 }
 
 /// A finished build.
@@ -382,6 +385,7 @@ fn compose_job(spec: &BuildSpec) -> ComposeBuild {
             services: vec![src.service.clone()],
             build_args: args,
             no_cache: spec.no_cache,
+            docker_host: spec.docker_host.clone(),
         },
         None => ComposeBuild {
             project: "dockhand-build".into(),
@@ -391,6 +395,7 @@ fn compose_job(spec: &BuildSpec) -> ComposeBuild {
             services: vec!["build".into()],
             build_args: args,
             no_cache: spec.no_cache,
+            docker_host: spec.docker_host.clone(),
         },
     }
 }

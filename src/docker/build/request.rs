@@ -71,6 +71,7 @@ pub fn compose_spec(
             project,
             service: service.to_string(),
         }),
+        docker_host: None,
     })
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rhai::{Dynamic, INT, Map};
 
-use super::{build_failure, check_keys, client, opt_str, project};
+use super::{build_failure, check_keys, opt_str, project};
 use crate::docker::build::{self, BuildSpec};
 use crate::docker::compose_file;
 use crate::host::time::to_duration;
@@ -163,8 +163,12 @@ pub(super) fn build(h: &HostCtx, opts: &Map) -> HostResult<Map> {
         out.insert("ms".into(), (0 as INT).into());
         return Ok(out);
     }
-    let d = client(h)?;
-    let (spec, log_path, log_rel) = (req.spec, req.log_path, req.log_rel);
+    let engine = super::engines::engine(h)?;
+    let d = engine.conn.docker.clone();
+    let (mut spec, log_path, log_rel) = (req.spec, req.log_path, req.log_rel);
+    if engine.conn.cli_host != crate::docker::docker_host() {
+        spec.docker_host = Some(engine.conn.cli_host.clone());
+    }
     let abs_log = log_path.to_string_lossy().into_owned();
     let timeout = req.timeout.unwrap_or(Duration::MAX);
     let batch = req.batch;

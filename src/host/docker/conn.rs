@@ -4,24 +4,20 @@
 use bollard::Docker;
 use rhai::Dynamic;
 
-use crate::docker as dk;
-use crate::host::{HostCtx, HostResult, fail, lock};
+use crate::host::{HostCtx, HostResult, lock};
 
-/// The engine client, connecting on first use. A failed connection is not cached: the daemon
-/// may come up while a runbook waits.
+/// The client of this thread's engine (see `engines.rs`), connecting on first use. A failed
+/// connection is not cached: the daemon may come up while a runbook waits.
 pub fn client(h: &HostCtx) -> HostResult<Docker> {
-    if let Some(d) = h.docker.get() {
-        return Ok(d.clone());
-    }
-    let d = h.block_on(dk::connect())?.map_err(fail)?;
-    let _ = h.docker.set(d.clone());
-    Ok(d)
+    Ok(super::engines::engine(h)?.conn.docker.clone())
 }
 
-/// Marks the container table stale after dockhand changed something itself.
+/// Marks the container tables stale after dockhand changed something itself.
 pub(in crate::host) fn changed(h: &HostCtx) {
-    if let Some(t) = h.docker_table.get() {
-        t.invalidate();
+    for e in h.engines.connected() {
+        if let Some(t) = e.table.get() {
+            t.invalidate();
+        }
     }
 }
 
