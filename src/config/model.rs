@@ -42,6 +42,57 @@ pub enum DeployOrder {
     StartFirst,
 }
 
+/// How many builds run at once (`defaults.batch_size`): a fixed number, or `auto`.
+///
+/// **Why `auto`.** The seeds' batches of 5 were there to protect the host, and a fixed count
+/// cannot know the host: on one it starves the builder, on another it is too many. With
+/// `auto` the builds are not counted: the ones that wait together go to BuildKit as one solve
+/// (it schedules the steps on the cores it has), and a solve does not start while the host is
+/// short of memory (`docker::build`'s `batch`). `--batch-size N` still caps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BatchSize {
+    #[default]
+    Auto,
+    Fixed(u64),
+}
+
+impl Serialize for BatchSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            BatchSize::Auto => s.serialize_str("auto"),
+            BatchSize::Fixed(n) => s.serialize_u64(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BatchSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = BatchSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of builds (1 or more) or \"auto\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<BatchSize, E> {
+                Ok(BatchSize::Fixed(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<BatchSize, E> {
+                u64::try_from(n)
+                    .map(BatchSize::Fixed)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<BatchSize, E> {
+                if v == "auto" {
+                    Ok(BatchSize::Auto)
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnFailure {
@@ -168,8 +219,10 @@ pub struct Defaults {
     pub frontend_budget_ms: u64,
     pub retries: u64,
     pub retry_backoff_s: u64,
-    pub batch_size: u64,
-    /// Concurrent deploys (recreate + gate); builds are capped by `batch_size`.
+    /// Concurrent builds: `auto` (the default) or a number.
+    pub batch_size: BatchSize,
+    /// Concurrent recreates (the engine's part of a deploy; gates run beside them); builds
+    /// are capped by `batch_size`.
     pub deploy_concurrency: u64,
     pub build_timeout_s: u64,
     pub log_tail_lines: u64,
@@ -190,7 +243,7 @@ impl Default for Defaults {
             frontend_budget_ms: 3000,
             retries: 3,
             retry_backoff_s: 5,
-            batch_size: 5,
+            batch_size: BatchSize::Auto,
             deploy_concurrency: 5,
             build_timeout_s: 600,
             log_tail_lines: 100,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::ConfigError;
-use super::model::{DeployOrder, FleetConfig, MAX_BATCH};
+use super::model::{BatchSize, DeployOrder, FleetConfig, MAX_BATCH};
 use crate::util::yaml::{MAX_YAML_FLOW_DEPTH, yaml_too_deep};
 
 impl FleetConfig {
@@ -130,7 +130,8 @@ impl FleetConfig {
                 ));
             }
         }
-        if self.defaults.batch_size == 0 || self.defaults.deploy_concurrency == 0 {
+        if self.defaults.batch_size == BatchSize::Fixed(0) || self.defaults.deploy_concurrency == 0
+        {
             return Err((
                 key_line(text, &["defaults", "batch_size"]),
                 "defaults.batch_size and defaults.deploy_concurrency must be at least 1".into(),
@@ -347,8 +348,12 @@ fn check_ranges(cfg: &FleetConfig, text: &str) -> Result<(), (usize, String)> {
         }
     }
     let d = &cfg.defaults;
+    let batch = match d.batch_size {
+        BatchSize::Fixed(n) => n,
+        BatchSize::Auto => 1,
+    };
     for (key, v) in [
-        ("batch_size", d.batch_size),
+        ("batch_size", batch),
         ("deploy_concurrency", d.deploy_concurrency),
     ] {
         if v > MAX_BATCH {

@@ -236,10 +236,14 @@ pub fn culprit(lines: &[String]) -> (String, String) {
 
 /// Runs one compose build, appending every output line to `log`. Returns the output lines
 /// (for the failure message) and whether compose succeeded.
+///
+/// `watch` sees each line as it arrives (a batched solve answers each build as soon as its
+/// image is named, instead of when the last one is).
 pub async fn run_build(
     cli: &ComposeCli,
     b: &ComposeBuild,
     mut log: Option<&mut std::fs::File>,
+    watch: Option<&(dyn Fn(&str) + Sync)>,
 ) -> Result<(bool, Vec<String>), String> {
     let mut cmd = cli.command();
     cmd.args([
@@ -297,6 +301,9 @@ pub async fn run_build(
             }
             if let Some(f) = log.as_deref_mut() {
                 let _ = writeln!(f, "{l}");
+            }
+            if let Some(w) = watch {
+                w(&l);
             }
             lines.push(l);
         }

@@ -56,7 +56,27 @@ struct Job {
     spec: BuildSpec,
     log: Option<PathBuf>,
     asked: Instant,
-    reply: oneshot::Sender<Result<Built, BuildError>>,
+    /// Taken when the caller is answered (as soon as its image is named, or at the end).
+    reply: Mutex<Option<Reply>>,
+}
+
+type Reply = oneshot::Sender<Result<Built, BuildError>>;
+
+impl Job {
+    fn reply(&self) -> std::sync::MutexGuard<'_, Option<Reply>> {
+        self.reply.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the caller still waits for an answer.
+    fn waiting(&self) -> bool {
+        self.reply().as_ref().is_some_and(|r| !r.is_closed())
+    }
+
+    fn answer(&self, r: Result<Built, BuildError>) {
+        if let Some(tx) = self.reply().take() {
+            let _ = tx.send(r);
+        }
+    }
 }
 
 /// The queues, by key. A key is present while its driver task runs.
@@ -91,7 +111,7 @@ pub async fn build_batched(
         spec: spec.clone(),
         log: log.map(PathBuf::from),
         asked: Instant::now(),
-        reply,
+        reply: Mutex::new(Some(reply)),
     };
     let start_driver = {
         let mut q = queues();
@@ -160,7 +180,8 @@ async fn wait_for_memory(n: usize) {
     }
 }
 
-/// One solve of `jobs`, each caller answered.
+/// One solve of `jobs`, each caller answered: as soon as BuildKit names its image (the
+/// solve goes on for the others), or when the solve ends.
 async fn solve(docker: &Docker, jobs: Vec<Job>) {
     wait_for_memory(jobs.len()).await;
     let started = Instant::now();
@@ -170,36 +191,88 @@ async fn solve(docker: &Docker, jobs: Vec<Job>) {
     };
     let names: Vec<String> = jobs.iter().map(|j| j.spec.tag.clone()).collect();
     let job = together(&jobs);
+    let (named_tx, mut named_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // Dropped with the build future when compose ends, which ends `early` below.
+    let watch = move |l: &str| {
+        if let Some(r) = named(l) {
+            let _ = named_tx.send(r);
+        }
+    };
+    let build = async move { compose_cli::run_build(cli, &job, None, Some(&watch)).await };
+    let early = async {
+        while let Some(r) = named_rx.recv().await {
+            let Some(j) = jobs
+                .iter()
+                .find(|j| same_image(&j.spec.tag, &r) && j.waiting())
+            else {
+                continue;
+            };
+            // Not named after all (the engine has no such image yet): answered at the end.
+            if let Ok(b) = built(docker, j, started, names.len()).await {
+                j.answer(Ok(b));
+            }
+        }
+    };
     let outcome = tokio::select! {
-        r = compose_cli::run_build(cli, &job, None) => Some(r),
+        (r, ()) = async { tokio::join!(build, early) } => Some(r),
         () = abandoned(&jobs) => None,
     };
     let Some(outcome) = outcome else { return };
-    let (ok, lines) = match outcome {
-        Ok(r) => r,
-        Err(e) => (false, vec![e]),
-    };
+    let (ok, lines) = outcome.unwrap_or_else(|e| (false, vec![e]));
     write_logs(&jobs, &names, &lines);
+    let rest: Vec<Job> = jobs.into_iter().filter(Job::waiting).collect();
     if !ok {
+        let (culprit, verdict) = compose_cli::culprit(&lines);
         tracing::info!(
-            "the solve of {} builds together failed; building each alone to find which",
-            jobs.len()
+            "the solve of {} builds together failed ({culprit} — {verdict}); building the {} \
+             not named yet each alone to find which",
+            names.len(),
+            rest.len()
         );
-        return one_by_one(docker, jobs).await;
+        return one_by_one(docker, rest).await;
     }
-    let ms = started.elapsed().as_millis() as u64;
-    for j in jobs {
-        let r = inspect(docker, &j.spec.tag).await.map(|image_id| Built {
-            image_id,
-            tag: j.spec.tag.clone(),
-            ms,
-            queued_ms: started.duration_since(j.asked).as_millis() as u64,
-            together: names.len(),
-            lines: lines.len(),
-            builder: "buildkit".into(),
-        });
-        let _ = j.reply.send(r);
+    for j in rest {
+        let r = built(docker, &j, started, names.len()).await;
+        j.answer(r);
     }
+}
+
+/// The image a `naming to REF done` line of BuildKit's plain progress names, if it is one.
+fn named(line: &str) -> Option<String> {
+    let rest = line.split_once(" naming to ")?.1;
+    let (image, tail) = rest.split_once(' ')?;
+    tail.trim_end().ends_with("done").then(|| image.to_string())
+}
+
+/// Whether two image references name the same image (`docker.io/library/x:latest` is `x`).
+fn same_image(a: &str, b: &str) -> bool {
+    fn norm(r: &str) -> String {
+        let r = r
+            .strip_prefix("docker.io/library/")
+            .or_else(|| r.strip_prefix("docker.io/"))
+            .unwrap_or(r);
+        let last = r.rsplit('/').next().unwrap_or(r);
+        if last.contains(':') || last.contains('@') {
+            r.to_string()
+        } else {
+            format!("{r}:latest")
+        }
+    }
+    norm(a) == norm(b)
+}
+
+/// `j`'s image, built by the solve that started at `started` with `n` builds.
+async fn built(docker: &Docker, j: &Job, started: Instant, n: usize) -> Result<Built, BuildError> {
+    let image_id = inspect(docker, &j.spec.tag).await?;
+    Ok(Built {
+        image_id,
+        tag: j.spec.tag.clone(),
+        ms: started.elapsed().as_millis() as u64,
+        queued_ms: started.duration_since(j.asked).as_millis() as u64,
+        together: n,
+        lines: 0,
+        builder: "buildkit".into(),
+    })
 }
 
 /// The compose build of every job's service in one call, each with its caller's image name.
@@ -220,11 +293,11 @@ fn together(jobs: &[Job]) -> compose_cli::ComposeBuild {
 /// Each job built on its own, all at once; each caller gets its own answer.
 async fn one_by_one(docker: &Docker, jobs: Vec<Job>) {
     let builds = jobs.into_iter().map(|j| async move {
-        if j.reply.is_closed() {
+        if !j.waiting() {
             return;
         }
         let r = super::build(docker, &j.spec, j.log.as_deref()).await;
-        let _ = j.reply.send(r);
+        j.answer(r);
     });
     futures_util::future::join_all(builds).await;
 }
@@ -232,7 +305,7 @@ async fn one_by_one(docker: &Docker, jobs: Vec<Job>) {
 /// Resolves once every caller of `jobs` has stopped waiting (timed out, cancelled).
 async fn abandoned(jobs: &[Job]) {
     loop {
-        if jobs.iter().all(|j| j.reply.is_closed()) {
+        if !jobs.iter().any(Job::waiting) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -269,4 +342,50 @@ async fn inspect(docker: &Docker, tag: &str) -> Result<String, BuildError> {
                 format!("the build of {tag} reported success but the engine has no image {tag}");
             BuildError::failed(FailureKind::Engine, what)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_named_image_off_buildkit_progress() {
+        let l = "#101 naming to docker.io/library/p14-ml-service:latest 0.0s done";
+        assert_eq!(
+            named(l).as_deref(),
+            Some("docker.io/library/p14-ml-service:latest")
+        );
+        assert_eq!(
+            named("#101 naming to docker.io/library/x:latest"),
+            None,
+            "not done yet"
+        );
+        assert_eq!(named("#9 [x 2/2] RUN echo naming to nothing"), None);
+        assert_eq!(named(""), None);
+    }
+
+    #[test]
+    fn compares_references_as_the_engine_does() {
+        assert!(same_image(
+            "p14-ml-service:latest",
+            "docker.io/library/p14-ml-service:latest"
+        ));
+        assert!(same_image(
+            "p14-ml-service",
+            "docker.io/library/p14-ml-service:latest"
+        ));
+        assert!(same_image("127.0.0.1:5000/a/b:r1", "127.0.0.1:5000/a/b:r1"));
+        assert!(same_image(
+            "127.0.0.1:5000/a/b",
+            "127.0.0.1:5000/a/b:latest"
+        ));
+        assert!(!same_image(
+            "p14-ml-service:v2",
+            "docker.io/library/p14-ml-service:latest"
+        ));
+        assert!(!same_image(
+            "p14-ml",
+            "docker.io/library/p14-ml-service:latest"
+        ));
+    }
 }

@@ -347,7 +347,7 @@ async fn build_buildkit(
     log_file: Option<&mut std::fs::File>,
     log: Option<&Path>,
 ) -> Result<usize, BuildError> {
-    let (ok, lines) = compose_cli::run_build(cli, &compose_job(spec), log_file).await?;
+    let (ok, lines) = compose_cli::run_build(cli, &compose_job(spec), log_file, None).await?;
     if ok {
         return Ok(lines.len());
     }
