@@ -144,7 +144,7 @@ async fn drive(key: Key, docker: Docker) {
             }
             jobs
         };
-        solve(&docker, jobs).await;
+        solve(&docker, jobs, true).await;
     }
 }
 
@@ -181,8 +181,9 @@ async fn wait_for_memory(n: usize) {
 }
 
 /// One solve of `jobs`, each caller answered: as soon as BuildKit names its image (the
-/// solve goes on for the others), or when the solve ends.
-async fn solve(docker: &Docker, jobs: Vec<Job>) {
+/// solve goes on for the others), or when the solve ends. A solve the engine failed (not a
+/// step: `flightcontrol`, a closed transport) is tried once more as a whole when `retry`.
+async fn solve(docker: &Docker, jobs: Vec<Job>, retry: bool) {
     wait_for_memory(jobs.len()).await;
     let started = Instant::now();
     let cli = compose_cli::buildkit();
@@ -221,6 +222,13 @@ async fn solve(docker: &Docker, jobs: Vec<Job>) {
     let (ok, lines) = outcome.unwrap_or_else(|e| (false, vec![e]));
     write_logs(&jobs, &names, &lines);
     let rest: Vec<Job> = jobs.into_iter().filter(Job::waiting).collect();
+    if !ok && retry && compose_cli::classify(&lines.join("\n")) == FailureKind::Engine {
+        tracing::info!(
+            "the engine failed a solve of {} builds; trying it once more",
+            rest.len()
+        );
+        return Box::pin(solve(docker, rest, false)).await;
+    }
     if !ok {
         let (culprit, verdict) = compose_cli::culprit(&lines);
         tracing::info!(
