@@ -31,9 +31,19 @@ pub enum LabCommand {
         /// Give up waiting for health after this long.
         #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::parse_duration)]
         wait: Duration,
+        /// Run the services as one Docker Swarm stack (no infrastructure): starts a registry
+        /// on 127.0.0.1:5000 (Debian's docker-registry) and a single-node Swarm if there is
+        /// none, pushes the images there and deploys them with `docker stack deploy`.
+        #[arg(long)]
+        swarm: bool,
     },
     /// Stop and remove the lab (containers, networks, volumes, its service images).
-    Down,
+    Down {
+        /// Remove the Swarm lab: the stack, its images, the registry and its data, and the
+        /// Swarm if `lab up --swarm` created it.
+        #[arg(long)]
+        swarm: bool,
+    },
     /// Show the lab's containers and their health.
     Status,
 }
@@ -63,6 +73,7 @@ pub fn lab(global: &GlobalOpts, args: LabArgs) -> Result<i32> {
             fault,
             ports,
             wait,
+            swarm,
         } => {
             let o = LabOptions {
                 services,
@@ -72,12 +83,22 @@ pub fn lab(global: &GlobalOpts, args: LabArgs) -> Result<i32> {
                 timeout: wait,
                 ..base
             };
-            let states = lab::up(rt.handle(), &o, &state_dir, &progress).map_err(Error::Usage)?;
+            let states = if swarm {
+                lab::swarm::up(rt.handle(), &o, &state_dir, &progress)
+            } else {
+                lab::up(rt.handle(), &o, &state_dir, &progress)
+            }
+            .map_err(Error::Usage)?;
             print(global.json, &states, || lab::up_table(&states));
             Ok(o.up_exit_code(&states))
         }
-        LabCommand::Down => {
-            lab::down(&base, &state_dir, &progress).map_err(Error::Usage)?;
+        LabCommand::Down { swarm } => {
+            if swarm {
+                lab::swarm::down(rt.handle(), &base, &state_dir, &progress)
+            } else {
+                lab::down(&base, &state_dir, &progress)
+            }
+            .map_err(Error::Usage)?;
             Ok(0)
         }
         LabCommand::Status => {
