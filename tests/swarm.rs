@@ -172,6 +172,9 @@ fn swarm_rebuild_updates_gates_and_rolls_back() {
     let t2 = std::time::Instant::now();
     bad_builds_are_rolled_back(&lab);
     eprintln!("rebuild with two rolled-back services: {:?}", t2.elapsed());
+    let t3 = std::time::Instant::now();
+    killed_mid_update_continue_completes(&lab);
+    eprintln!("killed mid-update, then --continue: {:?}", t3.elapsed());
 }
 
 impl SwarmLab {
@@ -281,4 +284,44 @@ fn bad_builds_are_rolled_back(lab: &SwarmLab) {
         "{out}"
     );
     assert!(now[2].0.contains(":sw2@sha256:"), "{}", now[2].0);
+}
+
+/// The rebuild is SIGKILLed once Swarm was asked to update (journal phase `updating`);
+/// `--continue` waits for that update instead of starting another, gates, and completes.
+fn killed_mid_update_continue_completes(lab: &SwarmLab) {
+    let svc = "carbon-intensity";
+    let mut child = lab
+        .lab
+        .rebuild(&common::rebuild_args(&[svc], "VERSION=4", "sw3"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let path = lab.lab.ws.path().join(".dockhand/state/sw3.json");
+    let phase = || -> String {
+        std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|j| j["records"][svc]["phase"].as_str().map(String::from))
+            .unwrap_or_default()
+    };
+    let seen = common::poll_until(std::time::Duration::from_secs(120), phase, |p| {
+        p == "updating" || p == "completed" || p == "failed"
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(seen, "updating", "the rebuild never reached the update");
+    let (code, out) = lab.rebuild(&["--continue", "--run", "sw3"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("resuming: waiting for Swarm's update"),
+        "{out}"
+    );
+    let r = &lab.lab.journal("sw3")["records"][svc];
+    assert_eq!(r["status"], "completed", "{r}");
+    assert!(
+        lab.spec(svc).0.contains(":sw3@sha256:"),
+        "{}",
+        lab.spec(svc).0
+    );
 }
