@@ -16,7 +16,7 @@
 //! let w = swarm::wait("weather-api", #{ after: u.started_before, timeout: "5m" });
 //! if w.state != "completed" { print(`Swarm says: ${w.state}: ${w.message}`); }
 //! for t in swarm::tasks("weather-api") { print(`${t.slot} ${t.state} ${t.error}`); }
-//! print(swarm::reach("weather-api", 8009));        // "127.0.0.1:30001": probe it there
+//! print(swarm::reach("weather-api", 8009));        // "172.18.0.3:8009": probe it there
 //! ```
 //!
 //! Mutating calls (`update`, `rollback`, `docker::push`) are planned, not done, in
@@ -268,10 +268,10 @@ pub mod swarm_api {
         })
     }
 
-    /// `"host:port"` where this machine reaches port `port` of service `name`: its
-    /// published port (Swarm's routing mesh), else a local task's address on
-    /// `docker_gwbridge`; through the tunnel on an ssh engine. Fails, saying to publish the
-    /// port, when neither exists.
+    /// `"host:port"` where this machine reaches port `port` of service `name`: a running
+    /// task's address on `docker_gwbridge` when one runs on this engine's node (the new task
+    /// itself), else its published port (Swarm's routing mesh); through the tunnel on an ssh
+    /// engine. Fails, saying to publish the port, when neither exists.
     #[rhai_fn(return_raw)]
     pub fn reach(
         ctx: NativeCallContext,

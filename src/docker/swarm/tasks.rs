@@ -1,11 +1,14 @@
 //! A service's tasks, their logs, where the gate reaches the service, and pushing a build.
 //!
 //! **Where the gate probes.** A task's address on an overlay network is not routed from the
-//! host. Two addresses are: a port the service publishes (Swarm's routing mesh answers on
-//! every node and balances over the tasks, which is what clients see), and, for a task on
-//! this engine's node, the container's address on `docker_gwbridge` (the bridge that gives
-//! overlay containers their way out, which the host is on). [`reach`] prefers the published
-//! port, then the bridge address of a local task.
+//! host. Two addresses may be: for a task on this engine's node, the container's address on
+//! `docker_gwbridge` (the bridge that gives overlay containers their way out, which the host
+//! is on), and a port the service publishes (Swarm's routing mesh, on every node). [`reach`]
+//! prefers the local task: it is the new task itself, not whichever task the mesh picks, and
+//! the mesh needs the engine's ingress NAT rules, which an engine running inside a container
+//! may lack (on the machine this was written on, engine 20.10 inside a container, a published
+//! ingress port refuses every connection from the host). A task on another node is probed
+//! through the published port.
 
 use std::collections::HashMap;
 
@@ -109,8 +112,8 @@ pub async fn task_logs(docker: &Docker, id: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// Where this machine reaches port `port` of service `name`: `(ip, port)`. See the module
-/// doc for the two ways.
+/// Where this machine reaches port `port` of service `name`: `(ip, port)`, a running local
+/// task's bridge address first, else the published port. See the module doc for why.
 pub async fn reach(
     docker: &Docker,
     stack: Option<&str>,
@@ -118,9 +121,6 @@ pub async fn reach(
     port: i64,
 ) -> Result<(String, i64), String> {
     let (svc, tasks) = list_tasks(docker, stack, name).await?;
-    if let Some((_, published)) = svc.published.iter().find(|(t, _)| *t == port) {
-        return Ok(("127.0.0.1".into(), *published));
-    }
     let gw = docker
         .inspect_network("docker_gwbridge", None::<InspectNetworkOptions>)
         .await
@@ -140,9 +140,12 @@ pub async fn reach(
             return Ok((ip.to_string(), port));
         }
     }
+    if let Some((_, published)) = svc.published.iter().find(|(t, _)| *t == port) {
+        return Ok(("127.0.0.1".into(), *published));
+    }
     Err(format!(
-        "cannot reach port {port} of service {}: it publishes no port for it and has no \
-         running task on this engine's node; publish it (ports: [\"{port}:{port}\"]) so the \
+        "cannot reach port {port} of service {}: it has no running task on this engine's \
+         node and publishes no port for it; publish it (ports: [\"{port}:{port}\"]) so the \
          gate can probe it through Swarm's routing mesh",
         svc.name
     ))
