@@ -175,6 +175,12 @@ fn swarm_rebuild_updates_gates_and_rolls_back() {
     let t3 = std::time::Instant::now();
     killed_mid_update_continue_completes(&lab);
     eprintln!("killed mid-update, then --continue: {:?}", t3.elapsed());
+    let t4 = std::time::Instant::now();
+    paused_update_is_rolled_back_by_dockhand(&lab);
+    eprintln!(
+        "paused by Swarm, rolled back by dockhand: {:?}",
+        t4.elapsed()
+    );
 }
 
 impl SwarmLab {
@@ -324,4 +330,27 @@ fn killed_mid_update_continue_completes(lab: &SwarmLab) {
         "{}",
         lab.spec(svc).0
     );
+}
+
+/// With `swarm.failure_action: pause`, a crashing build leaves Swarm's update paused;
+/// dockhand records Swarm's reason and the task's error, and rolls back itself.
+fn paused_update_is_rolled_back_by_dockhand(lab: &SwarmLab) {
+    let svc = "carbon-intensity";
+    let good = lab.spec(svc).0;
+    let cfg = lab.lab.dir().join("services.yaml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("swarm:\n  failure_action: pause\n  monitor_s: 3\n");
+    std::fs::write(&cfg, text).unwrap();
+    lab.set_build_arg(svc, "FAULT", "crash-loop");
+    let (code, out) = lab.rebuild(&common::rebuild_args(&[svc], "VERSION=5", "sw4"));
+    assert_eq!(code, 1, "{out}");
+    let r = &lab.lab.journal("sw4")["records"][svc];
+    assert_eq!(r["status"], "rolled-back", "{r}\n{out}");
+    assert_eq!(r["rolled_back_by"], "dockhand", "{r}");
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("Swarm: paused") && reason.contains("non-zero exit"),
+        "{reason}"
+    );
+    assert_eq!(lab.spec(svc).0, good, "{svc} not back on its backup");
 }
