@@ -161,6 +161,7 @@ fn swarm_rebuild_updates_gates_and_rolls_back() {
         );
     }
     eprintln!("lab up --swarm: {:?}", t0.elapsed());
+    lab.status_shows_every_service_running();
     dry_run_and_read_only_change_nothing(&lab, &before);
     let t1 = std::time::Instant::now();
     rebuild_lands_on_immutable_tags(&lab, &before);
@@ -190,6 +191,32 @@ impl SwarmLab {
 
     fn specs(&self) -> Vec<(String, String)> {
         SERVICES.iter().map(|s| self.spec(s)).collect()
+    }
+
+    /// `lab status --swarm --json`: each service once, one task running of one.
+    fn status_shows_every_service_running(&self) {
+        let out = dockhand()
+            .args(["lab", "--json", "--dir"])
+            .arg(self.lab.dir())
+            .args(["--project", &self.lab.project, "status", "--swarm"])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+        });
+        let rows = v.as_array().cloned().unwrap_or_default();
+        let mut names: Vec<&str> = rows.iter().filter_map(|r| r["service"].as_str()).collect();
+        names.sort();
+        let mut want = SERVICES.to_vec();
+        want.sort();
+        assert_eq!(names, want, "{v}");
+        for r in &rows {
+            assert_eq!(
+                (r["running"].as_i64(), r["replicas"].as_i64()),
+                (Some(1), Some(1)),
+                "{r}"
+            );
+        }
     }
 }
 

@@ -45,7 +45,11 @@ pub enum LabCommand {
         swarm: bool,
     },
     /// Show the lab's containers and their health.
-    Status,
+    Status {
+        /// Show the Swarm lab's services: image, last update, running tasks.
+        #[arg(long)]
+        swarm: bool,
+    },
 }
 
 /// Options shared by the lab subcommands.
@@ -101,7 +105,12 @@ pub fn lab(global: &GlobalOpts, args: LabArgs) -> Result<i32> {
             .map_err(Error::Usage)?;
             Ok(0)
         }
-        LabCommand::Status => {
+        LabCommand::Status { swarm: true } => {
+            let list = lab::swarm::status(rt.handle(), &args.project).map_err(Error::Usage)?;
+            print(global.json, &list, || lab::swarm::status_table(&list));
+            Ok(if list.is_empty() { 1 } else { 0 })
+        }
+        LabCommand::Status { swarm: false } => {
             let list = lab::status(rt.handle(), &args.project).map_err(Error::Usage)?;
             print(global.json, &list, || lab::status_table(&list));
             Ok(if list.is_empty() { 1 } else { 0 })

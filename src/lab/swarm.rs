@@ -469,3 +469,55 @@ fn stop_registry(dir: &Path, progress: &dyn Fn(&str)) {
     }
     let _ = std::fs::remove_dir_all(dir.join("registry-data"));
 }
+
+/// One service of the Swarm lab, for `lab status --swarm`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SwarmStatus {
+    pub service: String,
+    pub image: String,
+    /// Swarm's last update state ("" when never updated).
+    pub update: String,
+    /// Tasks running / replicas asked for.
+    pub running: usize,
+    pub replicas: Option<i64>,
+}
+
+/// The stack's services with their image, last update and running tasks.
+pub fn status(handle: &tokio::runtime::Handle, project: &str) -> Result<Vec<SwarmStatus>, String> {
+    let docker = handle.block_on(dk::connect())?;
+    let services = handle.block_on(dk::swarm::stack_services(&docker, project))?;
+    let mut out = Vec::new();
+    for s in services {
+        let (_, tasks) = handle.block_on(dk::swarm::list_tasks(&docker, None, &s.id))?;
+        let prefix = format!("{project}_");
+        out.push(SwarmStatus {
+            service: s.name.strip_prefix(&prefix).unwrap_or(&s.name).to_string(),
+            image: s.image.split('@').next().unwrap_or_default().to_string(),
+            update: s.update_state,
+            running: tasks
+                .iter()
+                .filter(|t| t.desired == "running" && t.state == "running")
+                .count(),
+            replicas: s.replicas,
+        });
+    }
+    out.sort_by(|a, b| a.service.cmp(&b.service));
+    Ok(out)
+}
+
+/// `lab status --swarm`'s table.
+pub fn status_table(list: &[SwarmStatus]) -> String {
+    let rows: Vec<[String; 4]> = list
+        .iter()
+        .map(|s| {
+            let want = s.replicas.map_or("global".to_string(), |r| r.to_string());
+            [
+                s.service.clone(),
+                s.image.clone(),
+                s.update.clone(),
+                format!("{}/{want}", s.running),
+            ]
+        })
+        .collect();
+    crate::util::table::render_aligned(&["SERVICE", "IMAGE", "UPDATE", "RUNNING"], &rows, "", &[])
+}
