@@ -208,6 +208,25 @@ fn not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// Whether `s` may go into an engine URL path as a service name, task or service id: what
+/// Swarm allows in a name (`[A-Za-z0-9_.-]`). Refused otherwise, so a hostile name cannot
+/// reach another endpoint (`../containers/…`) or add a query (`?…`).
+pub(crate) fn check_name(what: &str, s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 200
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{}' is not a Swarm {what} (letters, digits, '_', '.', '-'; at most 200)",
+            s.escape_default()
+        ))
+    }
+}
+
 /// The service a script means by `name`: `<stack>_<name>` when a stack is in use, else
 /// `name` itself (a Swarm name or id).
 pub async fn find_service(
@@ -215,8 +234,10 @@ pub async fn find_service(
     stack: Option<&str>,
     name: &str,
 ) -> Result<Service, String> {
+    check_name("service name", name)?;
     let mut candidates = Vec::new();
     if let Some(s) = stack.filter(|s| !s.is_empty()) {
+        check_name("stack name", s)?;
         candidates.push(format!("{s}_{name}"));
     }
     candidates.push(name.to_string());
@@ -306,6 +327,14 @@ mod tests {
         ] {
             let e = check_registry(bad).unwrap_err();
             assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn names_that_would_leave_the_url_path_are_refused() {
+        assert!(check_name("service name", "homeiq_weather-api").is_ok());
+        for bad in ["", "../containers/x/json", "a?b", "a/b", "a b", ".x", "x\n"] {
+            assert!(check_name("service name", bad).is_err(), "{bad:?}");
         }
     }
 

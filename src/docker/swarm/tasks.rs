@@ -94,6 +94,7 @@ const MAX_LOG: usize = 8 << 20;
 /// The log (stdout and stderr, all of it up to 8 MiB) of task `id`, through Swarm, so it
 /// works for a task on any node.
 pub async fn task_logs(docker: &Docker, id: &str) -> Result<String, String> {
+    super::check_name("task id", id)?;
     let opts = LogsOptions {
         stdout: true,
         stderr: true,
@@ -162,6 +163,19 @@ pub struct Pushed {
 
 /// Pushes `image` (`registry/name:tag`) to its registry.
 pub async fn push(docker: &Docker, image: &str) -> Result<Pushed, String> {
+    // The name goes into the URL path (`/images/{name}/push`): only what a reference holds.
+    let ref_ok = !image.is_empty()
+        && image.len() <= 512
+        && !image.contains("..")
+        && image
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c));
+    if !ref_ok {
+        return Err(format!(
+            "cannot push '{}': not an image reference (registry/name:tag)",
+            image.escape_default()
+        ));
+    }
     let t0 = std::time::Instant::now();
     let (repo, tag) = crate::docker::build::split_ref(image);
     let mut s = docker.push_image(
