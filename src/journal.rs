@@ -34,7 +34,8 @@ pub fn run_services(run: Option<&Value>) -> Vec<String> {
 
 /// Where one service's rebuild stands. The stop-first path is pending → backed-up → building
 /// → built → recreating → recreated → completed; start-first replaces the last three with
-/// starting-next → next-started → promoting; a failure ends in rolling-back → rolled-back,
+/// starting-next → next-started → promoting; a Swarm service's with pushing → pushed →
+/// updating → updated (Swarm replaces the tasks); a failure ends in rolling-back → rolled-back,
 /// or failed. `restarting` → `restarted` → `done` are story 3's restarts of infrastructure
 /// services, which share the journal and the monitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,6 +50,10 @@ pub enum Phase {
     StartingNext,
     NextStarted,
     Promoting,
+    Pushing,
+    Pushed,
+    Updating,
+    Updated,
     RollingBack,
     RolledBack,
     Completed,
@@ -91,6 +96,10 @@ impl Word for Phase {
         Phase::StartingNext,
         Phase::NextStarted,
         Phase::Promoting,
+        Phase::Pushing,
+        Phase::Pushed,
+        Phase::Updating,
+        Phase::Updated,
         Phase::RollingBack,
         Phase::RolledBack,
         Phase::Completed,
@@ -110,6 +119,10 @@ impl Word for Phase {
             Phase::StartingNext => "starting-next",
             Phase::NextStarted => "next-started",
             Phase::Promoting => "promoting",
+            Phase::Pushing => "pushing",
+            Phase::Pushed => "pushed",
+            Phase::Updating => "updating",
+            Phase::Updated => "updated",
             Phase::RollingBack => "rolling-back",
             Phase::RolledBack => "rolled-back",
             Phase::Completed => "completed",

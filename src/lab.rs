@@ -10,6 +10,8 @@
 //!    the chosen services — compose stays the owner of the project, so every container has
 //!    the labels a later `docker compose` or `dockhand` rebuild expects;
 //! 4. waits for each service's health on the engine's event stream, reporting progress.
+//!
+//! `--swarm` runs the services as a Swarm stack instead, with a registry ([`swarm`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::docker::{self as dk, build::BuildSpec};
+
+pub mod swarm;
 
 /// The fault knobs the lab's service image understands.
 pub const FAULTS: &[&str] = &[

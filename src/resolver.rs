@@ -24,6 +24,10 @@ use crate::util::lock;
 pub const STDLIB: &[(&str, &str)] = &[
     ("stdlib/fmt", include_str!("../stdlib/fmt.rhai")),
     ("stdlib/rebuild", include_str!("../stdlib/rebuild.rhai")),
+    (
+        "stdlib/rebuild_swarm",
+        include_str!("../stdlib/rebuild_swarm.rhai"),
+    ),
 ];
 
 /// Where a module's text came from.

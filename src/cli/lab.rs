@@ -31,11 +31,25 @@ pub enum LabCommand {
         /// Give up waiting for health after this long.
         #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::parse_duration)]
         wait: Duration,
+        /// Run the services as one Docker Swarm stack (no infrastructure): starts a registry
+        /// on 127.0.0.1:5000 (Debian's docker-registry) and a single-node Swarm if there is
+        /// none, pushes the images there and deploys them with `docker stack deploy`.
+        #[arg(long)]
+        swarm: bool,
     },
     /// Stop and remove the lab (containers, networks, volumes, its service images).
-    Down,
+    Down {
+        /// Remove the Swarm lab: the stack, its images, the registry and its data, and the
+        /// Swarm if `lab up --swarm` created it.
+        #[arg(long)]
+        swarm: bool,
+    },
     /// Show the lab's containers and their health.
-    Status,
+    Status {
+        /// Show the Swarm lab's services: image, last update, running tasks.
+        #[arg(long)]
+        swarm: bool,
+    },
 }
 
 /// Options shared by the lab subcommands.
@@ -63,6 +77,7 @@ pub fn lab(global: &GlobalOpts, args: LabArgs) -> Result<i32> {
             fault,
             ports,
             wait,
+            swarm,
         } => {
             let o = LabOptions {
                 services,
@@ -72,15 +87,30 @@ pub fn lab(global: &GlobalOpts, args: LabArgs) -> Result<i32> {
                 timeout: wait,
                 ..base
             };
-            let states = lab::up(rt.handle(), &o, &state_dir, &progress).map_err(Error::Usage)?;
+            let states = if swarm {
+                lab::swarm::up(rt.handle(), &o, &state_dir, &progress)
+            } else {
+                lab::up(rt.handle(), &o, &state_dir, &progress)
+            }
+            .map_err(Error::Usage)?;
             print(global.json, &states, || lab::up_table(&states));
             Ok(o.up_exit_code(&states))
         }
-        LabCommand::Down => {
-            lab::down(&base, &state_dir, &progress).map_err(Error::Usage)?;
+        LabCommand::Down { swarm } => {
+            if swarm {
+                lab::swarm::down(rt.handle(), &base, &state_dir, &progress)
+            } else {
+                lab::down(&base, &state_dir, &progress)
+            }
+            .map_err(Error::Usage)?;
             Ok(0)
         }
-        LabCommand::Status => {
+        LabCommand::Status { swarm: true } => {
+            let list = lab::swarm::status(rt.handle(), &args.project).map_err(Error::Usage)?;
+            print(global.json, &list, || lab::swarm::status_table(&list));
+            Ok(if list.is_empty() { 1 } else { 0 })
+        }
+        LabCommand::Status { swarm: false } => {
             let list = lab::status(rt.handle(), &args.project).map_err(Error::Usage)?;
             print(global.json, &list, || lab::status_table(&list));
             Ok(if list.is_empty() { 1 } else { 0 })

@@ -13,12 +13,14 @@
 //! Where things are: [`model`] holds the file's shape (every struct and closed enumeration),
 //! [`parse`] reads and checks it (strict keys, duplicate keys, nulls, cross-references,
 //! ranges, each error with its line), [`resolve`] applies the precedence, `engines.rs` checks
-//! the named Docker engines and who runs on them.
+//! the named Docker engines and who runs on them, `swarm.rs` the `orchestrator`, `registry`
+//! and `swarm` keys.
 
 mod engines;
 pub mod model;
 pub mod parse;
 pub mod resolve;
+mod swarm;
 #[cfg(test)]
 mod tests;
 

@@ -22,6 +22,70 @@ pub struct FleetConfig {
     /// pick with `engine:`; the rest run on the default engine (`DOCKER_HOST`).
     #[serde(default)]
     pub engines: IndexMap<String, String>,
+    /// What runs the fleet: `compose` (containers on engines) or `swarm` (Swarm services of
+    /// a stack named after `project`). Unset: detected from what runs (a service labelled
+    /// `com.docker.stack.namespace=<project>` means Swarm). Not called `engine`: that key
+    /// already names the engine a category or service runs on.
+    #[serde(default)]
+    pub orchestrator: Option<Orchestrator>,
+    /// Where Swarm images are pushed, `host[:port]/path` (`127.0.0.1:5000/homeiq`): every
+    /// node pulls a service's image from it, so a build only exists for Swarm once pushed.
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// How Swarm rolls a new image out (its UpdateConfig).
+    #[serde(default)]
+    pub swarm: SwarmSettings,
+}
+
+/// What places and restarts the fleet's containers.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Orchestrator {
+    /// docker compose projects: dockhand recreates containers itself.
+    Compose,
+    /// Docker Swarm services: dockhand builds, pushes and asks Swarm to update.
+    Swarm,
+}
+
+/// What Swarm does when a new task fails during an update (UpdateConfig.FailureAction).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SwarmFailureAction {
+    /// Swarm puts the previous spec back by itself (the default: a bad image never stays).
+    #[default]
+    Rollback,
+    /// Swarm stops the update where it is; dockhand then rolls back (or records the failure).
+    Pause,
+    /// Swarm carries on with the next tasks.
+    Continue,
+}
+
+/// A Swarm service update's settings: Swarm's UpdateConfig, with the deploy `order` taken
+/// from the service's resolved `order` (the same key compose deploys use).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwarmSettings {
+    /// Tasks updated at once (0: all at once, Swarm's meaning).
+    pub parallelism: u64,
+    /// Seconds between two groups of tasks.
+    pub delay_s: u64,
+    /// Seconds Swarm watches each new task for a failure before it counts as updated.
+    pub monitor_s: u64,
+    pub failure_action: SwarmFailureAction,
+    /// How long an update (or a rollback) may take to converge.
+    pub converge_timeout_s: u64,
+}
+
+impl Default for SwarmSettings {
+    fn default() -> Self {
+        Self {
+            parallelism: 1,
+            delay_s: 0,
+            monitor_s: 5,
+            failure_action: SwarmFailureAction::Rollback,
+            converge_timeout_s: 300,
+        }
+    }
 }
 
 fn default_compose_file() -> String {

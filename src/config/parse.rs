@@ -75,6 +75,7 @@ impl FleetConfig {
         cfg.check_references(text)
             .map_err(|(line, m)| err(line, m))?;
         cfg.check_engines(text).map_err(|(line, m)| err(line, m))?;
+        cfg.check_swarm(text).map_err(|(line, m)| err(line, m))?;
         cfg.check_writers_stop_first(text, file)?;
         cfg.check_ports(text).map_err(|(line, m)| err(line, m))?;
         check_ranges(&cfg, text).map_err(|(line, m)| err(line, m))?;

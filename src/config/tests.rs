@@ -147,3 +147,37 @@ fn gate_failure_names_are_the_config_spelling() {
     let e = "latency-budget".parse::<GateFailure>().unwrap_err();
     assert!(e.to_string().contains("'latency-budget'"), "{e}");
 }
+
+#[test]
+fn swarm_keys_load_and_errors_name_key_and_line() {
+    let text = format!(
+        "{GOOD}orchestrator: swarm\nregistry: \"127.0.0.1:5000/p\"\nswarm:\n  parallelism: 2\n  monitor_s: 3\n  failure_action: pause\n"
+    );
+    let cfg = FleetConfig::parse(&text, "s.yaml").unwrap();
+    assert_eq!(cfg.orchestrator, Some(Orchestrator::Swarm));
+    assert_eq!(cfg.swarm.parallelism, 2);
+    assert_eq!(cfg.swarm.failure_action, SwarmFailureAction::Pause);
+    assert_eq!(cfg.swarm.converge_timeout_s, 300);
+    // Swarm without a registry: the orchestrator's line.
+    let e = FleetConfig::parse(&format!("{GOOD}orchestrator: swarm\n"), "s.yaml").unwrap_err();
+    assert_eq!(e.line, 13, "{e}");
+    assert!(e.message.contains("needs a `registry:`"), "{e}");
+    // A URL, a Docker Hub name, a tag: the registry's line.
+    for bad in ["http://r:5000/p", "homeiq", "r:5000/p:latest"] {
+        let t = format!("{GOOD}registry: \"{bad}\"\n");
+        let e = FleetConfig::parse(&t, "s.yaml").unwrap_err();
+        assert_eq!(e.line, 13, "{bad}: {e}");
+        assert!(e.message.starts_with("registry: "), "{e}");
+    }
+    let e = FleetConfig::parse(&format!("{GOOD}orchestrator: kubernetes\n"), "s.yaml").unwrap_err();
+    assert!(e.to_string().contains("kubernetes"), "{e}");
+    let e = FleetConfig::parse(&format!("{GOOD}swarm:\n  paralellism: 2\n"), "s.yaml").unwrap_err();
+    assert_eq!(e.line, 14, "{e}");
+    assert!(e.message.contains("paralellism"), "{e}");
+    let e = FleetConfig::parse(
+        &format!("{GOOD}swarm:\n  converge_timeout_s: 0\n"),
+        "s.yaml",
+    )
+    .unwrap_err();
+    assert_eq!(e.line, 14, "{e}");
+}

@@ -19,7 +19,8 @@
 //! containers), `health.rs`, `engine.rs` (lifecycle, logs, exec, images: one engine call
 //! each), `usage.rs` (CPU and memory), `build/` (images), `compose_file/` and `compose_cli.rs`
 //! (compose), and the deploys: `names.rs` (temporary names), `replacement.rs` (the new
-//! container's configuration), `recreate.rs` (stop-first), `start_first.rs`, `recover.rs`.
+//! container's configuration), `recreate.rs` (stop-first), `start_first.rs`, `recover.rs`;
+//! `swarm/` for fleets that run as Swarm services (update, wait, tasks, push).
 
 pub mod address;
 pub mod build;
@@ -36,6 +37,7 @@ pub mod recreate;
 pub mod replacement;
 pub mod ssh;
 pub mod start_first;
+pub mod swarm;
 pub mod table;
 pub mod usage;
 

@@ -533,6 +533,7 @@ static MODULE: std::sync::LazyLock<rhai::Shared<rhai::Module>> = std::sync::Lazy
     let mut m = exported_module!(docker_api);
     m.combine_flatten(super::deploy::module());
     m.combine_flatten(engines::module());
+    m.combine_flatten(super::swarm::docker_module());
     m.into()
 });
 

@@ -34,6 +34,7 @@ pub mod progress;
 pub mod report;
 pub mod reqs;
 pub mod state;
+pub mod swarm;
 pub mod time;
 
 /// Result type of every host function.
@@ -377,6 +378,7 @@ pub fn register_all(engine: &mut Engine) {
     check::register(engine);
     params::register(engine);
     docker::register(engine);
+    swarm::register(engine);
     compose::register(engine);
     config::register(engine);
     progress::register(engine);

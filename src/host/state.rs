@@ -426,7 +426,8 @@ pub mod state_api {
 
     /// Replaces the rebuild record of service `key`, like `set`, refusing a `phase` or
     /// `status` the rebuild does not know (pending, backed-up, building, built, recreating,
-    /// recreated, starting-next, next-started, promoting, rolling-back, rolled-back,
+    /// recreated, starting-next, next-started, promoting, pushing, pushed, updating, updated,
+    /// rolling-back, rolled-back,
     /// completed, failed, restarting, restarted, done; pending, in-progress, completed,
     /// failed, rolled-back): the monitor reads them back.
     #[rhai_fn(global, name = "set_service", return_raw)]

@@ -87,12 +87,15 @@ fn f64_of(v: &Value, k: &str) -> Option<f64> {
     v.get(k).and_then(Value::as_f64)
 }
 
-/// The phases a record's `phase_ms` may hold, in the order a rebuild goes through them.
-pub const PHASES: [&str; 9] = [
+/// The phases a record's `phase_ms` may hold, in the order a rebuild goes through them
+/// (`push` and `update`: a Swarm service's push and Swarm's update, instead of the recreate).
+pub const PHASES: [&str; 11] = [
     "queued",
     "build",
+    "push",
     "deploy_queued",
     "recreate",
+    "update",
     "start_next",
     "health",
     "probe",

@@ -8,14 +8,17 @@ use serde_json::Value;
 
 use crate::journal::{Recorded, Status};
 
-/// One stretch of a service's rebuild. The first nine are the journal's `phase_ms` keys;
+/// One stretch of a service's rebuild. The first eleven are the journal's `phase_ms` keys
+/// (`Push` and `Update`: a Swarm service's push and Swarm's update, instead of a recreate);
 /// the rest name what the journal's times leave uncovered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
     Queued,
     Build,
+    Push,
     DeployQueued,
     Recreate,
+    Update,
     StartNext,
     Health,
     Probe,
@@ -33,11 +36,13 @@ pub enum Step {
 
 impl Step {
     /// The journal's `phase_ms` keys, in the order a rebuild runs them.
-    pub const TIMED: [Step; 9] = [
+    pub const TIMED: [Step; 11] = [
         Step::Queued,
         Step::Build,
+        Step::Push,
         Step::DeployQueued,
         Step::Recreate,
+        Step::Update,
         Step::StartNext,
         Step::Health,
         Step::Probe,
@@ -60,8 +65,10 @@ impl Step {
         match self {
             Step::Queued => "queued",
             Step::Build => "build",
+            Step::Push => "push",
             Step::DeployQueued => "deploy_queued",
             Step::Recreate => "recreate",
+            Step::Update => "update",
             Step::StartNext => "start_next",
             Step::Health => "health",
             Step::Probe => "probe",
@@ -79,8 +86,10 @@ impl Step {
         match self {
             Step::Queued => "build queue",
             Step::Build => "build",
+            Step::Push => "push",
             Step::DeployQueued => "deploy queue",
             Step::Recreate => "recreate",
+            Step::Update => "Swarm update",
             Step::StartNext => "start next",
             Step::Health => "health",
             Step::Probe => "probe (gate)",

@@ -344,3 +344,20 @@ mod otlp_spans {
         assert_eq!(otlp::endpoint(Some("  "), none), None);
     }
 }
+
+#[test]
+fn a_swarm_service_shows_its_push_and_swarms_update() {
+    let doc = r#"{"version": 1, "name": "sw", "records": {"web": {"service": "web",
+        "started_at": "2026-02-04T15:00:00.000Z", "phase": "completed", "status": "completed",
+        "phase_ms": {"queued": 0, "build": 1000, "push": 70, "deploy_queued": 0,
+                     "update": 11000, "probe": 20, "settle": 2000},
+        "total_s": 14.09, "finished_at": "2026-02-04T15:00:14.090Z"},
+        "_run": {"run": "sw", "services": ["web"], "started_at": "2026-02-04T15:00:00.000Z",
+                 "status": "completed", "finished_at": "2026-02-04T15:00:14.090Z"}}}"#;
+    let t = timeline(doc, None);
+    let steps: Vec<Step> = row(&t, "web").segments.iter().map(|s| s.step).collect();
+    use Step::*;
+    assert_eq!(steps, [Build, Push, Update, Probe, Settle]);
+    let out = text::render(&t, 80);
+    assert!(out.contains("p push · U Swarm update"), "{out}");
+}

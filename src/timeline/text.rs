@@ -44,8 +44,10 @@ pub fn step_char(s: Step) -> char {
     match s {
         Step::Queued => '.',
         Step::Build => 'B',
+        Step::Push => 'p',
         Step::DeployQueued => ',',
         Step::Recreate => 'R',
+        Step::Update => 'U',
         Step::StartNext => 'N',
         Step::Health => 'H',
         Step::Probe => 'P',

@@ -166,7 +166,7 @@ fn name_arg(name: &rhai::Dynamic) -> HostResult<Option<String>> {
 }
 
 /// `docker::reach`: `ip:port` itself on a local engine; through the tunnel on an ssh engine.
-fn reach(h: &HostCtx, ip: &str, port: rhai::INT) -> HostResult<String> {
+pub(in crate::host) fn reach(h: &HostCtx, ip: &str, port: rhai::INT) -> HostResult<String> {
     let addr: std::net::IpAddr = ip.parse().map_err(|_| {
         invalid(format!(
             "docker::reach: '{}' is not an IP address (give a container's address, like \
