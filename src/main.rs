@@ -6,6 +6,7 @@ static ALLOC: dockhand::memory::CountingAlloc = dockhand::memory::CountingAlloc;
 
 fn main() {
     dockhand::startup::init();
+    dockhand::memory::limit_arenas();
     let code = dockhand::cli::main();
     dockhand::startup::mark("exit");
     std::process::exit(code);
