@@ -297,14 +297,10 @@ fn compose_files(opts: &LabOptions, state_dir: &Path) -> Result<Vec<PathBuf>, St
     Ok(files)
 }
 
-/// Brings the lab up and waits for it; returns each service's health.
-pub fn up(
-    handle: &tokio::runtime::Handle,
-    opts: &LabOptions,
-    state_dir: &Path,
-    progress: &dyn Fn(&str),
-) -> Result<Vec<ServiceState>, String> {
-    let start = Instant::now();
+/// The services `opts` bring up (infrastructure not included), in `services.yaml` order:
+/// `--only`, then the first `--services N`. A name in `--only` or `--fault` that the lab
+/// does not have is an error naming the option.
+fn chosen_services(opts: &LabOptions) -> Result<Vec<String>, String> {
     let all = service_names(&opts.dir)?;
     for (svc, _) in &opts.faults {
         if !all.contains(svc) {
@@ -316,13 +312,24 @@ pub fn up(
             return Err(format!("--only names an unknown service '{svc}'"));
         }
     }
+    Ok(all
+        .iter()
+        .filter(|s| opts.only.is_empty() || opts.only.contains(s))
+        .take(opts.services.unwrap_or(all.len()))
+        .cloned()
+        .collect())
+}
+
+/// Brings the lab up and waits for it; returns each service's health.
+pub fn up(
+    handle: &tokio::runtime::Handle,
+    opts: &LabOptions,
+    state_dir: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<Vec<ServiceState>, String> {
+    let start = Instant::now();
     let mut chosen: Vec<String> = infrastructure_names(&opts.dir);
-    chosen.extend(
-        all.iter()
-            .filter(|s| opts.only.is_empty() || opts.only.contains(s))
-            .take(opts.services.unwrap_or(all.len()))
-            .cloned(),
-    );
+    chosen.extend(chosen_services(opts)?);
     let docker = handle.block_on(dk::connect())?;
     handle.block_on(build_base_images(&docker, &opts.dir, progress))?;
     let files = compose_files(opts, state_dir)?;

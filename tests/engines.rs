@@ -22,7 +22,6 @@ use common::{Lab, Test};
 
 /// Whether the OpenSSH client and server are here (else a printed skip, or a failure in CI).
 fn ssh_ready(what: &str) -> bool {
-    let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
     let missing = [
         ("/usr/sbin/sshd", "openssh-server"),
         ("/usr/bin/ssh", "openssh-client"),
@@ -35,14 +34,7 @@ fn ssh_ready(what: &str) -> bool {
     let uid = Command::new("id").arg("-u").output().map(|o| o.stdout);
     let root = uid.is_ok_and(|u| String::from_utf8_lossy(&u).trim() == "0");
     let missing = missing.or_else(|| (!root).then(|| "not running as root".to_string()));
-    match missing {
-        None => true,
-        Some(why) => {
-            assert!(!require, "DOCKHAND_REQUIRE_DOCKER=1 but {why}");
-            eprintln!("skipping {what}: {why}");
-            false
-        }
-    }
+    common::ready_or_skip(what, missing)
 }
 
 /// A port nothing listens on (bound, read, released).

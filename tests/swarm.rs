@@ -43,7 +43,6 @@ fn swarm_ready(what: &str) -> bool {
     if !common::docker_lab_ready(what) {
         return false;
     }
-    let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
     let state = docker(&[
         "info",
         "--format",
@@ -58,14 +57,7 @@ fn swarm_ready(what: &str) -> bool {
     } else {
         None
     };
-    match missing {
-        None => true,
-        Some(why) => {
-            assert!(!require, "DOCKHAND_REQUIRE_DOCKER=1 but {why}");
-            eprintln!("skipping {what}: {why}");
-            false
-        }
-    }
+    common::ready_or_skip(what, missing)
 }
 
 fn docker(args: &[&str]) -> String {

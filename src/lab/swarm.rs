@@ -29,7 +29,7 @@ use bollard::Docker;
 use bollard::models::SwarmInitRequest;
 use bollard::query_parameters::LeaveSwarmOptions;
 
-use super::{LabOptions, ServiceState, build_base_images, compose, service_names};
+use super::{LabOptions, ServiceState, build_base_images, compose};
 use crate::docker::{self as dk, compose_file};
 
 /// The registry the lab starts (and its images' prefix, with the project).
@@ -240,21 +240,7 @@ pub fn up(
     progress: &dyn Fn(&str),
 ) -> Result<Vec<ServiceState>, String> {
     let start = Instant::now();
-    let all = service_names(&opts.dir)?;
-    if let Some(bad) = opts
-        .only
-        .iter()
-        .chain(opts.faults.iter().map(|(s, _)| s))
-        .find(|s| !all.contains(s))
-    {
-        return Err(format!("unknown service '{bad}' (not in services.yaml)"));
-    }
-    let chosen: Vec<String> = all
-        .iter()
-        .filter(|s| opts.only.is_empty() || opts.only.contains(s))
-        .take(opts.services.unwrap_or(all.len()))
-        .cloned()
-        .collect();
+    let chosen = super::chosen_services(opts)?;
     let dir = swarm_dir(state_dir, &opts.project);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let docker = handle.block_on(dk::connect())?;

@@ -298,7 +298,6 @@ pub fn signal(child: &Child, sig: &str) {
 /// Without them a lab test is skipped with the reason printed — unless
 /// `DOCKHAND_REQUIRE_DOCKER=1` (CI), where it fails instead.
 pub fn docker_lab_ready(what: &str) -> bool {
-    let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
     let missing = if Command::new("docker")
         .arg("version")
         .output()
@@ -313,6 +312,13 @@ pub fn docker_lab_ready(what: &str) -> bool {
     } else {
         None
     };
+    ready_or_skip(what, missing)
+}
+
+/// `true` when nothing is `missing`; else a printed skip naming `why`, or, under
+/// `DOCKHAND_REQUIRE_DOCKER=1` (CI), a failure: the one place a Docker test decides to skip.
+pub fn ready_or_skip(what: &str, missing: Option<impl std::fmt::Display>) -> bool {
+    let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
     match missing {
         None => true,
         Some(why) => {

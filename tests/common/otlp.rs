@@ -21,14 +21,9 @@ pub fn python_ready(what: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
-        let why = "python3 cannot import opentelemetry.proto (pip install opentelemetry-proto, \
-                   or scripts/install-deps)";
-        let require = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-        assert!(!require, "DOCKHAND_REQUIRE_DOCKER=1 but {why}");
-        eprintln!("skipping {what}: {why}");
-    }
-    ok
+    let why = "python3 cannot import opentelemetry.proto (pip install opentelemetry-proto, \
+               or scripts/install-deps)";
+    super::ready_or_skip(what, (!ok).then_some(why))
 }
 
 /// A running receiver; killed on drop (it also exits by itself after 10 minutes).
