@@ -181,3 +181,20 @@ fn swarm_keys_load_and_errors_name_key_and_line() {
     .unwrap_err();
     assert_eq!(e.line, 14, "{e}");
 }
+
+#[test]
+fn defaults_batch_size_is_auto_or_a_number() {
+    use super::model::BatchSize;
+    let with = |v: &str| FleetConfig::parse(&format!("defaults:\n  batch_size: {v}\n{GOOD}"), "s");
+    assert_eq!(
+        FleetConfig::parse(GOOD, "s").unwrap().defaults.batch_size,
+        BatchSize::Auto
+    );
+    assert_eq!(with("auto").unwrap().defaults.batch_size, BatchSize::Auto);
+    assert_eq!(with("8").unwrap().defaults.batch_size, BatchSize::Fixed(8));
+    for bad in ["many", "0", "-1", "1e300", ".nan", "100000"] {
+        let e = with(bad).unwrap_err();
+        assert_eq!(e.line, 2, "{bad}: {e}");
+        assert!(e.message.contains("batch_size"), "{bad}: {e}");
+    }
+}
