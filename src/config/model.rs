@@ -106,48 +106,54 @@ pub enum DeployOrder {
     StartFirst,
 }
 
-/// How many builds run at once (`defaults.batch_size`): a fixed number, or `auto`.
+/// How many builds (`defaults.batch_size`) or recreates (`defaults.deploy_concurrency`) run
+/// at once: a fixed number, or `auto`.
 ///
 /// **Why `auto`.** The seeds' batches of 5 were there to protect the host, and a fixed count
 /// cannot know the host: on one it starves the builder, on another it is too many. With
 /// `auto` the builds are not counted: the ones that wait together go to BuildKit as one solve
 /// (it schedules the steps on the cores it has), and a solve does not start while the host is
-/// short of memory (`docker::build`'s `batch`). `--batch-size N` still caps it.
+/// short of memory (`docker::build`'s `batch`). `--batch-size N` still caps it. Recreates
+/// are not counted either, as `docker compose up -d` does not count them: a stop-first
+/// recreate stops the old container before the new one starts, so it adds no memory, and the
+/// engine's part is mostly waiting (measured on the full lab at load 25: 44 recreates at once
+/// took about 10 s each, 5 at a time about 7 s each, so 5 slots made the fleet's recreates
+/// five times longer). `--deploy-concurrency N` caps them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BatchSize {
+pub enum Limit {
     #[default]
     Auto,
     Fixed(u64),
 }
 
-impl Serialize for BatchSize {
+impl Serialize for Limit {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            BatchSize::Auto => s.serialize_str("auto"),
-            BatchSize::Fixed(n) => s.serialize_u64(*n),
+            Limit::Auto => s.serialize_str("auto"),
+            Limit::Fixed(n) => s.serialize_u64(*n),
         }
     }
 }
 
-impl<'de> Deserialize<'de> for BatchSize {
+impl<'de> Deserialize<'de> for Limit {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl serde::de::Visitor<'_> for V {
-            type Value = BatchSize;
+            type Value = Limit;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a number of builds (1 or more) or \"auto\"")
+                f.write_str("a number (1 or more) or \"auto\"")
             }
-            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<BatchSize, E> {
-                Ok(BatchSize::Fixed(n))
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Limit, E> {
+                Ok(Limit::Fixed(n))
             }
-            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<BatchSize, E> {
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Limit, E> {
                 u64::try_from(n)
-                    .map(BatchSize::Fixed)
+                    .map(Limit::Fixed)
                     .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
             }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<BatchSize, E> {
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Limit, E> {
                 if v == "auto" {
-                    Ok(BatchSize::Auto)
+                    Ok(Limit::Auto)
                 } else {
                     Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
                 }
@@ -284,10 +290,10 @@ pub struct Defaults {
     pub retries: u64,
     pub retry_backoff_s: u64,
     /// Concurrent builds: `auto` (the default) or a number.
-    pub batch_size: BatchSize,
-    /// Concurrent recreates (the engine's part of a deploy; gates run beside them); builds
-    /// are capped by `batch_size`.
-    pub deploy_concurrency: u64,
+    pub batch_size: Limit,
+    /// Concurrent recreates (the engine's part of a deploy; gates run beside them): `auto`
+    /// (the default) or a number; builds are capped by `batch_size`.
+    pub deploy_concurrency: Limit,
     pub build_timeout_s: u64,
     pub log_tail_lines: u64,
     pub log_error_pattern: String,
@@ -307,8 +313,8 @@ impl Default for Defaults {
             frontend_budget_ms: 3000,
             retries: 3,
             retry_backoff_s: 5,
-            batch_size: BatchSize::Auto,
-            deploy_concurrency: 5,
+            batch_size: Limit::Auto,
+            deploy_concurrency: Limit::Auto,
             build_timeout_s: 600,
             log_tail_lines: 100,
             log_error_pattern: "ERROR".into(),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::ConfigError;
-use super::model::{BatchSize, DeployOrder, FleetConfig, MAX_BATCH};
+use super::model::{DeployOrder, FleetConfig, Limit, MAX_BATCH};
 use crate::util::yaml::{MAX_YAML_FLOW_DEPTH, yaml_too_deep};
 
 impl FleetConfig {
@@ -131,12 +131,17 @@ impl FleetConfig {
                 ));
             }
         }
-        if self.defaults.batch_size == BatchSize::Fixed(0) || self.defaults.deploy_concurrency == 0
-        {
-            return Err((
-                key_line(text, &["defaults", "batch_size"]),
-                "defaults.batch_size and defaults.deploy_concurrency must be at least 1".into(),
-            ));
+        let d = &self.defaults;
+        for (key, v) in [
+            ("batch_size", d.batch_size),
+            ("deploy_concurrency", d.deploy_concurrency),
+        ] {
+            if v == Limit::Fixed(0) {
+                return Err((
+                    key_line(text, &["defaults", key]),
+                    format!("defaults.{key} must be at least 1 (or auto)"),
+                ));
+            }
         }
         Ok(())
     }
@@ -349,13 +354,13 @@ fn check_ranges(cfg: &FleetConfig, text: &str) -> Result<(), (usize, String)> {
         }
     }
     let d = &cfg.defaults;
-    let batch = match d.batch_size {
-        BatchSize::Fixed(n) => n,
-        BatchSize::Auto => 1,
+    let count = |l: Limit| match l {
+        Limit::Fixed(n) => n,
+        Limit::Auto => 1,
     };
     for (key, v) in [
-        ("batch_size", batch),
-        ("deploy_concurrency", d.deploy_concurrency),
+        ("batch_size", count(d.batch_size)),
+        ("deploy_concurrency", count(d.deploy_concurrency)),
     ] {
         if v > MAX_BATCH {
             return Err(bad(

@@ -183,18 +183,21 @@ fn swarm_keys_load_and_errors_name_key_and_line() {
 }
 
 #[test]
-fn defaults_batch_size_is_auto_or_a_number() {
-    use super::model::BatchSize;
-    let with = |v: &str| FleetConfig::parse(&format!("defaults:\n  batch_size: {v}\n{GOOD}"), "s");
-    assert_eq!(
-        FleetConfig::parse(GOOD, "s").unwrap().defaults.batch_size,
-        BatchSize::Auto
-    );
-    assert_eq!(with("auto").unwrap().defaults.batch_size, BatchSize::Auto);
-    assert_eq!(with("8").unwrap().defaults.batch_size, BatchSize::Fixed(8));
-    for bad in ["many", "0", "-1", "1e300", ".nan", "100000"] {
-        let e = with(bad).unwrap_err();
-        assert_eq!(e.line, 2, "{bad}: {e}");
-        assert!(e.message.contains("batch_size"), "{bad}: {e}");
+fn defaults_batch_size_and_deploy_concurrency_are_auto_or_a_number() {
+    use super::model::Limit;
+    for key in ["batch_size", "deploy_concurrency"] {
+        let with = |v: &str| FleetConfig::parse(&format!("defaults:\n  {key}: {v}\n{GOOD}"), "s");
+        let get = |c: FleetConfig| match key {
+            "batch_size" => c.defaults.batch_size,
+            _ => c.defaults.deploy_concurrency,
+        };
+        assert_eq!(get(FleetConfig::parse(GOOD, "s").unwrap()), Limit::Auto);
+        assert_eq!(get(with("auto").unwrap()), Limit::Auto);
+        assert_eq!(get(with("8").unwrap()), Limit::Fixed(8));
+        for bad in ["many", "0", "-1", "1e300", ".nan", "100000"] {
+            let e = with(bad).unwrap_err();
+            assert_eq!(e.line, 2, "{key} {bad}: {e}");
+            assert!(e.message.contains(key), "{key} {bad}: {e}");
+        }
     }
 }
