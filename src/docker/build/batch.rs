@@ -9,11 +9,18 @@
 //! wall time of the same 12 in one `docker compose build`.
 //!
 //! **How.** Like a database's group commit. A build asked for with `batch` joins the queue
-//! of its compose project (same engine, same files, same build args, same `--no-cache`). If no solve of
-//! that queue is running, one starts after a short gathering pause with everything queued;
-//! builds that arrive while it runs wait and go together in the next one. So the batch size
-//! follows the caller's own concurrency (the rebuild's build slots) and there is no fixed
-//! wait: a lone build starts at once, a burst becomes one solve.
+//! of its compose project (same engine, same files, same build args, same `--no-cache`). If
+//! no solve of that queue is running, one starts once the burst is over (no build joined for
+//! 200 ms, at most 3 s) with everything queued; builds that arrive while it runs wait and go
+//! together in the next one. So the batch size follows the caller's own concurrency (the
+//! rebuild's build slots) and there is no fixed count: a lone build starts after 200 ms, a
+//! burst becomes one solve.
+//!
+//! **Priority.** A caller may say its build is wanted sooner (`priority`, higher first): a
+//! solve takes only the highest priority among the builds waiting, and the others go in the
+//! next solve. The rebuild uses it for the categories whose deploys must go a few at a time
+//! (their chain of turns is the longest), so those turns start while the rest still build
+//! instead of after the last image of one solve of everything.
 //!
 //! **Memory.** A solve does not start while the host is short of memory (`wait_for_memory`):
 //! a build count that suits one machine can exhaust another, and the waiting shows up as the
@@ -37,9 +44,14 @@ use tokio::sync::oneshot;
 
 use super::{BuildError, BuildSpec, Built, FailureKind, compose_cli, open_log};
 
-/// How long the first build of a burst waits for the others before its solve starts: the
-/// rebuild's workers take their build slots within microseconds of each other.
-const GATHER: Duration = Duration::from_millis(30);
+/// How long a queue waits after the last build joined it before its solve starts: the
+/// rebuild's workers ask within milliseconds of each other on a quiet host, but each first
+/// tags its backup and writes its journal, and on a busy one (load 70 here) a burst of 44
+/// spread over seconds with gaps of 100 ms and more, so a fixed 30 ms pause split it into
+/// several solves (each paying a compose process and a BuildKit session).
+const GATHER: Duration = Duration::from_millis(200);
+/// The longest a solve waits for a burst to end.
+const GATHER_MAX: Duration = Duration::from_secs(3);
 
 /// What builds can share a solve: the same engine, project, files, args and cache setting.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,6 +66,8 @@ struct Key {
 /// One caller's build waiting in a queue.
 struct Job {
     spec: BuildSpec,
+    /// Higher goes in an earlier solve.
+    priority: i64,
     log: Option<PathBuf>,
     asked: Instant,
     /// Taken when the caller is answered (as soon as its image is named, or at the end).
@@ -93,6 +107,7 @@ pub async fn build_batched(
     docker: &Docker,
     spec: &BuildSpec,
     log: Option<&std::path::Path>,
+    priority: i64,
 ) -> Result<Built, BuildError> {
     let (Some(src), Some(_)) = (&spec.compose, compose_cli::buildkit()) else {
         return super::build(docker, spec, log).await;
@@ -109,6 +124,7 @@ pub async fn build_batched(
     let (reply, answer) = oneshot::channel();
     let job = Job {
         spec: spec.clone(),
+        priority,
         log: log.map(PathBuf::from),
         asked: Instant::now(),
         reply: Mutex::new(Some(reply)),
@@ -133,19 +149,45 @@ pub async fn build_batched(
 /// Runs the solves of one queue until it is empty, then removes it (under the same lock a
 /// new caller checks, so no job is left without a driver).
 async fn drive(key: Key, docker: Docker) {
-    tokio::time::sleep(GATHER).await;
     loop {
+        gather(&key).await;
         let jobs = {
             let mut q = queues();
-            let jobs = q.get_mut(&key).map(std::mem::take).unwrap_or_default();
-            if jobs.is_empty() {
+            let waiting = q.get_mut(&key).map(std::mem::take).unwrap_or_default();
+            if waiting.is_empty() {
                 q.remove(&key);
                 return;
+            }
+            let (jobs, later) = first_class(waiting);
+            if !later.is_empty() {
+                q.entry(key.clone()).or_default().extend(later);
             }
             jobs
         };
         solve(&docker, jobs, true).await;
     }
+}
+
+/// Waits until no build has joined `key`'s queue for [`GATHER`] (at most [`GATHER_MAX`]), so
+/// a burst goes in one solve. A lone build waits [`GATHER`] only.
+async fn gather(key: &Key) {
+    let since = Instant::now();
+    let mut seen = usize::MAX;
+    loop {
+        let n = queues().get(key).map_or(0, Vec::len);
+        if n == seen || since.elapsed() >= GATHER_MAX {
+            return;
+        }
+        seen = n;
+        tokio::time::sleep(GATHER).await;
+    }
+}
+
+/// Splits the waiting builds into those of the highest priority (this solve) and the rest
+/// (the next ones), each in the order they were asked for.
+fn first_class(waiting: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
+    let top = waiting.iter().map(|j| j.priority).max().unwrap_or(0);
+    waiting.into_iter().partition(|j| j.priority == top)
 }
 
 /// A solve does not start while the host has less than this much memory available...
@@ -355,6 +397,41 @@ async fn inspect(docker: &Docker, tag: &str) -> Result<String, BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn job(tag: &str, priority: i64) -> Job {
+        Job {
+            spec: BuildSpec {
+                tag: tag.into(),
+                ..Default::default()
+            },
+            priority,
+            log: None,
+            asked: Instant::now(),
+            reply: Mutex::new(None),
+        }
+    }
+
+    #[test]
+    fn a_solve_takes_the_highest_priority_and_leaves_the_rest_in_order() {
+        let tags = |jobs: &[Job]| jobs.iter().map(|j| j.spec.tag.clone()).collect::<Vec<_>>();
+        let (now, later) = first_class(vec![job("a", 0), job("b", 1), job("c", 0), job("d", 1)]);
+        assert_eq!(tags(&now), ["b", "d"]);
+        assert_eq!(tags(&later), ["a", "c"]);
+        let (now, later) = first_class(vec![job("a", -3), job("b", -3)]);
+        assert_eq!(
+            tags(&now),
+            ["a", "b"],
+            "one class: one solve, whatever its number"
+        );
+        assert!(later.is_empty());
+        let (now, later) = first_class(vec![job("a", i64::MIN), job("b", i64::MAX)]);
+        assert_eq!(
+            (tags(&now), tags(&later)),
+            (vec!["b".to_string()], vec!["a".to_string()])
+        );
+        let (now, later) = first_class(Vec::new());
+        assert!(now.is_empty() && later.is_empty());
+    }
 
     #[test]
     fn reads_the_named_image_off_buildkit_progress() {

@@ -222,13 +222,12 @@ pub async fn build_within(
     spec: &BuildSpec,
     log: Option<&Path>,
     timeout: std::time::Duration,
-    batch: bool,
+    batch: Option<i64>,
 ) -> Result<Built, BuildError> {
     let work = async {
-        if batch {
-            build_batched(docker, spec, log).await
-        } else {
-            build(docker, spec, log).await
+        match batch {
+            Some(priority) => build_batched(docker, spec, log, priority).await,
+            None => build(docker, spec, log).await,
         }
     };
     match tokio::time::timeout(timeout, work).await {

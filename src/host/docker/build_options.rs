@@ -21,11 +21,20 @@ struct BuildRequest {
     detail: String,
     /// Give up (and stop the builder) after this long.
     timeout: Option<Duration>,
-    /// Share a solve with the builds asked for at the same time (`build::build_batched`).
-    batch: bool,
+    /// Share a solve with the builds asked for at the same time (`build::build_batched`),
+    /// with this priority (higher: an earlier solve).
+    batch: Option<i64>,
 }
 
-const BUILD_COMMON: &[&str] = &["tag", "build_args", "no_cache", "log", "timeout", "batch"];
+const BUILD_COMMON: &[&str] = &[
+    "tag",
+    "build_args",
+    "no_cache",
+    "log",
+    "timeout",
+    "batch",
+    "priority",
+];
 const BUILD_FROM_COMPOSE: &[&str] = &["service", "compose_file", "project"];
 const BUILD_FROM_DIR: &[&str] = &[
     "context",
@@ -71,6 +80,26 @@ fn opt_flag(opts: &Map, key: &str) -> HostResult<bool> {
     }
 }
 
+/// `batch` and its `priority` (an integer, default 0; only with `batch: true`).
+fn batch_priority(opts: &Map) -> HostResult<Option<i64>> {
+    let priority = match opts.get("priority") {
+        None => None,
+        Some(v) => Some(v.as_int().map_err(|_| {
+            invalid(format!(
+                "option 'priority' must be an integer (higher: an earlier solve), not {}",
+                v.type_name()
+            ))
+        })?),
+    };
+    match (opt_flag(opts, "batch")?, priority) {
+        (true, p) => Ok(Some(p.unwrap_or(0))),
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err(invalid(
+            "option 'priority' orders batched builds: it needs 'batch: true'",
+        )),
+    }
+}
+
 /// Checks and resolves `docker::build`'s options.
 fn build_request(h: &HostCtx, opts: &Map) -> HostResult<BuildRequest> {
     let known: Vec<&str> = [BUILD_COMMON, BUILD_FROM_COMPOSE, BUILD_FROM_DIR].concat();
@@ -95,7 +124,7 @@ fn build_request(h: &HostCtx, opts: &Map) -> HostResult<BuildRequest> {
         log_rel,
         detail: build::describe(&spec, &from),
         timeout: opts.get("timeout").map(to_duration).transpose()?,
-        batch: opt_flag(opts, "batch")?,
+        batch: batch_priority(opts)?,
         spec,
     })
 }
