@@ -36,6 +36,17 @@ fn output(mut c: Command) -> (i32, String, String) {
     )
 }
 
+/// `docker ARGS`' stdout; panics with its stderr when it fails.
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn record<'a>(journal: &'a Value, service: &str) -> &'a Value {
     &journal["records"][service]
 }
@@ -231,9 +242,12 @@ fn fault_error_lines_in_logs_are_rolled_back() {
     );
 }
 
-/// The core category is `on_failure: stop`, one at a time (`batch_size: 1`). Every core
-/// service gets a broken build, so whichever takes the category's slot first fails, and
-/// the policy must stop the others before they touch anything, whatever the order.
+/// The core category is `on_failure: stop`, one at a time (`batch_size: 1`), each validated
+/// before the next. Every core service gets an image that builds but never gets healthy:
+/// the builds run ahead of the turns (a build touches nothing that runs), whichever deploys
+/// first fails its gate and is rolled back, and the policy must stop the others before
+/// their deploy, whatever the order: their containers untouched, and their image names
+/// pointed back at what they run, so a later `docker compose up -d` changes nothing either.
 #[test]
 fn category_stop_policy_leaves_the_rest_of_the_category_untouched() {
     let Some(_turn) = common::lab_turn("rebuild test") else {
@@ -243,9 +257,16 @@ fn category_stop_policy_leaves_the_rest_of_the_category_untouched() {
     let lab = Lab::start("dhrbstop", &core);
     let before = lab.containers();
     for svc in core {
-        lab.set_build_arg(svc, "FAIL_BUILD", "1");
+        lab.set_build_arg(svc, "FAULT", "unhealthy");
     }
-    let mut args = vec!["--build-arg", "VERSION=2", "--run", "r1"];
+    let mut args = vec![
+        "--build-arg",
+        "VERSION=2",
+        "--run",
+        "r1",
+        "--health-timeout",
+        "6s",
+    ];
     for svc in core {
         args.extend(["--service", svc]);
     }
@@ -258,7 +279,7 @@ fn category_stop_policy_leaves_the_rest_of_the_category_untouched() {
     for svc in core {
         let r = record(&j, svc);
         match r["status"].as_str() {
-            Some("failed" | "rolled-back") => failed.push(svc),
+            Some("rolled-back") => failed.push(svc),
             Some("pending") => {
                 let reason = r["reason"].as_str().unwrap_or("");
                 assert!(
@@ -270,21 +291,33 @@ fn category_stop_policy_leaves_the_rest_of_the_category_untouched() {
             other => panic!("{svc}: unexpected status {other:?}: {r}\n{show}"),
         }
     }
-    assert_eq!(failed.len(), 1, "exactly one build ran: {failed:?}\n{show}");
+    assert_eq!(
+        failed.len(),
+        1,
+        "exactly one deploy ran: {failed:?}\n{show}"
+    );
     assert_eq!(stopped.len(), 2, "{stopped:?}\n{show}");
     let after = lab.containers();
     for svc in core {
         assert_eq!(
-            after[svc].id, before[svc].id,
-            "{svc}'s container was touched"
+            after[svc].image, before[svc].image,
+            "{svc} runs another image\n{show}"
         );
-        assert_eq!(after[svc].image, before[svc].image, "{svc}'s image changed");
+        assert_eq!(after[svc].health, "healthy", "{svc}\n{show}");
     }
-    // Only the one that ran has a build log.
     for svc in &stopped {
-        assert!(
-            !lab.ws.path().join(format!("logs/r1/{svc}.log")).exists(),
-            "{svc} was built although its category had stopped"
+        assert_eq!(
+            after[*svc].id, before[*svc].id,
+            "{svc}'s container was touched\n{show}"
+        );
+        // Built ahead of its turn, then blocked: the name points at what runs again.
+        let name = docker(&["inspect", "-f", "{{.Config.Image}}", &after[*svc].name]);
+        let id = docker(&["image", "inspect", "-f", "{{.Id}}", name.trim()]);
+        assert_eq!(
+            id.trim(),
+            before[*svc].image,
+            "{svc}: {} was left on the unused build\n{show}",
+            name.trim()
         );
     }
 }
