@@ -260,7 +260,7 @@ fn stack_file(
     doc.insert("version".into(), "3.8".into());
     doc.insert("services".into(), Value::Mapping(services));
     let net: Mapping = serde_yaml::from_str(&format!(
-        "default:\n  driver: overlay\nbridge:\n  external: true\n  name: {}\n",
+        "default:\n  driver: overlay\n  attachable: true\nbridge:\n  external: true\n  name: {}\n",
         bridge_network(&opts.project)
     ))
     .map_err(|e| e.to_string())?;
