@@ -333,9 +333,20 @@ fn killed_mid_update_continue_completes(lab: &SwarmLab) {
     let seen = common::poll_until(std::time::Duration::from_secs(120), phase, |p| {
         p == "updating" || p == "completed" || p == "failed"
     });
+    // The phase is written just before the update is sent: kill once Swarm has it (its
+    // spec names this run's build), not in between.
+    let sent = common::poll_until(
+        std::time::Duration::from_secs(30),
+        || lab.spec(svc).0,
+        |image| image.contains(":sw3@sha256:"),
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(seen, "updating", "the rebuild never reached the update");
+    assert!(
+        sent.contains(":sw3@sha256:"),
+        "Swarm never got the update: {sent}"
+    );
     let (code, out) = lab.rebuild(&["--continue", "--run", "sw3"]);
     assert_eq!(code, 0, "{out}");
     assert!(
