@@ -333,9 +333,20 @@ fn killed_mid_update_continue_completes(lab: &SwarmLab) {
     let seen = common::poll_until(std::time::Duration::from_secs(120), phase, |p| {
         p == "updating" || p == "completed" || p == "failed"
     });
+    // The phase is written just before the update is sent: kill once Swarm has it (its
+    // spec names this run's build), not in between.
+    let sent = common::poll_until(
+        std::time::Duration::from_secs(30),
+        || lab.spec(svc).0,
+        |image| image.contains(":sw3@sha256:"),
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(seen, "updating", "the rebuild never reached the update");
+    assert!(
+        sent.contains(":sw3@sha256:"),
+        "Swarm never got the update: {sent}"
+    );
     let (code, out) = lab.rebuild(&["--continue", "--run", "sw3"]);
     assert_eq!(code, 0, "{out}");
     assert!(
@@ -372,4 +383,313 @@ fn paused_update_is_rolled_back_by_dockhand(lab: &SwarmLab) {
         "{reason}"
     );
     assert_eq!(lab.spec(svc).0, good, "{svc} not back on its backup");
+}
+
+impl SwarmLab {
+    /// `lab up --swarm` of the whole fleet (infrastructure included), `--wait` long.
+    fn up_all(prefix: &str) -> SwarmLab {
+        let lab = SwarmLab {
+            lab: Lab::new(prefix).with_playbooks(),
+        };
+        let out = dockhand()
+            .args(["lab", "--json", "--root"])
+            .arg(lab.lab.ws.path())
+            .args(["--dir"])
+            .arg(lab.lab.dir())
+            .args([
+                "--project",
+                &lab.lab.project,
+                "up",
+                "--swarm",
+                "--wait",
+                "8m",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "lab up --swarm failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
+    /// The stack's services (short names) and their spec images.
+    fn all_specs(&self) -> std::collections::BTreeMap<String, String> {
+        let prefix = format!("{}_", self.lab.project);
+        let out = docker(&[
+            "service",
+            "ls",
+            "--filter",
+            &format!("label=com.docker.stack.namespace={}", self.lab.project),
+            "--format",
+            "{{.Name}}",
+        ]);
+        out.lines()
+            .map(|n| {
+                let f = "{{.Spec.TaskTemplate.ContainerSpec.Image}}";
+                let image = docker(&["service", "inspect", "--format", f, n]);
+                (n.strip_prefix(&prefix).unwrap_or(n).to_string(), image)
+            })
+            .collect()
+    }
+
+    /// Each of `services` has one running task whose container is healthy, within `within`;
+    /// returns the ones that do not (empty: all healthy).
+    fn unhealthy(&self, services: &[&str], within: std::time::Duration) -> Vec<String> {
+        common::poll_until(
+            within,
+            || {
+                services
+                    .iter()
+                    .filter(|s| {
+                        let label = format!(
+                            "label=com.docker.swarm.service.name={}_{s}",
+                            self.lab.project
+                        );
+                        let st = docker(&["ps", "--filter", &label, "--format", "{{.Status}}"]);
+                        st.lines().count() != 1 || !st.contains("(healthy)")
+                    })
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+            },
+            |bad| bad.is_empty(),
+        )
+    }
+
+    /// Swarm's update state of `svc` ("" when never updated).
+    fn update_state(&self, svc: &str) -> String {
+        let name = format!("{}_{svc}", self.lab.project);
+        docker(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+            &name,
+        ])
+    }
+
+    /// The journal phase of `svc` in run `run` ("" before it has one).
+    fn phase(&self, run: &str, svc: &str) -> String {
+        let path = self
+            .lab
+            .ws
+            .path()
+            .join(format!(".dockhand/state/{run}.json"));
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|j| j["records"][svc]["phase"].as_str().map(String::from))
+            .unwrap_or_default()
+    }
+}
+
+/// How a kill point is found: a line the rebuild prints, then (maybe) a state to wait for.
+enum Until {
+    Line(&'static str),
+    /// After the line, Swarm's UpdateStatus of the service says "updating".
+    SwarmUpdating(&'static str, &'static str),
+    /// The service's journal phase.
+    Phase(&'static str, &'static str),
+}
+
+/// SIGKILL of dockhand at seven points of a Swarm rebuild, each followed by `--continue`:
+/// while building, built but not pushed, while pushing, right after the update was sent,
+/// while Swarm updates, during dockhand's gate, and during dockhand's rollback of a service
+/// whose new tasks log ERROR lines. Each point is found by what the run printed, its journal
+/// or Swarm's state, not by a timer. After each `--continue` every service has one healthy
+/// task, the good ones run this run's immutable tag, the bad one its original image, and
+/// the journal records each service completed or rolled back (phase and status agree).
+#[test]
+fn swarm_killed_at_seven_points_continue_ends_all_healthy() {
+    let Some(_turn) = common::lab_turn("swarm kill test") else {
+        return;
+    };
+    if !swarm_ready("swarm kill test") {
+        return;
+    }
+    let good = ["weather-api", "sports-api"];
+    let bad = "carbon-intensity";
+    let all = ["weather-api", "sports-api", bad];
+    let t0 = std::time::Instant::now();
+    let lab = SwarmLab::up("dhswk", &all);
+    eprintln!("lab up --swarm (3 services): {:?}", t0.elapsed());
+    let original = lab.spec(bad).0;
+    lab.set_build_arg(bad, "FAULT", "error-logs");
+    // A gate long enough to be killed in (the default settle is 2 s).
+    let cfg = lab.lab.dir().join("services.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replacen("defaults:\n", "defaults:\n  settle_s: 6\n", 1),
+    )
+    .unwrap();
+
+    let points = [
+        Until::Line("weather-api: building"),
+        Until::Line("weather-api: built in"),
+        Until::Line("weather-api: pushing"),
+        Until::Line("weather-api: updating the service to"),
+        Until::SwarmUpdating("weather-api: updating the service to", "weather-api"),
+        Until::Phase("weather-api", "updated"),
+        Until::Line("carbon-intensity: rolling back to"),
+    ];
+    let mut killed_at = Vec::new();
+    for (i, until) in points.iter().enumerate() {
+        let t = std::time::Instant::now();
+        let run = format!("k{i}");
+        let version = format!("VERSION={}-{}", i + 10, std::process::id());
+        let mut child = lab
+            .lab
+            .rebuild(&common::rebuild_args(&all, &version, &run))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader of its stderr lives until the kill: a closed pipe could end it first.
+        let mut _reader = None;
+        let seen = match until {
+            Until::Line(l) => {
+                _reader = Some(common::wait_for_line(&mut child, l));
+                format!("{l:?} (journal: {})", lab.phase(&run, "weather-api"))
+            }
+            Until::SwarmUpdating(l, svc) => {
+                _reader = Some(common::wait_for_line(&mut child, l));
+                let s = common::poll_until(
+                    std::time::Duration::from_secs(30),
+                    || lab.update_state(svc),
+                    |s| s == "updating",
+                );
+                assert_eq!(s, "updating", "Swarm never said updating");
+                format!("{l:?}, then Swarm {s}")
+            }
+            Until::Phase(svc, phase) => {
+                let p = common::poll_until(
+                    std::time::Duration::from_secs(240),
+                    || lab.phase(&run, svc),
+                    |p| p == phase || p == "completed" || p == "failed",
+                );
+                assert_eq!(p, *phase, "{svc} never reached {phase}");
+                format!("{svc} {phase}")
+            }
+        };
+        common::signal(&child, "KILL");
+        let _ = child.wait();
+        killed_at.push(format!("k{i}: {seen} after {:?}", t.elapsed()));
+        // Whatever the moment, the journal on disk is valid JSON.
+        let _ = lab.lab.journal(&run);
+
+        let (code, out) = lab.rebuild(&["--continue", "--run", &run]);
+        let show = format!("kill point {i} ({seen})\n{out}");
+        assert!(code == 0 || code == 1, "continue failed to run: {show}");
+        let j = lab.lab.journal(&run);
+        for svc in good {
+            let r = record(&j, svc);
+            assert_eq!(r["status"], "completed", "{svc}: {r}\n{show}");
+            assert_eq!(r["phase"], "completed", "{svc}: {r}\n{show}");
+            let image = lab.spec(svc).0;
+            assert!(
+                image.contains(&format!("/{svc}:{run}@sha256:")),
+                "{svc} runs {image}\n{show}"
+            );
+        }
+        let r = record(&j, bad);
+        assert_eq!(r["status"], "rolled-back", "{bad}: {r}\n{show}");
+        assert_eq!(r["phase"], "rolled-back", "{bad}: {r}\n{show}");
+        assert_eq!(
+            lab.spec(bad).0,
+            original,
+            "{bad} not on its original image\n{show}"
+        );
+        let sick = lab.unhealthy(&all, std::time::Duration::from_secs(60));
+        assert!(sick.is_empty(), "not healthy: {sick:?}\n{show}");
+    }
+    eprintln!("killed at: {killed_at:#?}\ntotal {:?}", t0.elapsed());
+}
+
+/// The whole fleet on Swarm: `lab up --swarm` brings 44 services, InfluxDB and the Jaeger
+/// stand-in up as one stack; `batch-rebuild.rhai --all` then puts every service on its own
+/// immutable tag (pinned to the pushed digest), healthy, except weather-api, whose build
+/// never gets healthy and which Swarm rolls back while its neighbours complete; the
+/// infrastructure is not touched; `validate-services.rhai` finds all 46 healthy, no ERROR
+/// line, and the writer's points arriving in InfluxDB.
+#[test]
+fn swarm_full_fleet_rebuild_lands_every_service_on_its_new_tag() {
+    let Some(_turn) = common::lab_turn("swarm full-fleet test") else {
+        return;
+    };
+    if !swarm_ready("swarm full-fleet test") {
+        return;
+    }
+    let t0 = std::time::Instant::now();
+    let lab = SwarmLab::up_all("dhswf");
+    let up = t0.elapsed();
+    let before = lab.all_specs();
+    assert_eq!(before.len(), 46, "{before:?}");
+    let services: Vec<String> = before
+        .keys()
+        .filter(|s| *s != "influxdb" && *s != "jaeger")
+        .cloned()
+        .collect();
+    let bad = "weather-api";
+    lab.set_build_arg(bad, "FAULT", "unhealthy");
+    let t1 = std::time::Instant::now();
+    let (code, out) = lab.rebuild(&["--all", "--build-arg", "VERSION=2", "--run", "full"]);
+    let rebuild = t1.elapsed();
+    assert_eq!(code, 1, "{out}");
+    let j = lab.lab.journal("full");
+    let after = lab.all_specs();
+    for svc in &services {
+        let r = record(&j, svc);
+        if svc == bad {
+            assert_eq!(r["status"], "rolled-back", "{svc}: {r}\n{out}");
+            assert_eq!(r["rolled_back_by"], "swarm", "{svc}: {r}");
+            assert_eq!(after[svc], before[svc], "{svc} not back on its image");
+            continue;
+        }
+        assert_eq!(r["status"], "completed", "{svc}: {r}\n{out}");
+        let tag = format!("{}/{svc}:full@sha256:", lab.registry());
+        assert!(after[svc].starts_with(&tag), "{svc} runs {}", after[svc]);
+    }
+    for infra in ["influxdb", "jaeger"] {
+        assert_eq!(after[infra], before[infra], "{infra} was touched");
+    }
+    let names: Vec<&str> = before.keys().map(String::as_str).collect();
+    let sick = lab.unhealthy(&names, std::time::Duration::from_secs(60));
+    assert!(sick.is_empty(), "not healthy: {sick:?}");
+    let v = dockhand()
+        .arg("run")
+        .arg(lab.lab.ws.path().join("playbooks/validate-services.rhai"))
+        .arg("--root")
+        .arg(lab.lab.ws.path())
+        .args([
+            "--config",
+            "homeiq/services.yaml",
+            "--project",
+            &lab.lab.project,
+        ])
+        // Not the endpoints' latency budget: right after 44 updates on 2 cores a p95 over
+        // 500 ms is the machine, not the stack (seen once: 811 ms on one service).
+        .args(["--window", "0", "--checks", "health,logs,influx"])
+        .output()
+        .unwrap();
+    let vout = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "validate-services on the stack:\n{vout}\n{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    assert!(vout.contains("46 container(s) healthy"), "{vout}");
+    assert!(
+        vout.contains("InfluxDB receiving data             pass"),
+        "{vout}"
+    );
+    eprintln!(
+        "swarm full fleet: lab up {up:?}, rebuild of {} services {rebuild:?}, total {:?}",
+        services.len(),
+        t0.elapsed()
+    );
 }

@@ -47,6 +47,51 @@ pub struct Container {
     pub ips: Vec<String>,
 }
 
+pub use super::swarm::LABEL_STACK;
+/// A Swarm task's service, by its full name (`<stack>_<service>`).
+pub const LABEL_SWARM_SERVICE: &str = "com.docker.swarm.service.name";
+
+/// A container's project and service, as scripts name them: compose's labels, or for a
+/// Swarm task of a stack its stack and its service's name within the stack
+/// (`homeiq_weather-api` of stack `homeiq` is `weather-api`), so `docker::ps`, `inspect`,
+/// `health`, `logs` and `wait_healthy` find a stack's services by the same names.
+pub fn identity(labels: Option<&HashMap<String, String>>) -> (String, String) {
+    let get = |k: &str| labels.and_then(|l| l.get(k)).cloned().unwrap_or_default();
+    // The engine's Swarm labels first: an image built by compose carries compose's labels
+    // into every container made from it, a task's too.
+    let stack = get(LABEL_STACK);
+    let full = get(LABEL_SWARM_SERVICE);
+    if stack.is_empty() || full.is_empty() {
+        return (get(LABEL_PROJECT), get(LABEL_SERVICE));
+    }
+    let service = full
+        .strip_prefix(&format!("{stack}_"))
+        .unwrap_or(&full)
+        .to_string();
+    (stack, service)
+}
+
+/// Summaries without a Swarm service's task history: Swarm keeps the stopped containers
+/// of the tasks it replaced (5 per slot by default), which are not the service any more.
+/// A service's stopped task containers are dropped when one of its tasks runs; a service
+/// with none running keeps them all (they say why). Compose containers pass as they are.
+pub fn without_task_history(list: Vec<&ContainerSummary>) -> Vec<&ContainerSummary> {
+    let is_task = |c: &ContainerSummary| {
+        c.labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(LABEL_SWARM_SERVICE))
+    };
+    let running = |c: &ContainerSummary| c.state.is_some_and(|s| s.to_string() == "running");
+    let live: std::collections::HashSet<(String, String)> = list
+        .iter()
+        .filter(|c| is_task(c) && running(c))
+        .map(|c| identity(c.labels.as_ref()))
+        .collect();
+    list.into_iter()
+        .filter(|c| !is_task(c) || running(c) || !live.contains(&identity(c.labels.as_ref())))
+        .collect()
+}
+
 fn label(labels: &Option<HashMap<String, String>>, key: &str) -> String {
     labels
         .as_ref()
@@ -95,21 +140,25 @@ impl From<&ContainerSummary> for Container {
                 ),
             })
             .collect();
-        let ips = c
+        // By network name, as `inspect`'s map lists them (the engine's map has no order).
+        let mut nets: Vec<(&String, &str)> = c
             .network_settings
             .as_ref()
             .and_then(|n| n.networks.as_ref())
             .map(|nets| {
-                nets.values()
-                    .filter_map(|e| e.ip_address.clone())
-                    .filter(|ip| !ip.is_empty())
+                nets.iter()
+                    .filter_map(|(k, e)| Some((k, e.ip_address.as_deref()?)))
+                    .filter(|(_, ip)| !ip.is_empty())
                     .collect()
             })
             .unwrap_or_default();
+        nets.sort();
+        let ips = nets.into_iter().map(|(_, ip)| ip.to_string()).collect();
+        let (project, service) = identity(c.labels.as_ref());
         Container {
             id: super::names::short_id(c.id.as_deref().unwrap_or("")),
-            service: label(&c.labels, LABEL_SERVICE),
-            project: label(&c.labels, LABEL_PROJECT),
+            service,
+            project,
             category: label(&c.labels, LABEL_CATEGORY),
             image: c.image.clone().unwrap_or_default(),
             state: c.state.map(|s| s.to_string()).unwrap_or_default(),

@@ -7,6 +7,7 @@ use bollard::Docker;
 use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 
+use super::container::{LABEL_STACK, LABEL_SWARM_SERVICE};
 use super::names::{is_aside, is_next, original_name, promoted_name};
 use super::{Container, LABEL_CATEGORY, LABEL_PROJECT, LABEL_SERVICE};
 
@@ -21,6 +22,15 @@ pub struct Filter {
 }
 
 pub async fn list(docker: &Docker, f: &Filter) -> Result<Vec<Container>, String> {
+    // A project may be a Swarm stack: its tasks' containers carry the stack's labels (and
+    // maybe compose's, baked into an image compose built, which name the build's project).
+    if let Some(p) = &f.project {
+        let mut tasks = stack_tasks(docker, f, p).await?;
+        if !tasks.is_empty() {
+            tasks.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
+            return Ok(tasks);
+        }
+    }
     let mut labels = Vec::new();
     if let Some(p) = &f.project {
         labels.push(format!("{LABEL_PROJECT}={p}"));
@@ -47,6 +57,33 @@ pub async fn list(docker: &Docker, f: &Filter) -> Result<Vec<Container>, String>
     let mut out: Vec<Container> = list.iter().map(Container::from).collect();
     out.sort_by(|a, b| (&a.project, &a.service, &a.name).cmp(&(&b.project, &b.service, &b.name)));
     Ok(out)
+}
+
+/// The containers of Swarm stack `stack`'s tasks on this engine that `f` asks for: a
+/// project with no compose container may be a stack (see [`super::container::identity`]).
+async fn stack_tasks(docker: &Docker, f: &Filter, stack: &str) -> Result<Vec<Container>, String> {
+    let mut labels = vec![format!("{LABEL_STACK}={stack}")];
+    if let Some(s) = &f.service {
+        labels.push(format!("{LABEL_SWARM_SERVICE}={stack}_{s}"));
+    }
+    if let Some(c) = &f.category {
+        labels.push(format!("{LABEL_CATEGORY}={c}"));
+    }
+    let opts = ListContainersOptions {
+        all: f.all,
+        filters: Some(HashMap::from([("label".to_string(), labels)])),
+        ..Default::default()
+    };
+    let list = docker
+        .list_containers(Some(opts))
+        .await
+        .map_err(|e| format!("cannot list containers: {e}"))?;
+    Ok(
+        super::container::without_task_history(list.iter().collect())
+            .into_iter()
+            .map(Container::from)
+            .collect(),
+    )
 }
 
 /// Finds the container a script means by `name`: a compose service (in `project` if given),

@@ -32,7 +32,7 @@ use futures_util::StreamExt;
 
 use crate::util::lock;
 
-use super::{Container, Details, Filter, LABEL_CATEGORY, LABEL_PROJECT, LABEL_SERVICE, details};
+use super::{Container, Details, Filter, LABEL_CATEGORY, details};
 
 /// The container events that can change what `ps` shows (exec_* noise from healthchecks
 /// is left out on the engine's side).
@@ -159,24 +159,27 @@ async fn list_all(docker: &Docker, id: Option<&str>) -> Result<Vec<ContainerSumm
 fn matches(c: &ContainerSummary, f: &Filter) -> bool {
     let label = |k: &str| c.labels.as_ref().and_then(|l| l.get(k)).map(String::as_str);
     let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
+    let (project, service) = super::container::identity(c.labels.as_ref());
     (f.all || running)
-        && f.project
-            .as_deref()
-            .is_none_or(|p| label(LABEL_PROJECT) == Some(p))
-        && f.service
-            .as_deref()
-            .is_none_or(|s| label(LABEL_SERVICE) == Some(s))
+        && f.project.as_deref().is_none_or(|p| project == p)
+        && f.service.as_deref().is_none_or(|s| service == s)
         && f.category
             .as_deref()
             .is_none_or(|c| label(LABEL_CATEGORY) == Some(c))
 }
 
 fn select(s: &State, f: &Filter) -> Vec<Container> {
-    let mut out: Vec<Container> = s
+    let picked: Vec<&Seen> = s
         .entries
         .values()
         .filter_map(|e| e.seen.as_ref())
         .filter(|seen| matches(&seen.summary, f))
+        .collect();
+    let current =
+        super::container::without_task_history(picked.iter().map(|s| &s.summary).collect());
+    let mut out: Vec<Container> = picked
+        .into_iter()
+        .filter(|seen| current.iter().any(|c| std::ptr::eq(*c, &seen.summary)))
         .map(|seen| {
             let mut out = Container::from(&seen.summary);
             if let Some(d) = &seen.details {

@@ -88,6 +88,22 @@ fn lifecycle(ctx: &NativeCallContext, action: Action, name: &str) -> HostResult<
         let c = inspect_of(h, name)?;
         let id = c.id.clone().unwrap_or_default();
         let cname = dk::container_name(&c);
+        // A Swarm task is restarted the Swarm way: Swarm replaces it (`docker service
+        // update --force`), and the call returns once Swarm is done.
+        if let (Action::Restart, Some(sid)) = (action, dk::swarm::task_service(&c)) {
+            if !h.mutation(
+                &what,
+                name,
+                &format!("Swarm service of task {cname} (forced update)"),
+            )? {
+                return Ok(());
+            }
+            let d = client(h)?;
+            let w =
+                h.block_on(async move { dk::swarm::redeploy(&d, &sid, None, SWARM_WAIT).await })?;
+            changed(h);
+            return swarm_done(name, w);
+        }
         if !h.mutation(&what, name, &format!("container {cname}"))? {
             return Ok(());
         }
@@ -96,6 +112,22 @@ fn lifecycle(ctx: &NativeCallContext, action: Action, name: &str) -> HostResult<
         changed(h);
         r.map_err(|e| fail(e.to_string()))
     })
+}
+
+/// How long `docker::restart` and `docker::recreate` of a Swarm task wait for Swarm.
+const SWARM_WAIT: Duration = Duration::from_secs(300);
+
+/// A Swarm update `docker::restart`/`recreate` awaited: fine when Swarm completed it.
+fn swarm_done(name: &str, w: Result<dk::swarm::UpdateWait, String>) -> HostResult<()> {
+    let w = w.map_err(fail)?;
+    if w.state == "completed" {
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "Swarm's update of {name} ended {}: {}",
+            w.state, w.message
+        )))
+    }
 }
 
 /// How long `docker::stats` waits for the engine's sample (it takes about a second).
@@ -401,8 +433,39 @@ pub mod docker_api {
             if h.mode == Mode::ReadOnly {
                 h.mutation("docker::recreate", name, "")?;
             }
-            let cname = dk::container_name(&inspect_of(h, name)?);
+            let c = inspect_of(h, name)?;
+            let cname = dk::container_name(&c);
             let on = image.as_deref().unwrap_or("its image");
+            // A Swarm task: its service is updated onto the image's pushed digest (Swarm
+            // replaces the task), and the call returns once Swarm is done.
+            if let Some(sid) = dk::swarm::task_service(&c) {
+                let mut m = Map::new();
+                m.insert("name".into(), name.into());
+                m.insert(
+                    "old_image_id".into(),
+                    c.image.clone().unwrap_or_default().into(),
+                );
+                if !h.mutation(
+                    "docker::recreate",
+                    name,
+                    &format!("Swarm service of task {cname} on {on}"),
+                )? {
+                    m.insert("new_id".into(), Dynamic::UNIT);
+                    return Ok(m);
+                }
+                let d = client(h)?;
+                let sw = std::time::Instant::now();
+                let w = h.block_on(async move {
+                    dk::swarm::redeploy(&d, &sid, image.as_deref(), SWARM_WAIT).await
+                })?;
+                changed(h);
+                swarm_done(name, w)?;
+                let now = inspect_of(h, name)?;
+                m.insert("new_id".into(), now.id.unwrap_or_default().into());
+                m.insert("new_image_id".into(), now.image.unwrap_or_default().into());
+                m.insert("ms".into(), (sw.elapsed().as_millis() as INT).into());
+                return Ok(m);
+            }
             if !h.mutation(
                 "docker::recreate",
                 name,

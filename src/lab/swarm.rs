@@ -16,8 +16,9 @@
 //! 5. waits until every service has a running task on its image (a task with a healthcheck
 //!    only runs once healthy).
 //!
-//! Only the services come up, not the infrastructure (InfluxDB, the Jaeger stand-in): the
-//! Swarm lab is for rebuilds, and it stays small.
+//! The whole fleet comes up with its infrastructure (InfluxDB with its volume, the writer
+//! posting to it by service name on the overlay network, the Jaeger stand-in); `--only`
+//! brings up just the services it names.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -179,28 +180,122 @@ fn build_and_push(
     Ok(refs)
 }
 
-/// The stack file: each service on its pushed image, with its fault knob, on one overlay
-/// network; `--ports` publishes the seeds' ports through the routing mesh.
+/// The lab's services resolve each other's names to their tasks' addresses
+/// (`endpoint_mode: dnsrr`), not to a virtual IP: a VIP needs IPVS in the engine's kernel,
+/// which an engine inside a container may lack (on the machine this was written on, every
+/// connection to a VIP failed with "no route to host" while the tasks' own addresses
+/// answered). A published port is then published on the task's node (`mode: host`).
+///
+/// What the stack file carries over from a compose service: the keys a stack honours and
+/// the lab uses (`environment`, `labels`, `volumes`); `build:`, `depends_on:` and
+/// `restart:` mean nothing to a stack (Swarm's restart policy and start order apply).
+const CARRIED: &[&str] = &["environment", "labels", "volumes"];
+
+/// The stack file: each service on its pushed image with its compose `environment`,
+/// `labels` and `volumes` (the named volumes declared again), its fault knob, and one
+/// overlay network; `--ports` publishes the seeds' ports through the routing mesh.
 fn stack_file(
     opts: &LabOptions,
+    compose: &serde_yaml::Mapping,
     refs: &[(String, String)],
     ports: &HashMap<String, u16>,
-) -> String {
-    let mut out = String::from("version: \"3.8\"\nservices:\n");
+) -> Result<String, String> {
+    use serde_yaml::{Mapping, Value};
+    let defs = compose
+        .get("services")
+        .and_then(Value::as_mapping)
+        .ok_or("the lab's compose file has no services")?;
+    let mut services = Mapping::new();
+    let mut volumes = Mapping::new();
     for (svc, image) in refs {
-        out.push_str(&format!("  {svc}:\n    image: {image}\n"));
+        let def = defs.get(svc.as_str()).and_then(Value::as_mapping);
+        let mut out = Mapping::new();
+        out.insert("image".into(), image.as_str().into());
+        for key in CARRIED {
+            if let Some(v) = def.and_then(|d| d.get(*key)) {
+                out.insert((*key).into(), v.clone());
+            }
+        }
         if let Some((_, kind)) = opts.faults.iter().find(|(s, _)| s == svc) {
-            out.push_str(&format!("    environment:\n      FAULT: \"{kind}\"\n"));
+            let env = out
+                .entry("environment".into())
+                .or_insert_with(|| Value::Mapping(Mapping::new()));
+            let Value::Mapping(env) = env else {
+                return Err(format!("{svc}: write its environment as a map"));
+            };
+            env.insert("FAULT".into(), kind.as_str().into());
+        }
+        for v in out
+            .get("volumes")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            // A named volume ("influxdb-data:/var/lib/influxdb") must be declared.
+            if let Some((name, _)) = v.as_str().and_then(|v| v.split_once(':'))
+                && !name.starts_with(['/', '.'])
+            {
+                volumes.insert(name.into(), Value::Mapping(Mapping::new()));
+            }
         }
         if let (true, Some(p)) = (opts.ports, ports.get(svc)) {
-            out.push_str(&format!("    ports:\n      - \"{p}:{p}\"\n"));
+            // Published on the node that runs the task: dnsrr has no routing mesh.
+            let port: Mapping =
+                serde_yaml::from_str(&format!("target: {p}\npublished: {p}\nmode: host\n"))
+                    .map_err(|e| e.to_string())?;
+            out.insert("ports".into(), vec![Value::Mapping(port)].into());
         }
-        out.push_str(
-            "    deploy:\n      replicas: 1\n      update_config:\n        failure_action: rollback\n",
+        out.insert(
+            "networks".into(),
+            vec![Value::from("default"), Value::from("bridge")].into(),
         );
+        let deploy: Mapping = serde_yaml::from_str(
+            "replicas: 1\nendpoint_mode: dnsrr\nupdate_config:\n  failure_action: rollback\n",
+        )
+        .map_err(|e| e.to_string())?;
+        out.insert("deploy".into(), Value::Mapping(deploy));
+        services.insert(svc.as_str().into(), Value::Mapping(out));
     }
-    out.push_str("networks:\n  default:\n    driver: overlay\n");
-    out
+    let mut doc = Mapping::new();
+    doc.insert("version".into(), "3.8".into());
+    doc.insert("services".into(), Value::Mapping(services));
+    let net: Mapping = serde_yaml::from_str(&format!(
+        "default:\n  driver: overlay\n  attachable: true\nbridge:\n  external: true\n  name: {}\n",
+        bridge_network(&opts.project)
+    ))
+    .map_err(|e| e.to_string())?;
+    doc.insert("networks".into(), Value::Mapping(net));
+    if !volumes.is_empty() {
+        doc.insert("volumes".into(), Value::Mapping(volumes));
+    }
+    serde_yaml::to_string(&doc).map_err(|e| e.to_string())
+}
+
+/// The lab's second network: a bridge the host is on, scoped to the Swarm so services can
+/// join it (`docker network create -d bridge --scope swarm`; a stack file cannot make one).
+/// A task's overlay address is not routed from the host; its address on this bridge is, so
+/// the stories, `validate-services` and the monitor reach each task by the address
+/// `docker::inspect` shows (its networks by name: `<stack>_bridge` before `<stack>_default`).
+/// Services still talk to each other over the overlay network.
+fn bridge_network(project: &str) -> String {
+    format!("{}_bridge", compose_file::project_name(project))
+}
+
+/// Creates the lab's bridge network, labelled as the stack's so `down` removes it with
+/// the stack's own.
+fn create_bridge(project: &str) -> Result<(), String> {
+    let name = bridge_network(project);
+    if !docker_cli(&["network", "ls", "-q", "--filter", &format!("name=^{name}$")])?
+        .trim()
+        .is_empty()
+    {
+        return Ok(());
+    }
+    let label = format!("{}={project}", dk::swarm::LABEL_STACK);
+    docker_cli(&[
+        "network", "create", "--driver", "bridge", "--scope", "swarm", "--label", &label, &name,
+    ])
+    .map(|_| ())
 }
 
 /// The services' ports from services.yaml.
@@ -240,7 +335,14 @@ pub fn up(
     progress: &dyn Fn(&str),
 ) -> Result<Vec<ServiceState>, String> {
     let start = Instant::now();
-    let chosen = super::chosen_services(opts)?;
+    // The whole fleet comes with its infrastructure (InfluxDB, which the writer posts to,
+    // and the Jaeger stand-in); `--only` brings up just the services named.
+    let mut chosen = if opts.only.is_empty() {
+        super::infrastructure_names(&opts.dir)
+    } else {
+        Vec::new()
+    };
+    chosen.extend(super::chosen_services(opts)?);
     let dir = swarm_dir(state_dir, &opts.project);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let docker = handle.block_on(dk::connect())?;
@@ -260,13 +362,22 @@ pub fn up(
     handle.block_on(build_base_images(&docker, &opts.dir, progress))?;
     let refs = build_and_push(handle, &docker, opts, &chosen, progress)?;
     let stack = dir.join("stack.yml");
-    std::fs::write(&stack, stack_file(opts, &refs, &ports_of(&opts.dir)))
-        .map_err(|e| format!("cannot write {}: {e}", stack.display()))?;
+    let compose_path = opts.dir.join("docker-compose.yml");
+    let compose: serde_yaml::Mapping = std::fs::read_to_string(&compose_path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_yaml::from_str(&t).map_err(|e| e.to_string()))
+        .map_err(|e| format!("cannot read {}: {e}", compose_path.display()))?;
+    std::fs::write(
+        &stack,
+        stack_file(opts, &compose, &refs, &ports_of(&opts.dir))?,
+    )
+    .map_err(|e| format!("cannot write {}: {e}", stack.display()))?;
     progress(&format!(
         "deploying stack {} ({} services)",
         opts.project,
         refs.len()
     ));
+    create_bridge(&opts.project)?;
     let stack_s = stack.display().to_string();
     docker_cli(&[
         "stack",
@@ -288,15 +399,15 @@ pub fn up(
 }
 
 /// Waits until each service has a running task on its image (a task with a healthcheck is
-/// "running" only once healthy) or a task failed, within the lab's timeout.
+/// "running" only once healthy) or a task failed, within the lab's timeout; all services at
+/// once, so each one's time is its own.
 async fn wait_running(
     docker: &Docker,
     opts: &LabOptions,
     refs: &[(String, String)],
     start: Instant,
 ) -> Vec<ServiceState> {
-    let mut states = Vec::new();
-    for (svc, image) in refs {
+    let waits = refs.iter().map(|(svc, image)| async move {
         let status = loop {
             let tasks = dk::swarm::list_tasks(docker, Some(&opts.project), svc).await;
             let running = tasks.as_ref().ok().and_then(|(_, ts)| {
@@ -321,15 +432,15 @@ async fn wait_running(
                     _ => "timeout".into(),
                 };
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         };
-        states.push(ServiceState {
+        ServiceState {
             service: svc.clone(),
             status,
             ms: start.elapsed().as_millis() as u64,
-        });
-    }
-    states
+        }
+    });
+    futures_util::future::join_all(waits).await
 }
 
 /// Removes the stack, its images, the registry the lab started (and its data) and the

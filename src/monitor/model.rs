@@ -126,6 +126,20 @@ pub struct ContainerRow {
     pub uptime_s: Option<i64>,
     pub cpu_percent: Option<f64>,
     pub mem_bytes: Option<u64>,
+    /// For a Swarm service: the task this row is (then `restarts` counts the tasks Swarm
+    /// replaced in its slot, and `state` is the task's current state).
+    pub task: Option<TaskCell>,
+}
+
+/// One current Swarm task of a service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskCell {
+    pub slot: i64,
+    /// The node's host name (its id when the node list was not readable).
+    pub node: String,
+    /// What Swarm wants (running, shutdown) and what it is (running, starting, failed…).
+    pub desired: String,
+    pub current: String,
 }
 
 /// What the container panel shows.
@@ -239,6 +253,7 @@ pub(super) mod fixtures {
             uptime_s: Some(125),
             cpu_percent: Some(1.25),
             mem_bytes: Some(3 * 1024 * 1024 + 300 * 1024),
+            task: None,
         }
     }
 }

@@ -16,14 +16,19 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 pub(super) fn container_cells(r: &ContainerRow) -> [String; 7] {
-    let health = if r.state == "running" {
-        r.health.clone()
-    } else {
-        format!("{} ({})", r.state, r.health)
+    let health = match &r.task {
+        // A Swarm task: desired/current state, then its container's health.
+        Some(t) => format!("{}/{} {}", t.desired, t.current, r.health),
+        None if r.state == "running" => r.health.clone(),
+        None => format!("{} ({})", r.state, r.health),
+    };
+    let name = match &r.task {
+        Some(t) => format!("task {} @ {}", t.slot, t.node),
+        None => r.name.clone(),
     };
     [
         r.service.clone(),
-        r.name.clone(),
+        name,
         health,
         opt(r.restarts),
         opt(r.uptime_s.map(human::secs_short)),
@@ -233,7 +238,25 @@ pub fn render_text_with(m: &Model, timeline: Option<&Timeline>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitor::model::TaskCell;
     use crate::monitor::model::fixtures::*;
+
+    #[test]
+    fn a_swarm_task_shows_its_states_node_and_replaced_tasks() {
+        let mut r = row("weather-api", "healthy");
+        r.restarts = Some(2);
+        r.task = Some(TaskCell {
+            slot: 1,
+            node: "node-a".into(),
+            desired: "running".into(),
+            current: "running".into(),
+        });
+        let t = render_text(&model(FINISHED, ContainerView::Rows(vec![r])));
+        assert!(
+            t.contains("weather-api  task 1 @ node-a  running/running healthy  2"),
+            "{t}"
+        );
+    }
 
     #[test]
     fn text_mode_has_the_same_information_and_no_control_codes() {

@@ -5,6 +5,7 @@
 pub mod containers;
 pub mod influx;
 pub mod otlp;
+pub mod probe;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

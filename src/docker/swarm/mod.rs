@@ -29,8 +29,11 @@ use bollard::models::Service;
 use bollard::query_parameters::{InspectServiceOptions, ListServicesOptions};
 use serde::Serialize;
 
-pub use tasks::{TaskInfo, list_tasks, push, reach, task_logs};
-pub use update::{UpdateSettings, UpdateWait, rollback, update_image, wait_update};
+pub use tasks::{TaskInfo, list_tasks, push, reach, stack_tasks, task_logs};
+pub use update::{
+    UpdateSettings, UpdateWait, force_update, pushed_ref, redeploy, rollback, task_service,
+    update_image, wait_update,
+};
 
 /// The label `docker stack deploy` puts on a stack's services.
 pub const LABEL_STACK: &str = "com.docker.stack.namespace";
@@ -227,6 +230,17 @@ pub(crate) fn check_name(what: &str, s: &str) -> Result<(), String> {
     }
 }
 
+/// The repository of an image reference: `127.0.0.1:5000/homeiq/weather-api` of
+/// `127.0.0.1:5000/homeiq/weather-api:lab@sha256:…` (a registry's port is not a tag).
+pub fn repo_of(image: &str) -> &str {
+    let name = image.split('@').next().unwrap_or(image);
+    match (name.rfind(':'), name.rfind('/')) {
+        (Some(c), Some(s)) if c > s => &name[..c],
+        (Some(c), None) => &name[..c],
+        _ => name,
+    }
+}
+
 /// The service a script means by `name`: `<stack>_<name>` when a stack is in use, else
 /// `name` itself (a Swarm name or id).
 pub async fn find_service(
@@ -304,6 +318,25 @@ pub async fn detect(docker: &Docker, project: &str) -> Result<&'static str, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repo_of_keeps_the_registry_port_and_drops_tag_and_digest() {
+        for (image, repo) in [
+            (
+                "127.0.0.1:5000/homeiq/weather-api:lab@sha256:ab",
+                "127.0.0.1:5000/homeiq/weather-api",
+            ),
+            (
+                "127.0.0.1:5000/homeiq/weather-api@sha256:ab",
+                "127.0.0.1:5000/homeiq/weather-api",
+            ),
+            ("127.0.0.1:5000/weather-api", "127.0.0.1:5000/weather-api"),
+            ("busybox:1", "busybox"),
+            ("busybox", "busybox"),
+        ] {
+            assert_eq!(repo_of(image), repo, "{image}");
+        }
+    }
 
     #[test]
     fn registries_are_hosts_with_paths() {

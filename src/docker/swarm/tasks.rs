@@ -3,7 +3,8 @@
 //! **Where the gate probes.** A task's address on an overlay network is not routed from the
 //! host. Two addresses may be: for a task on this engine's node, the container's address on
 //! `docker_gwbridge` (the bridge that gives overlay containers their way out, which the host
-//! is on), and a port the service publishes (Swarm's routing mesh, on every node). [`reach`]
+//! is on) or on a Swarm-scoped bridge network it joined (then it has no gwbridge endpoint),
+//! and a port the service publishes (Swarm's routing mesh, on every node). [`reach`]
 //! prefers the local task: it is the new task itself, not whichever task the mesh picks, and
 //! the mesh needs the engine's ingress NAT rules, which an engine running inside a container
 //! may lack (on the machine this was written on, engine 20.10 inside a container, a published
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use bollard::Docker;
 use bollard::models::Task;
 use bollard::query_parameters::{
-    InspectNetworkOptions, ListTasksOptions, LogsOptions, PushImageOptions,
+    InspectContainerOptions, InspectNetworkOptions, ListTasksOptions, LogsOptions, PushImageOptions,
 };
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -26,6 +27,8 @@ use super::{ServiceInfo, date_text, find_service, swarm_error};
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskInfo {
     pub id: String,
+    /// The id of its service.
+    pub service_id: String,
     /// Its replica number (0 for a global service's tasks).
     pub slot: i64,
     pub node: String,
@@ -49,6 +52,7 @@ impl From<&Task> for TaskInfo {
         let cs = status.container_status.clone().unwrap_or_default();
         TaskInfo {
             id: t.id.clone().unwrap_or_default(),
+            service_id: t.service_id.clone().unwrap_or_default(),
             slot: t.slot.unwrap_or(0),
             node: t.node_id.clone().unwrap_or_default(),
             desired: t.desired_state.map(|s| s.to_string()).unwrap_or_default(),
@@ -86,6 +90,41 @@ pub async fn list_tasks(
     let mut out: Vec<TaskInfo> = tasks.iter().map(TaskInfo::from).collect();
     out.sort_by(|a, b| b.created.cmp(&a.created));
     Ok((svc, out))
+}
+
+/// Every task of the services of `stack` (current and history, newest first), in one call,
+/// with the node names by node id: what the monitor's panel shows of a stack.
+pub async fn stack_tasks(
+    docker: &Docker,
+    stack: &str,
+) -> Result<(Vec<ServiceInfo>, Vec<TaskInfo>, HashMap<String, String>), String> {
+    let services = super::stack_services(docker, stack).await?;
+    if services.is_empty() {
+        return Ok((services, Vec::new(), HashMap::new()));
+    }
+    let tasks = docker
+        .list_tasks(None::<ListTasksOptions>)
+        .await
+        .map_err(|e| swarm_error("cannot list Swarm's tasks", &e))?;
+    let mut out: Vec<TaskInfo> = tasks
+        .iter()
+        .map(TaskInfo::from)
+        .filter(|t| services.iter().any(|s| s.id == t.service_id))
+        .collect();
+    out.sort_by(|a, b| b.created.cmp(&a.created));
+    let nodes = docker
+        .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+        .await
+        .map(|ns| {
+            ns.into_iter()
+                .filter_map(|n| {
+                    let host = n.description.and_then(|d| d.hostname)?;
+                    Some((n.id?, host))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((services, out, nodes))
 }
 
 /// Most log bytes read of one task: a task that logs in a loop must not fill memory.
@@ -139,6 +178,38 @@ pub async fn reach(
             .filter(|a| !a.is_empty())
         {
             return Ok((ip.to_string(), port));
+        }
+    }
+    // A task on a bridge network scoped to the Swarm (`docker network create -d bridge
+    // --scope swarm`, as the lab makes) has no docker_gwbridge endpoint: the bridge is its
+    // way out, and the host is on it too.
+    for t in tasks
+        .iter()
+        .filter(|t| t.desired == "running" && t.state == "running" && !t.container_id.is_empty())
+    {
+        let Ok(c) = docker
+            .inspect_container(&t.container_id, None::<InspectContainerOptions>)
+            .await
+        else {
+            continue;
+        };
+        let nets = c
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default();
+        for (name, ep) in nets {
+            let ip = ep.ip_address.unwrap_or_default();
+            if ip.is_empty() {
+                continue;
+            }
+            let driver = docker
+                .inspect_network(&name, None::<InspectNetworkOptions>)
+                .await
+                .ok()
+                .and_then(|n| n.driver);
+            if driver.as_deref() == Some("bridge") {
+                return Ok((ip, port));
+            }
         }
     }
     if let Some((_, published)) = svc.published.iter().find(|(t, _)| *t == port) {

@@ -252,3 +252,131 @@ pub async fn wait_update(
         }
     }
 }
+
+/// Restarts service `name`'s tasks the Swarm way (`docker service update --force`): the
+/// spec's ForceUpdate counter is bumped, so Swarm replaces every task with a new one on the
+/// same spec, as its UpdateConfig says. Await it with [`wait_update`].
+pub async fn force_update(
+    docker: &Docker,
+    stack: Option<&str>,
+    name: &str,
+) -> Result<Updated, String> {
+    let svc = find_service(docker, stack, name).await?;
+    let info = ServiceInfo::from(&svc);
+    let mut spec = svc.spec.clone().unwrap_or_default();
+    let task = spec.task_template.get_or_insert_with(Default::default);
+    task.force_update = Some(task.force_update.unwrap_or(0) + 1);
+    let opts = UpdateServiceOptions {
+        version: i32::try_from(info.version).unwrap_or(i32::MAX),
+        ..Default::default()
+    };
+    docker
+        .update_service(&info.id, spec, opts, None)
+        .await
+        .map_err(|e| swarm_error(&format!("cannot restart service {}", info.name), &e))?;
+    Ok(Updated {
+        version_before: info.version,
+        started_before: info.update_started.clone(),
+        image_before: info.image,
+        changed: true,
+    })
+}
+
+/// The Swarm service a container is a task of (its id), if it is one.
+pub fn task_service(c: &bollard::models::ContainerInspectResponse) -> Option<String> {
+    c.config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .and_then(|l| l.get("com.docker.swarm.service.id"))
+        .filter(|id| !id.is_empty())
+        .cloned()
+}
+
+/// The update settings a service's spec has now (Swarm's defaults where it has none).
+fn settings_of(svc: &bollard::models::Service) -> UpdateSettings {
+    let u = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.update_config.clone())
+        .unwrap_or_default();
+    let dur = |n: Option<i64>| Duration::from_nanos(n.unwrap_or(0).max(0) as u64);
+    UpdateSettings {
+        parallelism: u.parallelism.unwrap_or(1),
+        delay: dur(u.delay),
+        monitor: if u.monitor.is_some() {
+            dur(u.monitor)
+        } else {
+            Duration::from_secs(5)
+        },
+        order: match u.order {
+            Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST) => "start-first",
+            _ => "stop-first",
+        }
+        .into(),
+        failure_action: match u.failure_action {
+            Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK) => "rollback",
+            Some(ServiceSpecUpdateConfigFailureActionEnum::CONTINUE) => "continue",
+            _ => "pause",
+        }
+        .into(),
+    }
+}
+
+/// The reference a Swarm spec should name for local image `image`: its digest in the
+/// registry it was pushed to (`repo@sha256:…` from the image's RepoDigests, the one of the
+/// same repository first), since every node pulls by that; `image` itself when it was never
+/// pushed.
+pub async fn pushed_ref(docker: &Docker, image: &str) -> Result<String, String> {
+    let i = docker
+        .inspect_image(image)
+        .await
+        .map_err(|e| format!("cannot inspect image {image}: {e}"))?;
+    let repo = crate::docker::swarm::repo_of(image);
+    let digests = i.repo_digests.unwrap_or_default();
+    Ok(digests
+        .iter()
+        .find(|d| d.split('@').next() == Some(repo))
+        .or(digests.first())
+        .cloned()
+        .unwrap_or_else(|| image.to_string()))
+}
+
+/// `docker::recreate` and `docker::restart` of a Swarm task's container: the service is
+/// updated (onto `image`'s pushed digest, or forced onto the same spec) and awaited; Swarm
+/// replaces the task. Returns the wait.
+pub async fn redeploy(
+    docker: &Docker,
+    service_id: &str,
+    image: Option<&str>,
+    timeout: Duration,
+) -> Result<UpdateWait, String> {
+    let svc = find_service(docker, None, service_id).await?;
+    let started = match image {
+        Some(image) => {
+            let target = pushed_ref(docker, image).await?;
+            let u = update_image(docker, None, service_id, &target, &settings_of(&svc)).await?;
+            if !u.changed {
+                return force_and_wait(docker, service_id, timeout).await;
+            }
+            u.started_before
+        }
+        None => return force_and_wait(docker, service_id, timeout).await,
+    };
+    wait_update(docker, None, service_id, started.as_deref(), timeout).await
+}
+
+async fn force_and_wait(
+    docker: &Docker,
+    service_id: &str,
+    timeout: Duration,
+) -> Result<UpdateWait, String> {
+    let u = force_update(docker, None, service_id).await?;
+    wait_update(
+        docker,
+        None,
+        service_id,
+        u.started_before.as_deref(),
+        timeout,
+    )
+    .await
+}
