@@ -11,8 +11,8 @@
 //!   `DOCKHAND_BENCH_SERIAL=1`.
 //! * **dockhand**: `playbooks/batch-rebuild.rhai --all`, which also backs up every image,
 //!   gates each service (health, HTTP probe within budget, 2 s settle, log scan) and
-//!   journals every phase. Twice: with the shipped `services.yaml` limits (5 builds and 5
-//!   deploys at once, per-category limits, the core category one at a time), and "all at
+//!   journals every phase. Twice: with the shipped `services.yaml` limits (builds and
+//!   recreates `auto`, per-category turns, the core category one at a time), and "all at
 //!   once" (every batch size raised to the fleet's size, compose's own parallelism).
 //!
 //! Reported: wall times and their ratio to compose (goals: shipped ≤ 1.0×, all at once
@@ -204,7 +204,7 @@ fn main() {
         let bar = rows.last().unwrap().wall_s;
 
         // dockhand: the batch rebuild playbook with a new version; with the shipped config
-        // (5 builds / 5 deploys at once, category limits, core one at a time) and wide.
+        // (builds and recreates auto, category turns, core one at a time) and wide.
         for (label, config, extra) in [
             (
                 "dockhand batch-rebuild (shipped limits)",
