@@ -20,11 +20,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 use common::BIN;
+use common::probe::{Probe, print_table, uptime};
 
 fn run(cmd: &mut Command, what: &str) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -35,48 +35,6 @@ fn run(cmd: &mut Command, what: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn uptime() -> f64 {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// Removes the probe container on drop (the lab goes with its fixture).
-struct Probe(String);
-impl Drop for Probe {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
-    }
-}
-
-/// (failed requests, longest gap in seconds, requests) of one service within [from, to].
-fn score(lines: &[(f64, String, bool)], svc: &str, from: f64, to: f64) -> (usize, f64, usize) {
-    let mut failed = 0;
-    let mut total = 0;
-    let mut longest = 0.0_f64;
-    let mut gap_start: Option<f64> = None;
-    for (t, s, ok) in lines
-        .iter()
-        .filter(|(t, s, _)| s == svc && *t >= from && *t <= to)
-    {
-        let _ = s;
-        total += 1;
-        if *ok {
-            if let Some(g) = gap_start.take() {
-                longest = longest.max(t - g);
-            }
-        } else {
-            failed += 1;
-            gap_start.get_or_insert(*t);
-        }
-    }
-    if let Some(g) = gap_start {
-        longest = longest.max(to - g);
-    }
-    (failed, longest, total)
 }
 
 fn main() {
@@ -114,31 +72,13 @@ fn main() {
     assert_ne!(sf, text, "no integration category in services.yaml");
     std::fs::write(lab.join("services-start-first.yaml"), sf).unwrap();
 
-    let probe = format!("{project}-probe");
-    let _probe = Probe(probe.clone());
-    let script = format!(
-        "for s in {}; do ( while :; do t=$(cut -d' ' -f1 /proc/uptime); \
-         if timeout 1 wget -q -O /dev/null http://$s/health 2>/dev/null; then echo \"$t ${{s%%:*}} ok\"; \
-         else echo \"$t ${{s%%:*}} fail\"; fi; usleep 50000; done ) & done; wait",
-        targets.join(" ")
-    );
-    run(
-        Command::new("docker").args([
-            "run",
-            "-d",
-            "--name",
-            &probe,
-            "--network",
-            &format!("{project}_default"),
-            // The lab image's entrypoint is the service; the probe is a plain shell loop.
-            "--entrypoint",
-            "sh",
-            "homeiq-base:latest",
-            "-c",
-            &script,
-        ]),
-        "start the probe",
-    );
+    let probe = Probe::start(
+        &format!("{project}-probe"),
+        "homeiq-base:latest",
+        &format!("{project}_default"),
+        &targets,
+    )
+    .unwrap_or_else(|e| panic!("start the probe: {e}"));
     std::thread::sleep(std::time::Duration::from_secs(2));
 
     let nonce = std::process::id();
@@ -202,46 +142,12 @@ fn main() {
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
 
-    let logs = Command::new("docker")
-        .args(["logs", &probe])
-        .output()
-        .unwrap();
-    let lines: Vec<(f64, String, bool)> = String::from_utf8_lossy(&logs.stdout)
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            Some((
-                w.next()?.parse().ok()?,
-                w.next()?.to_string(),
-                w.next()? == "ok",
-            ))
-        })
-        .collect();
-    assert!(
-        !lines.is_empty(),
-        "the probe printed nothing:\n{}",
-        String::from_utf8_lossy(&logs.stderr)
+    print_table(
+        "downtime seen by a client probing every 50 ms (failed/requests during each deploy):",
+        &probe.lines(),
+        &services,
+        &windows,
     );
-    let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for s in &services {
-        for (_, from, to) in &windows {
-            let (failed, gap, total) = score(&lines, s, *from, *to);
-            assert!(total > 0, "no request to {s} fell in a deploy window");
-            table
-                .entry(s.clone())
-                .or_default()
-                .push(format!("{failed}/{total} failed, longest gap {gap:.2} s"));
-        }
-    }
-    println!(
-        "\ndowntime seen by a client probing every 50 ms (failed/requests during each deploy):"
-    );
-    let head: Vec<&str> = windows.iter().map(|(w, _, _)| *w).collect();
-    println!("| service | {} |", head.join(" | "));
-    println!("|---|{}", "---|".repeat(head.len()));
-    for (s, cells) in table {
-        println!("| {s} | {} |", cells.join(" | "));
-    }
     for (w, from, to) in &windows {
         println!("{w}: {:.1} s", to - from);
     }

@@ -20,12 +20,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use common::probe::{Probe, score, uptime};
+use common::probe::{Probe, print_table, uptime};
 use common::{BIN, dockhand};
 
 fn run(cmd: &mut Command, what: &str) -> String {
@@ -210,30 +209,16 @@ fn main() {
         );
     }
 
-    let lines = probe.lines();
-    assert!(!lines.is_empty(), "the probe printed nothing");
-    let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for s in &services {
-        for (_, from, to) in &windows {
-            let (failed, gap, total) = score(&lines, s, *from, *to);
-            assert!(total > 0, "no request to {s} fell in a deploy window");
-            table
-                .entry(s.clone())
-                .or_default()
-                .push(format!("{failed}/{total} failed, longest gap {gap:.2} s"));
-        }
-    }
-    println!(
-        "\nSwarm, {} services, stop-first: downtime seen by a client probing every 50 ms \
-         (failed/requests during each side's window):",
-        services.len()
+    print_table(
+        &format!(
+            "Swarm, {} services, stop-first: downtime seen by a client probing every 50 ms \
+             (failed/requests during each side's window):",
+            services.len()
+        ),
+        &probe.lines(),
+        &services,
+        &windows,
     );
-    let head: Vec<&str> = windows.iter().map(|(w, _, _)| w.as_str()).collect();
-    println!("| service | {} |", head.join(" | "));
-    println!("|---|{}", "---|".repeat(head.len()));
-    for (s, cells) in table {
-        println!("| {s} | {} |", cells.join(" | "));
-    }
     println!("bash: build + tag + push before the loop (untimed): {prep:.1} s");
     for (w, from, to) in &windows {
         println!("{w}: {:.1} s", to - from);

@@ -2,8 +2,7 @@
 //! each service by name every 50 ms (busybox `wget` under `timeout 1`; Debian's static
 //! busybox 1.35 crashes on `wget -T`), and the scoring of what it saw. Its timestamps are the
 //! kernel's uptime, which the host and the container share, so each request falls in the
-//! deploy window it was made in. (The same probe as benches/downtime.rs, for the Swarm
-//! bench.)
+//! deploy window it was made in. The compose downtime bench and the Swarm bench share it.
 
 use std::process::Command;
 
@@ -96,4 +95,30 @@ pub fn score(lines: &[(f64, String, bool)], svc: &str, from: f64, to: f64) -> (u
         longest = longest.max(to - g);
     }
     (failed, longest, total)
+}
+
+/// Prints, per service, what the probe saw in each window (`(label, from, to)`), as a
+/// markdown table under `title`; each window must hold requests to every service.
+pub fn print_table<W: AsRef<str>>(
+    title: &str,
+    lines: &[(f64, String, bool)],
+    services: &[String],
+    windows: &[(W, f64, f64)],
+) {
+    assert!(!lines.is_empty(), "the probe printed nothing");
+    println!("\n{title}");
+    let head: Vec<&str> = windows.iter().map(|(w, _, _)| w.as_ref()).collect();
+    println!("| service | {} |", head.join(" | "));
+    println!("|---|{}", "---|".repeat(head.len()));
+    for s in services {
+        let cells: Vec<String> = windows
+            .iter()
+            .map(|(_, from, to)| {
+                let (failed, gap, total) = score(lines, s, *from, *to);
+                assert!(total > 0, "no request to {s} fell in a deploy window");
+                format!("{failed}/{total} failed, longest gap {gap:.2} s")
+            })
+            .collect();
+        println!("| {s} | {} |", cells.join(" | "));
+    }
 }
