@@ -67,11 +67,18 @@ fn docker(args: &[&str]) -> String {
 
 impl SwarmLab {
     fn up(prefix: &str, only: &[&str]) -> SwarmLab {
+        SwarmLab::start(prefix, &[], "3m", &["--only", &only.join(",")])
+    }
+
+    /// `dockhand lab [before…] up --swarm --wait WAIT [after…]` in a new lab workspace.
+    fn start(prefix: &str, before: &[&str], wait: &str, after: &[&str]) -> SwarmLab {
         let lab = SwarmLab {
             lab: Lab::new(prefix).with_playbooks(),
         };
         let out = dockhand()
-            .args(["lab", "--root"])
+            .arg("lab")
+            .args(before)
+            .arg("--root")
             .arg(lab.lab.ws.path())
             .args(["--dir"])
             .arg(lab.lab.dir())
@@ -81,9 +88,9 @@ impl SwarmLab {
                 "up",
                 "--swarm",
                 "--wait",
-                "3m",
+                wait,
             ])
-            .args(["--only", &only.join(",")])
+            .args(after)
             .output()
             .unwrap();
         assert!(
@@ -388,31 +395,7 @@ fn paused_update_is_rolled_back_by_dockhand(lab: &SwarmLab) {
 impl SwarmLab {
     /// `lab up --swarm` of the whole fleet (infrastructure included), `--wait` long.
     fn up_all(prefix: &str) -> SwarmLab {
-        let lab = SwarmLab {
-            lab: Lab::new(prefix).with_playbooks(),
-        };
-        let out = dockhand()
-            .args(["lab", "--json", "--root"])
-            .arg(lab.lab.ws.path())
-            .args(["--dir"])
-            .arg(lab.lab.dir())
-            .args([
-                "--project",
-                &lab.lab.project,
-                "up",
-                "--swarm",
-                "--wait",
-                "8m",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "lab up --swarm failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        lab
+        SwarmLab::start(prefix, &["--json"], "8m", &[])
     }
 
     /// The stack's services (short names) and their spec images.
