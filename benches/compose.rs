@@ -27,14 +27,7 @@ use common::BIN;
 
 fn timed(cmd: &mut Command, what: &str) -> f64 {
     let t = Instant::now();
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_ok(cmd, what);
     t.elapsed().as_secs_f64()
 }
 

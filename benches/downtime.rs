@@ -25,17 +25,7 @@ use std::process::Command;
 
 use common::BIN;
 use common::probe::{Probe, print_table, uptime};
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::run_ok as run;
 
 fn main() {
     if Command::new("docker")
@@ -57,11 +47,6 @@ fn main() {
     eprintln!("lab up: {services:?} …");
     let only: Vec<&str> = services.iter().map(String::as_str).collect();
     fixture.up(&only, &[]);
-    let cfg = dockhand::config::FleetConfig::load(&lab.join("services.yaml")).unwrap();
-    let targets: Vec<String> = services
-        .iter()
-        .map(|s| format!("{s}:{}", cfg.services[s].port))
-        .collect();
     // The start-first config: the integration category deploys start-first.
     let text = std::fs::read_to_string(lab.join("services.yaml")).unwrap();
     let sf = text.replacen(
@@ -72,14 +57,7 @@ fn main() {
     assert_ne!(sf, text, "no integration category in services.yaml");
     std::fs::write(lab.join("services-start-first.yaml"), sf).unwrap();
 
-    let probe = Probe::start(
-        &format!("{project}-probe"),
-        "homeiq-base:latest",
-        &format!("{project}_default"),
-        &targets,
-    )
-    .unwrap_or_else(|e| panic!("start the probe: {e}"));
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    let probe = Probe::on_lab(&project, &lab, &services);
 
     let nonce = std::process::id();
     let mut windows: Vec<(&str, f64, f64)> = Vec::new();

@@ -32,18 +32,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::BIN;
-
-fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::run_ok as run;
 
 /// Polls until every container of the project is healthy; returns when they are.
 fn wait_all_healthy(project: &str, timeout: Duration) {

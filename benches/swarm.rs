@@ -25,19 +25,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use common::probe::{Probe, print_table, uptime};
+use common::run_ok as run;
 use common::{BIN, dockhand};
-
-fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// `lab down --swarm` on drop (before the fixture's own compose `lab down`).
 struct SwarmDown<'a>(&'a common::Lab);
@@ -101,19 +90,7 @@ fn main() {
         "lab up --swarm",
     );
     eprintln!("lab up --swarm: {:.1} s", t.elapsed().as_secs_f64());
-    let cfg = dockhand::config::FleetConfig::load(&lab.join("services.yaml")).unwrap();
-    let targets: Vec<String> = services
-        .iter()
-        .map(|s| format!("{s}:{}", cfg.services[s].port))
-        .collect();
-    let probe = Probe::start(
-        &format!("{project}-probe"),
-        "homeiq-base:latest",
-        &format!("{project}_default"),
-        &targets,
-    )
-    .unwrap_or_else(|e| panic!("start the probe: {e}"));
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    let probe = Probe::on_lab(&project, &lab, &services);
 
     let nonce = std::process::id();
     let registry = format!("127.0.0.1:5000/{project}");

@@ -131,7 +131,7 @@ impl Lab {
         );
         (
             out.status.code().unwrap_or(-1),
-            stdout + &String::from_utf8_lossy(&out.stderr),
+            stdout + String::from_utf8_lossy(&out.stderr).as_ref(),
         )
     }
 }

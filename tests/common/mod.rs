@@ -222,6 +222,20 @@ impl Test {
     }
 }
 
+/// Runs `cmd` and returns its stdout; panics naming `what`, with its exit code and output,
+/// when it cannot start or fails (the benches' one way to run a step that must work).
+pub fn run_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The `dockhand` binary with the environment scrubbed of what a developer's shell may set
 /// (`DOCKHAND_LOG`, `DOCKHAND_ROOT`, `DOCKHAND_STDLIB`) and without colours, so a test sees
 /// what CI sees. Every test run of the binary starts here.

@@ -51,6 +51,27 @@ impl Probe {
         Ok(probe)
     }
 
+    /// The probe of a lab project: container `<project>-probe` on `<project>_default`,
+    /// requesting each of `services` at its port from the lab's `services.yaml`; returns
+    /// once it has been probing for 2 s.
+    pub fn on_lab(project: &str, lab: &std::path::Path, services: &[String]) -> Probe {
+        let cfg = dockhand::config::FleetConfig::load(&lab.join("services.yaml"))
+            .unwrap_or_else(|e| panic!("{}: {e}", lab.display()));
+        let targets: Vec<String> = services
+            .iter()
+            .map(|s| format!("{s}:{}", cfg.services[s].port))
+            .collect();
+        let probe = Probe::start(
+            &format!("{project}-probe"),
+            "homeiq-base:latest",
+            &format!("{project}_default"),
+            &targets,
+        )
+        .unwrap_or_else(|e| panic!("start the probe: {e}"));
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        probe
+    }
+
     /// Every request so far: (uptime, service, answered).
     pub fn lines(&self) -> Vec<(f64, String, bool)> {
         let logs = Command::new("docker")
