@@ -161,6 +161,7 @@ fn swarm_rebuild_updates_gates_and_rolls_back() {
     }
     eprintln!("lab up --swarm: {:?}", t0.elapsed());
     lab.status_shows_every_service_running();
+    stop_and_rm_of_a_task_are_refused(&lab, &before);
     dry_run_and_read_only_change_nothing(&lab, &before);
     let t1 = std::time::Instant::now();
     rebuild_lands_on_immutable_tags(&lab, &before);
@@ -217,6 +218,34 @@ impl SwarmLab {
             );
         }
     }
+}
+
+/// `docker::stop`/`rm` of a Swarm task's container would be undone by Swarm at once: both
+/// are refused with the `docker service` command that does it, and nothing changes.
+fn stop_and_rm_of_a_task_are_refused(lab: &SwarmLab, before: &[(String, String)]) {
+    for (call, says) in [
+        ("docker::stop", "docker service scale"),
+        ("docker::rm", "docker service rm"),
+    ] {
+        let script = format!(
+            "docker::use_project(\"{}\");\n{call}(\"weather-api\");\n",
+            lab.lab.project
+        );
+        std::fs::write(lab.lab.ws.path().join("task.rhai"), script).unwrap();
+        let out = dockhand()
+            .args(["run", "--root"])
+            .arg(lab.lab.ws.path())
+            .arg(lab.lab.ws.path().join("task.rhai"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        // 1: a step failed (the script itself is fine).
+        assert_eq!(out.status.code(), Some(1), "{call}: {err}");
+        assert!(err.contains("is a task of Swarm service"), "{call}: {err}");
+        assert!(err.contains(says), "{call}: {err}");
+    }
+    assert_eq!(before, lab.specs(), "a refused call changed a service spec");
+    lab.status_shows_every_service_running();
 }
 
 /// `--dry-run` plans, `--read-only` refuses (the rebuild, and each Swarm call before Swarm or
@@ -303,6 +332,9 @@ fn bad_builds_are_rolled_back(lab: &SwarmLab) {
         reason.starts_with("Swarm: rollback_completed") && reason.contains("task 1"),
         "{reason}"
     );
+    // Swarm's words alone ("task 1 complete (finished, exit code 0)") do not say why:
+    // the reason carries the health check's own failure.
+    assert!(reason.contains("unhealthy"), "{reason}");
     let noisy = record(&j, "sports-api");
     assert_eq!(noisy["status"], "rolled-back", "{noisy}\n{out}");
     assert_eq!(noisy["rolled_back_by"], "dockhand", "{noisy}");
@@ -316,6 +348,48 @@ fn bad_builds_are_rolled_back(lab: &SwarmLab) {
         "{out}"
     );
     assert!(now[2].0.contains(":sw2@sha256:"), "{}", now[2].0);
+    story12_names_both_rollbacks(lab, "sw2");
+}
+
+/// Story 12's report of a Swarm run: its issues table says who rolled each service back
+/// and why (Swarm's reason for weather-api, dockhand's log scan for sports-api).
+fn story12_names_both_rollbacks(lab: &SwarmLab, run: &str) {
+    let out = dockhand()
+        .arg("run")
+        .arg("playbooks/story-12-completion-report.rhai")
+        .arg("--root")
+        .arg(lab.lab.ws.path())
+        .args([
+            "--config",
+            "homeiq/services.yaml",
+            "--project",
+            &lab.lab.project,
+        ])
+        .args(["--run", run, "--output", "report.md"])
+        .current_dir(lab.lab.ws.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Exit 1: the report's own "phase 1 complete" check fails (two rollbacks, no validation).
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(lab.lab.ws.path().join("report.md")).unwrap();
+    let row = |svc: &str| {
+        md.lines()
+            .find(|l| l.starts_with(&format!("| {svc} | rolled-back |")))
+            .unwrap_or_else(|| panic!("no issues row for {svc}:\n{md}"))
+            .to_string()
+    };
+    let weather = row("weather-api");
+    assert!(weather.contains("Swarm: rollback_completed"), "{weather}");
+    assert!(weather.contains("unhealthy"), "{weather}");
+    assert!(weather.contains("running its previous image"), "{weather}");
+    let sports = row("sports-api");
+    assert!(sports.contains("| log_errors |"), "{sports}");
 }
 
 /// The rebuild is SIGKILLed once Swarm was asked to update (journal phase `updating`);
@@ -675,4 +749,133 @@ fn swarm_full_fleet_rebuild_lands_every_service_on_its_new_tag() {
         services.len(),
         t0.elapsed()
     );
+}
+
+/// The story playbooks run unchanged on a Swarm fleet (they reach Swarm only through
+/// `stdlib`): stories 3 to 9 on the whole stack, each with every one of its checks passing
+/// and each rebuilt service on its run's immutable tag; then `rollback.rhai` puts story 9's
+/// services back on the images they ran before it.
+#[test]
+fn swarm_stories_3_to_9_and_rollback_run_unchanged() {
+    let Some(_turn) = common::lab_turn("swarm stories test") else {
+        return;
+    };
+    if !swarm_ready("swarm stories test") {
+        return;
+    }
+    let lab = SwarmLab::up_all("dhsst");
+    let play = |playbook: &str, args: &[&str]| -> Value {
+        let t = std::time::Instant::now();
+        let out = dockhand()
+            .arg("run")
+            .arg(format!("playbooks/{playbook}"))
+            .arg("--root")
+            .arg(lab.lab.ws.path())
+            .args(["--json", "--config", "homeiq/services.yaml"])
+            .args(["--project", &lab.lab.project])
+            .args(args)
+            .current_dir(lab.lab.ws.path())
+            .output()
+            .unwrap();
+        let show = format!(
+            "{playbook}: exit {:?}\n{}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{show}");
+        let v: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {show}"));
+        let checks = v["checks"].as_array().cloned().unwrap_or_default();
+        assert!(!checks.is_empty(), "{show}");
+        for c in &checks {
+            assert_eq!(c["ok"], true, "{playbook}: {c}");
+        }
+        eprintln!(
+            "{playbook}: {} checks passed in {:?}",
+            checks.len(),
+            t.elapsed()
+        );
+        v
+    };
+    play("story-03-restart-infrastructure.rhai", &["--run", "s03"]);
+    let mut before9 = lab.all_specs();
+    for (n, playbook) in [
+        ("04", "story-04-core-services.rhai"),
+        ("05", "story-05-integration.rhai"),
+        ("06", "story-06-ai-ml.rhai"),
+        ("07", "story-07-device.rhai"),
+        ("08", "story-08-automation.rhai"),
+        ("09", "story-09-analytics.rhai"),
+    ] {
+        let run = format!("s{n}");
+        if n == "09" {
+            before9 = lab.all_specs();
+        }
+        play(playbook, &["--build-arg", "VERSION=2", "--run", &run]);
+        let records = lab.lab.journal(&run)["records"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            records.keys().any(|k| !k.starts_with('_')),
+            "{run}: no service records"
+        );
+        let specs = lab.all_specs();
+        for (svc, r) in records.iter().filter(|(k, _)| !k.starts_with('_')) {
+            assert_eq!(r["status"], "completed", "{run} {svc}: {r}");
+            assert_eq!(r["orchestrator"], "swarm", "{run} {svc}: {r}");
+            let tag = format!("{}/{svc}:{run}@sha256:", lab.registry());
+            assert!(
+                specs[svc].starts_with(&tag),
+                "{run}: {svc} runs {}",
+                specs[svc]
+            );
+        }
+    }
+    let nine: Vec<String> = lab.lab.journal("s09")["records"]
+        .as_object()
+        .map(|m| m.keys().filter(|k| !k.starts_with('_')).cloned().collect())
+        .unwrap_or_default();
+    assert!(!nine.is_empty(), "s09: no services");
+    play("rollback.rhai", &["--run", "s09"]);
+    let after = lab.all_specs();
+    for svc in &nine {
+        // The stack deployed `…:lab`; the rollback pins what that tag named to its digest.
+        assert_eq!(
+            pinned(&after[svc]),
+            pinned(&before9[svc]),
+            "{svc} not back on its pre-s09 image ({} before, {} after)",
+            before9[svc],
+            after[svc]
+        );
+    }
+    let names: Vec<&str> = nine.iter().map(String::as_str).collect();
+    let sick = lab.unhealthy(&names, std::time::Duration::from_secs(60));
+    assert!(sick.is_empty(), "not healthy after the rollback: {sick:?}");
+}
+
+/// `repo@sha256:…` of an image reference: its own digest when it has one (`repo:tag@sha256:…`
+/// drops the tag), else the digest the local image of that tag was pushed as.
+fn pinned(image: &str) -> String {
+    let repo_of = |r: &str| match r.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo.to_string(),
+        _ => r.to_string(),
+    };
+    if let Some((name, digest)) = image.split_once('@') {
+        return format!("{}@{digest}", repo_of(name));
+    }
+    let digests = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        image,
+    ]);
+    let repo = repo_of(image);
+    serde_json::from_str::<Vec<String>>(&digests)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|d| d.starts_with(&format!("{repo}@")))
+        .unwrap_or_else(|| panic!("{image}: no pushed digest ({digests})"))
 }

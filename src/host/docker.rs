@@ -104,6 +104,12 @@ fn lifecycle(ctx: &NativeCallContext, action: Action, name: &str) -> HostResult<
             changed(h);
             return swarm_done(name, w);
         }
+        // Stopping or removing a task's container does not stop its service: Swarm starts
+        // another task at once (and starts nothing a user stopped). Doing it would look done
+        // and be undone, so it is refused with what does the job on Swarm.
+        if let Some(sid) = dk::swarm::task_service(&c) {
+            return Err(fail(swarm_task_refusal(action, name, &cname, &c, &sid)));
+        }
         if !h.mutation(&what, name, &format!("container {cname}"))? {
             return Ok(());
         }
@@ -112,6 +118,33 @@ fn lifecycle(ctx: &NativeCallContext, action: Action, name: &str) -> HostResult<
         changed(h);
         r.map_err(|e| fail(e.to_string()))
     })
+}
+
+/// Why `docker::stop`/`start`/`rm` refuse the container of a Swarm task, and what to run.
+fn swarm_task_refusal(
+    action: Action,
+    name: &str,
+    cname: &str,
+    c: &bollard::models::ContainerInspectResponse,
+    sid: &str,
+) -> String {
+    let svc = c
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .and_then(|l| l.get("com.docker.swarm.service.name"))
+        .map_or(sid, String::as_str);
+    let instead = match action {
+        Action::Remove => format!("remove the service (`docker service rm {svc}`)"),
+        Action::Start => format!("scale the service back up (`docker service scale {svc}=1`)"),
+        _ => format!("scale the service to 0 (`docker service scale {svc}=0`)"),
+    };
+    format!(
+        "docker::{} {name}: {cname} is a task of Swarm service {svc}, and Swarm replaces its \
+         tasks itself, so this would be undone at once; {instead}, or restart it with \
+         docker::restart (a forced update)",
+        action.verb()
+    )
 }
 
 /// How long `docker::restart` and `docker::recreate` of a Swarm task wait for Swarm.
@@ -309,19 +342,21 @@ pub mod docker_api {
         lifecycle(&ctx, Action::Restart, name)
     }
 
-    /// Stops a container (10 s grace period).
+    /// Stops a container (10 s grace period). Refused for a Swarm task's container, which
+    /// Swarm would replace at once (the error says how to scale the service instead).
     #[rhai_fn(return_raw)]
     pub fn stop(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
         lifecycle(&ctx, Action::Stop, name)
     }
 
-    /// Starts a stopped container.
+    /// Starts a stopped container (not a Swarm task's: Swarm starts those).
     #[rhai_fn(return_raw)]
     pub fn start(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
         lifecycle(&ctx, Action::Start, name)
     }
 
-    /// Removes a container (forcefully, like `docker rm -f`).
+    /// Removes a container (forcefully, like `docker rm -f`); not a Swarm task's (the error
+    /// names `docker service rm`).
     #[rhai_fn(return_raw)]
     pub fn rm(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
         lifecycle(&ctx, Action::Remove, name)
