@@ -593,3 +593,30 @@ print(`${config::gate_failure("latency_budget")} ${rebuild::rolls_back(o, "laten
             .run();
     }
 }
+
+/// `rebuild::turns` on the lab's shipped config: core's four one-at-a-time turns (an
+/// `on_failure: stop` category, its turns counted twice) are the heaviest chain, so its
+/// builds get a solve of their own (priority 2); ai-ml (5 turns) and device (3) build next
+/// (1); the rest after them (0). No Docker needed.
+#[test]
+fn build_priorities_put_the_heaviest_chain_first() {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/homeiq/services.yaml"
+    ))
+    .unwrap();
+    common::Test::new()
+        .file("services.yaml", &yaml)
+        .script(
+            r#"import "stdlib/rebuild" as rebuild;
+let cfg = config::load("services.yaml");
+let f = rebuild::turns(cfg, cfg.services).first;
+print(`core=${f.core} ai-ml=${f["ai-ml"]} device=${f.device} integration=${f.integration} analytics=${f.analytics}`);
+let f = rebuild::turns(cfg, cfg.services.filter(|s| s.category == "analytics")).first;
+print(`alone: analytics=${f.analytics}`);
+"#,
+        )
+        .stderr_has("core=2 ai-ml=1 device=1 integration=0 analytics=0")
+        .stderr_has("alone: analytics=0")
+        .run();
+}
