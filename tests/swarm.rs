@@ -122,6 +122,22 @@ impl SwarmLab {
         (out.status.code().unwrap_or(-1), text)
     }
 
+    /// `dockhand run playbooks/<playbook> --config homeiq/services.yaml --project <stack>
+    /// ARGS` in the lab's workspace.
+    fn play(&self, playbook: &str, args: &[&str]) -> std::process::Output {
+        dockhand()
+            .arg("run")
+            .arg(format!("playbooks/{playbook}"))
+            .arg("--root")
+            .arg(self.lab.ws.path())
+            .args(["--config", "homeiq/services.yaml"])
+            .args(["--project", &self.lab.project])
+            .args(args)
+            .current_dir(self.lab.ws.path())
+            .output()
+            .unwrap()
+    }
+
     /// Adds a build arg to one service in the compose file (a "bad upgrade").
     fn set_build_arg(&self, service: &str, key: &str, value: &str) {
         let f = self.lab.dir().join("docker-compose.yml");
@@ -354,21 +370,10 @@ fn bad_builds_are_rolled_back(lab: &SwarmLab) {
 /// Story 12's report of a Swarm run: its issues table says who rolled each service back
 /// and why (Swarm's reason for weather-api, dockhand's log scan for sports-api).
 fn story12_names_both_rollbacks(lab: &SwarmLab, run: &str) {
-    let out = dockhand()
-        .arg("run")
-        .arg("playbooks/story-12-completion-report.rhai")
-        .arg("--root")
-        .arg(lab.lab.ws.path())
-        .args([
-            "--config",
-            "homeiq/services.yaml",
-            "--project",
-            &lab.lab.project,
-        ])
-        .args(["--run", run, "--output", "report.md"])
-        .current_dir(lab.lab.ws.path())
-        .output()
-        .unwrap();
+    let out = lab.play(
+        "story-12-completion-report.rhai",
+        &["--run", run, "--output", "report.md"],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     // Exit 1: the report's own "phase 1 complete" check fails (two rollbacks, no validation).
     assert_eq!(
@@ -716,22 +721,12 @@ fn swarm_full_fleet_rebuild_lands_every_service_on_its_new_tag() {
     let names: Vec<&str> = before.keys().map(String::as_str).collect();
     let sick = lab.unhealthy(&names, std::time::Duration::from_secs(60));
     assert!(sick.is_empty(), "not healthy: {sick:?}");
-    let v = dockhand()
-        .arg("run")
-        .arg(lab.lab.ws.path().join("playbooks/validate-services.rhai"))
-        .arg("--root")
-        .arg(lab.lab.ws.path())
-        .args([
-            "--config",
-            "homeiq/services.yaml",
-            "--project",
-            &lab.lab.project,
-        ])
-        // Not the endpoints' latency budget: right after 44 updates on 2 cores a p95 over
-        // 500 ms is the machine, not the stack (seen once: 811 ms on one service).
-        .args(["--window", "0", "--checks", "health,logs,influx"])
-        .output()
-        .unwrap();
+    // Not the endpoints' latency budget: right after 44 updates on 2 cores a p95 over 500 ms
+    // is the machine, not the stack (seen once: 811 ms on one service).
+    let v = lab.play(
+        "validate-services.rhai",
+        &["--window", "0", "--checks", "health,logs,influx"],
+    );
     let vout = String::from_utf8_lossy(&v.stdout);
     assert_eq!(
         v.status.code(),
@@ -766,17 +761,7 @@ fn swarm_stories_3_to_9_and_rollback_run_unchanged() {
     let lab = SwarmLab::up_all("dhsst");
     let play = |playbook: &str, args: &[&str]| -> Value {
         let t = std::time::Instant::now();
-        let out = dockhand()
-            .arg("run")
-            .arg(format!("playbooks/{playbook}"))
-            .arg("--root")
-            .arg(lab.lab.ws.path())
-            .args(["--json", "--config", "homeiq/services.yaml"])
-            .args(["--project", &lab.lab.project])
-            .args(args)
-            .current_dir(lab.lab.ws.path())
-            .output()
-            .unwrap();
+        let out = lab.play(playbook, &[&["--json"], args].concat());
         let show = format!(
             "{playbook}: exit {:?}\n{}\n{}",
             out.status.code(),
