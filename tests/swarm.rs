@@ -138,6 +138,25 @@ impl SwarmLab {
             .unwrap()
     }
 
+    /// Runs `call;` in a script on the stack (`dockhand run FLAGS`); (exit code, stderr).
+    fn call(&self, call: &str, flags: &[&str]) -> (Option<i32>, String) {
+        let script = format!("docker::use_project(\"{}\");\n{call};\n", self.lab.project);
+        let file = self.lab.ws.path().join("call.rhai");
+        std::fs::write(&file, script).unwrap();
+        let out = dockhand()
+            .arg("run")
+            .args(flags)
+            .arg("--root")
+            .arg(self.lab.ws.path())
+            .arg(file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Adds a build arg to one service in the compose file (a "bad upgrade").
     fn set_build_arg(&self, service: &str, key: &str, value: &str) {
         let f = self.lab.dir().join("docker-compose.yml");
@@ -243,20 +262,9 @@ fn stop_and_rm_of_a_task_are_refused(lab: &SwarmLab, before: &[(String, String)]
         ("docker::stop", "docker service scale"),
         ("docker::rm", "docker service rm"),
     ] {
-        let script = format!(
-            "docker::use_project(\"{}\");\n{call}(\"weather-api\");\n",
-            lab.lab.project
-        );
-        std::fs::write(lab.lab.ws.path().join("task.rhai"), script).unwrap();
-        let out = dockhand()
-            .args(["run", "--root"])
-            .arg(lab.lab.ws.path())
-            .arg(lab.lab.ws.path().join("task.rhai"))
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
+        let (code, err) = lab.call(&format!("{call}(\"weather-api\")"), &[]);
         // 1: a step failed (the script itself is fine).
-        assert_eq!(out.status.code(), Some(1), "{call}: {err}");
+        assert_eq!(code, Some(1), "{call}: {err}");
         assert!(err.contains("is a task of Swarm service"), "{call}: {err}");
         assert!(err.contains(says), "{call}: {err}");
     }
@@ -294,16 +302,8 @@ fn dry_run_and_read_only_change_nothing(lab: &SwarmLab, before: &[(String, Strin
             "docker::push would change",
         ),
     ] {
-        let script = format!("docker::use_project(\"{}\");\n{call};\n", lab.lab.project);
-        std::fs::write(lab.lab.ws.path().join("ro.rhai"), script).unwrap();
-        let out = dockhand()
-            .args(["run", "--read-only", "--root"])
-            .arg(lab.lab.ws.path())
-            .arg(lab.lab.ws.path().join("ro.rhai"))
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{call}: {err}");
+        let (code, err) = lab.call(&call, &["--read-only"]);
+        assert_eq!(code, Some(2), "{call}: {err}");
         assert!(err.contains(says), "{call}: {err}");
     }
     assert_eq!(
