@@ -26,8 +26,17 @@
 //! a dead address and times out; one switch in the downtime bench (four services, a request
 //! every 50 ms each) usually catches none and sometimes one. No order of connect,
 //! disconnect and stop closes that window from outside the engine: it is the engine's
-//! teardown order. A service that must not lose that request goes behind a proxy that
-//! retries (the same advice as for published ports).
+//! teardown order, and every release has it. Read in moby's source (v20.10.24, v23 to
+//! v28.5 and master): a disconnect or a stop runs `Endpoint.Leave` and then
+//! `Endpoint.Delete`; `sbLeave` takes the interface out of the container's namespace
+//! (`sb.clearNetworkResources` → `releaseOSSboxResources`), and only `Delete` removes the
+//! name from the network's DNS records (`updateSvcRecord(ep, false)`: in 20.10 later still,
+//! on a goroutine, through `unWatchSvcRecord` → `watchLoop` → `processEndpointDelete`; in 25.0
+//! and later directly, moby PR #46668, a shorter window but the same order). The one call
+//! that drops a name before its address, `Sandbox.DisableService`, is the Swarm executor's
+//! (`DeactivateContainerServiceBinding`), is not in the Engine API and does nothing on a
+//! local network. A service that must not lose that request goes behind a proxy that
+//! retries (the same advice as for published ports), or runs on Swarm.
 //!
 //! A crash at any point is mended by [`recover`](super::recover::recover) without the
 //! journal, from what the engine shows: a temporary container without the aliases next to a

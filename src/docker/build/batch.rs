@@ -26,6 +26,13 @@
 //! a build count that suits one machine can exhaust another, and the waiting shows up as the
 //! builds' queue time, not as an OOM-killed engine.
 //!
+//! **No CPU gate, on purpose.** CPU is not used up the way memory is: a solve on busy cores
+//! runs slower, it does not fail, and BuildKit already spreads one solve's steps over the
+//! cores there are. Holding a solve back while the CPU is busy would only add its wait to
+//! the rebuild when the CPU is busy for other reasons: the lab's idle fleet alone keeps 1.76
+//! of this machine's 2 cores busy (46 healthchecks a second, each a `runc exec`; 35.2
+//! CPU-seconds in 20 s, read from /proc/stat), so such a gate would never open there.
+//!
 //! **Failures stay per service.** A solve that fails says little about which target failed
 //! and stops the rest, so a failed batch is built again one service at a time (concurrently):
 //! each caller gets its own verdict, its own failure kind and its own log, and the services
