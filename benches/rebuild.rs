@@ -21,8 +21,9 @@
 //! dockhand's own peak RSS (`VmHWM` from /proc, children excluded; goal ≤ 40 MB).
 //!
 //! Needs Docker, `busybox-static` and `influxdb` (and Compose v2: `scripts/install-deps`).
-//! Run: `cargo bench --bench rebuild` (env `DOCKHAND_BENCH_ROUNDS`, default 1: each round
-//! is one compose rebuild and two dockhand rebuilds).
+//! Run: `cargo bench --bench rebuild` (env `DOCKHAND_BENCH_ROUNDS`, default 3: each round
+//! is one compose rebuild and two dockhand rebuilds, about 2.5 min here; with more than one
+//! round the medians are printed too, since one round on a busy host says little).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -75,7 +76,8 @@ fn main() {
     let rounds: usize = std::env::var("DOCKHAND_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+        .filter(|&n| n > 0)
+        .unwrap_or(3);
     let fixture = common::Lab::new("dhbench");
     let (lab, ws, project) = (fixture.dir(), fixture.ws.path(), fixture.project.clone());
     eprintln!("bringing up the full lab ({project}) …");
@@ -309,12 +311,64 @@ fn main() {
             );
         }
     }
+    if rounds > 1 {
+        print_medians(&rows);
+    }
     println!(
         "vs compose = wall / (compose v2 build && up -d --wait; v1: build --parallel && up -d && all healthy). goals: shipped <= 1.0x, all at once <= 0.8x; peak RSS <= 40 MB.\n\
          not waiting = wall time with no dockhand thread blocked on the engine, the network or a timer; \
          own CPU = dockhand's user + system time (children excluded).\n\
          dockhand also backs up, gates (probe, 2 s settle, logs) and journals every service."
     );
+}
+
+/// With several rounds, each side's median wall time and median ratio to the compose run of
+/// its own round. One round is not enough on a busy 2-core host: in 8 rounds taken in turns
+/// on one lab, compose alone ranged 37.3–55.5 s and a round's ratio 0.86–1.51.
+fn print_medians(rows: &[Row]) {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n == 0 {
+            f64::NAN
+        } else if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    let is_bar = |r: &Row| r.what.starts_with("compose v2") || r.what.contains("--parallel");
+    let mut whats: Vec<&str> = Vec::new();
+    for r in rows {
+        if !whats.contains(&r.what.as_str()) {
+            whats.push(&r.what);
+        }
+    }
+    println!("\nmedians over the rounds:");
+    for what in whats {
+        let mine: Vec<&Row> = rows.iter().filter(|r| r.what == what).collect();
+        let ratios: Vec<f64> = mine
+            .iter()
+            .filter_map(|r| {
+                rows.iter()
+                    .find(|b| b.round == r.round && is_bar(b))
+                    .map(|b| r.wall_s / b.wall_s)
+            })
+            .collect();
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                (lo.min(x), hi.max(x))
+            });
+        println!(
+            "{:<55} {:>7.1} s {:>9.2}x  (rounds {:.2}x–{:.2}x)",
+            what,
+            median(mine.iter().map(|r| r.wall_s).collect()),
+            median(ratios),
+            lo,
+            hi
+        );
+    }
 }
 
 struct Row {
