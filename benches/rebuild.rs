@@ -292,7 +292,7 @@ fn main() {
         let mine: Vec<&Row> = rows.iter().filter(|r| r.round == round).collect();
         let bar = mine
             .iter()
-            .find(|r| r.what.starts_with("compose v2") || r.what.contains("--parallel"))
+            .find(|r| r.is_bar())
             .map(|r| r.wall_s)
             .unwrap_or(f64::NAN);
         for r in mine {
@@ -337,7 +337,6 @@ fn print_medians(rows: &[Row]) {
             (v[n / 2 - 1] + v[n / 2]) / 2.0
         }
     };
-    let is_bar = |r: &Row| r.what.starts_with("compose v2") || r.what.contains("--parallel");
     let mut whats: Vec<&str> = Vec::new();
     for r in rows {
         if !whats.contains(&r.what.as_str()) {
@@ -351,7 +350,7 @@ fn print_medians(rows: &[Row]) {
             .iter()
             .filter_map(|r| {
                 rows.iter()
-                    .find(|b| b.round == r.round && is_bar(b))
+                    .find(|b| b.round == r.round && b.is_bar())
                     .map(|b| r.wall_s / b.wall_s)
             })
             .collect();
@@ -378,6 +377,14 @@ struct Row {
     overhead_s: Option<f64>,
     cpu_s: Option<f64>,
     rss_mb: Option<f64>,
+}
+
+impl Row {
+    /// The round's compose run, the bar the others are divided by (v2's, or v1's parallel
+    /// build where v2 is missing).
+    fn is_bar(&self) -> bool {
+        self.what.starts_with("compose v2") || self.what.contains("--parallel")
+    }
 }
 
 /// Peak RSS (kB, `VmHWM`) and CPU time (user + system, s) of process `pid` itself.
