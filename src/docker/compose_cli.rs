@@ -70,19 +70,19 @@ fn probe(program: &[&str]) -> Option<ComposeCli> {
     })
 }
 
-/// The compose tools installed, v2 first: the `docker compose` plugin, then a
-/// `docker-compose` binary (which is v2 when installed standalone, v1 from Debian).
-/// Probed once per process (a probe is a process start).
-pub fn installed() -> &'static [ComposeCli] {
-    static FOUND: OnceLock<Vec<ComposeCli>> = OnceLock::new();
-    FOUND.get_or_init(|| {
-        let mut found: Vec<ComposeCli> = [&["docker", "compose"][..], &["docker-compose"][..]]
-            .iter()
-            .filter_map(|p| probe(p))
-            .collect();
-        found.sort_by_key(|c| !c.is_v2());
-        found
-    })
+/// The `docker compose` plugin, asked once per process (a probe is a process start).
+fn plugin() -> Option<&'static ComposeCli> {
+    static FOUND: OnceLock<Option<ComposeCli>> = OnceLock::new();
+    FOUND.get_or_init(|| probe(&["docker", "compose"])).as_ref()
+}
+
+/// A standalone `docker-compose` (v2 when installed on its own, v1 from Debian), asked once
+/// per process and only when the plugin will not do: Debian's v1 is a Python start-up, about
+/// 0.4 CPU-seconds, which a rebuild on busy cores paid before its first build when both tools
+/// were probed up front.
+fn standalone() -> Option<&'static ComposeCli> {
+    static FOUND: OnceLock<Option<ComposeCli>> = OnceLock::new();
+    FOUND.get_or_init(|| probe(&["docker-compose"])).as_ref()
 }
 
 /// The compose tool to use: v2 if installed, else v1; `DOCKHAND_COMPOSE=v1` or `v2` picks one
@@ -91,18 +91,23 @@ pub fn preferred() -> Option<&'static ComposeCli> {
     match std::env::var("DOCKHAND_COMPOSE").as_deref() {
         Ok("v1") => v1(),
         Ok("v2") => v2(),
-        _ => installed().first(),
+        _ => v2().or_else(v1),
     }
 }
 
-/// Compose v2, if installed.
+/// Compose v2, if installed: the plugin, else a standalone v2 (not probed when the plugin is
+/// v2).
 pub fn v2() -> Option<&'static ComposeCli> {
-    installed().iter().find(|c| c.is_v2())
+    plugin()
+        .filter(|c| c.is_v2())
+        .or_else(|| standalone().filter(|c| c.is_v2()))
 }
 
 /// Compose v1 (`docker-compose` 1.x), if installed.
 pub fn v1() -> Option<&'static ComposeCli> {
-    installed().iter().find(|c| !c.is_v2())
+    standalone()
+        .filter(|c| !c.is_v2())
+        .or_else(|| plugin().filter(|c| !c.is_v2()))
 }
 
 /// Which builder `docker::build` uses: BuildKit through Compose v2, unless
