@@ -577,4 +577,55 @@ print(`bad: ${{mixed[1].message}}`);
         !printed.contains("image=()"),
         "a batched build returned no image id:\n{printed}"
     );
+    let log = std::fs::read_to_string(out.path("logs/a.log")).unwrap_or_default();
+    assert!(
+        log.contains("builds in one BuildKit solve with")
+            && log.contains(&format!("a-{}", std::process::id())),
+        "a's build log lacks its solve or its step:\n{log}"
+    );
+}
+
+/// A batched solve that hangs (here: a step that sleeps past the build's time-out) is
+/// stopped, and what it printed until then is in the build log, with a line saying why it
+/// ends there: the log is written as the solve prints, not when it ends.
+#[test]
+fn a_batched_solve_stopped_at_its_timeout_leaves_its_output_in_the_log() {
+    if !ready() {
+        return;
+    }
+    let project = format!("dhbkhang{}", std::process::id());
+    let tag = |s: &str| format!("{project}-dh-{s}:latest");
+    let _images = Images(["slow1", "slow2"].iter().map(|s| tag(s)).collect());
+    let pid = std::process::id();
+    let slow = format!("FROM {BASE}\nRUN echo hang-step-{pid} && sleep 120\n");
+    // Two at once, so they go in one solve (a lone build is not batched).
+    let out = Test::new()
+        .file(
+            "compose.yml",
+            "services:\n  slow1:\n    build: ./slow1\n  slow2:\n    build: ./slow2\n",
+        )
+        .file("slow1/Dockerfile", &slow)
+        .file("slow2/Dockerfile", &slow)
+        .script(&format!(
+            r#"
+fn build_one(s) {{
+    docker::build(#{{ compose_file: "compose.yml", service: s, project: "{project}",
+        tag: `{project}-dh-${{s}}:latest`, batch: true, timeout: "15s", log: `logs/${{s}}.log` }});
+}}
+let r = parallel(["slow1", "slow2"], 2, Fn("build_one"));
+for x in r {{ print(if is_error(x) {{ x.message }} else {{ "built" }}); }}
+"#
+        ))
+        .stderr_has("did not finish within")
+        .stderr_lacks("built\n")
+        .run();
+    let log = std::fs::read_to_string(out.path("logs/slow1.log")).unwrap_or_default();
+    assert!(
+        log.contains("builds in one BuildKit solve") && log.contains("building with"),
+        "the stopped solve's output is not in the log:\n{log}"
+    );
+    assert!(
+        log.contains("stopped waiting for this build (time-out or cancel)"),
+        "the log does not say why the solve ends there:\n{log}"
+    );
 }

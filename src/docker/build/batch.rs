@@ -145,12 +145,37 @@ pub async fn build_batched(
     if start_driver {
         tokio::spawn(drive(key, docker.clone()));
     }
-    answer.await.unwrap_or_else(|_| {
+    let mut gave_up = GaveUp { log, waiting: true };
+    let r = answer.await;
+    gave_up.waiting = false;
+    r.unwrap_or_else(|_| {
         Err(BuildError::failed(
             FailureKind::Engine,
             format!("the batched build of {} ended without an answer", spec.tag),
         ))
     })
+}
+
+/// Closes a build log with a line saying its caller stopped waiting (time-out, cancel: the
+/// caller's future is dropped) before its image was named, so a log that ends mid-step says
+/// why; from then on the solve writes no more to it.
+struct GaveUp<'a> {
+    log: Option<&'a std::path::Path>,
+    waiting: bool,
+}
+
+impl Drop for GaveUp<'_> {
+    fn drop(&mut self) {
+        if !self.waiting {
+            return;
+        }
+        if let Ok(Some(mut f)) = open_log(self.log) {
+            let _ = writeln!(
+                f,
+                "dockhand: stopped waiting for this build (time-out or cancel); the solve's output until then is above"
+            );
+        }
+    }
 }
 
 /// Runs the solves of one queue until it is empty, then removes it (under the same lock a
@@ -241,9 +266,20 @@ async fn solve(docker: &Docker, jobs: Vec<Job>, retry: bool) {
     };
     let names: Vec<String> = jobs.iter().map(|j| j.spec.tag.clone()).collect();
     let job = together(&jobs);
+    // The solve's output goes to each job's build log line by line as it comes, until that
+    // job's image is named or its caller stops waiting (`GaveUp` then closes the log with a
+    // line saying so): a solve that hangs in the engine leaves what it printed, the step it
+    // hung in, where it used to leave an empty log (its output was written when it ended).
+    let logs = open_logs(&jobs, &names);
+    let (logs_ref, jobs_ref) = (&logs, &jobs);
     let (named_tx, mut named_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     // Dropped with the build future when compose ends, which ends `early` below.
     let watch = move |l: &str| {
+        for (j, f) in jobs_ref.iter().zip(logs_ref) {
+            if let Some(mut f) = f.as_ref().filter(|_| j.waiting()) {
+                let _ = writeln!(f, "{l}");
+            }
+        }
         if let Some(r) = named(l) {
             let _ = named_tx.send(r);
         }
@@ -268,8 +304,12 @@ async fn solve(docker: &Docker, jobs: Vec<Job>, retry: bool) {
         () = abandoned(&jobs) => None,
     };
     let Some(outcome) = outcome else { return };
-    let (ok, lines) = outcome.unwrap_or_else(|e| (false, vec![e]));
-    write_logs(&jobs, &names, &lines);
+    let (ok, lines) = outcome.unwrap_or_else(|e| {
+        for mut f in logs.iter().flatten() {
+            let _ = writeln!(f, "dockhand: {e}");
+        }
+        (false, vec![e])
+    });
     let rest: Vec<Job> = jobs.into_iter().filter(Job::waiting).collect();
     if !ok && retry && compose_cli::classify(&lines.join("\n")) == FailureKind::Engine {
         tracing::info!(
@@ -369,23 +409,22 @@ async fn abandoned(jobs: &[Job]) {
     }
 }
 
-/// The solve's output in each job's build log, after a line naming the services it built.
-fn write_logs(jobs: &[Job], tags: &[String], lines: &[String]) {
-    for j in jobs {
-        let Ok(Some(mut f)) = open_log(j.log.as_deref()) else {
-            continue;
-        };
-        let _ = writeln!(
-            f,
-            "dockhand: {} built in one BuildKit solve with {} others: {}",
-            j.spec.tag,
-            tags.len() - 1,
-            tags.join(", ")
-        );
-        for l in lines {
-            let _ = writeln!(f, "{l}");
-        }
-    }
+/// Each job's build log (appended to), opened with a line naming the services of the solve
+/// it is built in; `None` for a job without a log or whose log cannot be opened.
+fn open_logs(jobs: &[Job], tags: &[String]) -> Vec<Option<std::fs::File>> {
+    jobs.iter()
+        .map(|j| {
+            let mut f = open_log(j.log.as_deref()).ok().flatten()?;
+            let _ = writeln!(
+                f,
+                "dockhand: {} builds in one BuildKit solve with {} others: {}",
+                j.spec.tag,
+                tags.len() - 1,
+                tags.join(", ")
+            );
+            Some(f)
+        })
+        .collect()
 }
 
 async fn inspect(docker: &Docker, tag: &str) -> Result<String, BuildError> {
