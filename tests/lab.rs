@@ -133,24 +133,25 @@ fn lab_up_from_nothing_with_a_fault_data_flowing_then_down() {
     let dir = format!("{}/examples/homeiq", env!("CARGO_MANIFEST_DIR"));
     let project = format!("dhlab{}", std::process::id());
     let _down = Down(project.clone());
-    // A `docker-compose` ahead of the real one on PATH that only notes it was run: where the
-    // v2 plugin is installed, Debian's v1 (a Python start-up, ~0.4 CPU-s) must not even be
-    // asked for its version.
-    let sentinel = std::env::temp_dir().join(format!("dhlab-sentinel{}", std::process::id()));
-    std::fs::create_dir_all(&sentinel).unwrap();
-    let calls = sentinel.join("calls");
-    let fake = sentinel.join("docker-compose");
+    // Where the v2 plugin is installed, Debian's v1 (a Python start-up, ~0.4 CPU-s) must not
+    // even be asked for its version: a `docker-compose` ahead of the real one on PATH notes
+    // every run of it. Only there: on a v1-only machine it would hide the tool `lab up` needs.
+    let v2 = common::compose_version(&["docker", "compose"], '2').is_some();
+    let sentinel = tempfile::tempdir().expect("tempdir");
+    let calls = sentinel.path().join("calls");
+    let fake = sentinel.path().join("docker-compose");
     std::fs::write(
         &fake,
         format!("#!/bin/sh\necho \"$*\" >> '{}'\nexit 1\n", calls.display()),
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let path = format!(
-        "{}:{}",
-        sentinel.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = std::env::var("PATH").unwrap_or_default();
+    let path = if v2 {
+        format!("{}:{path}", sentinel.path().display())
+    } else {
+        path
+    };
     let r = Test::new()
         .env("PATH", &path)
         .args(&[
@@ -171,14 +172,11 @@ fn lab_up_from_nothing_with_a_fault_data_flowing_then_down() {
         .stderr_has("building homeiq-base")
         .stderr_has("4/5 healthy")
         .run();
-    if common::compose_version(&["docker", "compose"], '2').is_some() {
-        let asked = std::fs::read_to_string(&calls).unwrap_or_default();
-        assert!(
-            asked.is_empty(),
-            "docker-compose (v1) was run although the v2 plugin is installed: {asked}"
-        );
-    }
-    let _ = std::fs::remove_dir_all(&sentinel);
+    let asked = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert!(
+        asked.is_empty(),
+        "docker-compose (v1) was run although the v2 plugin is installed: {asked}"
+    );
     let v = r.json();
     let states = v.as_array().expect("array of services");
     let status = |svc: &str| {
