@@ -625,7 +625,9 @@ for x in r {{ print(if is_error(x) {{ x.message }} else {{ "built" }}); }}
         "the stopped solve's output is not in the log:\n{log}"
     );
     assert!(
-        log.contains("stopped waiting for this build (time-out or cancel)"),
+        log.contains(
+            "stopped waiting for this build (time-out or cancel); its output until then is above"
+        ),
         "the log does not say why the solve ends there:\n{log}"
     );
 }

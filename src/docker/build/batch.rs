@@ -43,7 +43,8 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -77,6 +78,9 @@ struct Job {
     priority: i64,
     log: Option<PathBuf>,
     asked: Instant,
+    /// Set when its build begins (its solve's header, or its own build), so a caller that
+    /// gives up can say in the log whether anything of it ran.
+    began: Arc<AtomicBool>,
     /// Taken when the caller is answered (as soon as its image is named, or at the end).
     reply: Mutex<Option<Reply>>,
 }
@@ -134,8 +138,10 @@ pub async fn build_batched(
         priority,
         log: log.map(PathBuf::from),
         asked: Instant::now(),
+        began: Arc::default(),
         reply: Mutex::new(Some(reply)),
     };
+    let began = job.began.clone();
     let start_driver = {
         let mut q = queues();
         let first = !q.contains_key(&key);
@@ -145,7 +151,11 @@ pub async fn build_batched(
     if start_driver {
         tokio::spawn(drive(key, docker.clone()));
     }
-    let mut gave_up = GaveUp { log, waiting: true };
+    let mut gave_up = GaveUp {
+        log,
+        began,
+        waiting: true,
+    };
     let r = answer.await;
     gave_up.waiting = false;
     r.unwrap_or_else(|_| {
@@ -158,9 +168,11 @@ pub async fn build_batched(
 
 /// Closes a build log with a line saying its caller stopped waiting (time-out, cancel: the
 /// caller's future is dropped) before its image was named, so a log that ends mid-step says
-/// why; from then on the solve writes no more to it.
+/// why; from then on the solve writes no more to it. A build still queued for its solve
+/// says so instead: its log has nothing above.
 struct GaveUp<'a> {
     log: Option<&'a std::path::Path>,
+    began: Arc<AtomicBool>,
     waiting: bool,
 }
 
@@ -170,10 +182,17 @@ impl Drop for GaveUp<'_> {
             return;
         }
         if let Ok(Some(mut f)) = open_log(self.log) {
-            let _ = writeln!(
-                f,
-                "dockhand: stopped waiting for this build (time-out or cancel); the solve's output until then is above"
-            );
+            let _ = if self.began.load(Ordering::SeqCst) {
+                writeln!(
+                    f,
+                    "dockhand: stopped waiting for this build (time-out or cancel); its output until then is above"
+                )
+            } else {
+                writeln!(
+                    f,
+                    "dockhand: stopped waiting for this build (time-out or cancel) while it was still queued for a solve; none of it ran"
+                )
+            };
         }
     }
 }
@@ -393,6 +412,7 @@ async fn one_by_one(docker: &Docker, jobs: Vec<Job>) {
         if !j.waiting() {
             return;
         }
+        j.began.store(true, Ordering::SeqCst);
         let r = super::build(docker, &j.spec, j.log.as_deref()).await;
         j.answer(r);
     });
@@ -414,6 +434,7 @@ async fn abandoned(jobs: &[Job]) {
 fn open_logs(jobs: &[Job], tags: &[String]) -> Vec<Option<std::fs::File>> {
     jobs.iter()
         .map(|j| {
+            j.began.store(true, Ordering::SeqCst);
             let mut f = open_log(j.log.as_deref()).ok().flatten()?;
             let _ = writeln!(
                 f,
@@ -453,7 +474,32 @@ mod tests {
             priority,
             log: None,
             asked: Instant::now(),
+            began: Arc::default(),
             reply: Mutex::new(None),
+        }
+    }
+
+    /// A caller that gives up says in its log whether its build had begun: a log with only
+    /// that line must not point at output above it that does not exist.
+    #[test]
+    fn a_caller_that_gives_up_says_whether_its_build_had_begun() {
+        let dir = tempfile::tempdir().unwrap();
+        for began in [false, true] {
+            let log = dir.path().join(format!("{began}.log"));
+            drop(GaveUp {
+                log: Some(&log),
+                began: Arc::new(AtomicBool::new(began)),
+                waiting: true,
+            });
+            drop(GaveUp {
+                log: Some(&log),
+                began: Arc::new(AtomicBool::new(began)),
+                waiting: false,
+            });
+            let text = std::fs::read_to_string(&log).unwrap();
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert_eq!(text.contains("output until then is above"), began, "{text}");
+            assert_eq!(text.contains("still queued for a solve"), !began, "{text}");
         }
     }
 
