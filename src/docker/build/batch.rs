@@ -276,8 +276,15 @@ async fn wait_for_memory(n: usize) {
 /// One solve of `jobs`, each caller answered: as soon as BuildKit names its image (the
 /// solve goes on for the others), or when the solve ends. A solve the engine failed (not a
 /// step: `flightcontrol`, a closed transport) is tried once more as a whole when `retry`.
-async fn solve(docker: &Docker, jobs: Vec<Job>, retry: bool) {
+async fn solve(docker: &Docker, mut jobs: Vec<Job>, retry: bool) {
     wait_for_memory(jobs.len()).await;
+    // A caller that stopped waiting while queued (or while the host was short of memory) has
+    // closed its log saying none of its build ran (`GaveUp`): it joins no solve, so that
+    // stays true, and nothing is built for nobody.
+    jobs.retain(Job::waiting);
+    if jobs.is_empty() {
+        return;
+    }
     let started = Instant::now();
     let cli = compose_cli::buildkit();
     let (Some(cli), true) = (cli, jobs.len() > 1) else {
@@ -500,6 +507,26 @@ mod tests {
             assert_eq!(text.lines().count(), 1, "{text}");
             assert_eq!(text.contains("output until then is above"), began, "{text}");
             assert_eq!(text.contains("still queued for a solve"), !began, "{text}");
+        }
+    }
+
+    /// Builds whose callers stopped waiting before their solve began are left out of it:
+    /// their logs, closed with "none of it ran", get no solve header after that line.
+    #[tokio::test]
+    async fn a_solve_of_callers_that_all_gave_up_builds_nothing_and_writes_no_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs: Vec<Job> = ["a", "b"]
+            .iter()
+            .map(|t| Job {
+                log: Some(dir.path().join(format!("{t}.log"))),
+                ..job(t, 0)
+            })
+            .collect();
+        let docker = Docker::connect_with_local_defaults().unwrap();
+        solve(&docker, jobs, true).await;
+        for t in ["a", "b"] {
+            let log = dir.path().join(format!("{t}.log"));
+            assert!(!log.exists(), "{}", std::fs::read_to_string(&log).unwrap());
         }
     }
 
